@@ -1,0 +1,280 @@
+//! Source bundles: a ZIP with `Dockerrun.aws.json`, `Dockerfile` or `docker-compose.yml` at its root.
+
+use std::io::{Cursor, Read};
+
+use serde_json::Value;
+
+/// What a bundle asks the Docker platform to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    /// Dockerrun v1: pull and run an image.
+    Image(ImageSpec),
+    /// Build the image from the bundle's Dockerfile; the port from Dockerrun if it has one.
+    Dockerfile { port: Option<u16> },
+    /// A Compose bundle.
+    Compose,
+}
+
+/// Dockerrun v1's essentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageSpec {
+    /// `Image.Name`.
+    pub name: String,
+    /// `Ports[0].ContainerPort`.
+    pub port: u16,
+    /// `Image.Update` (pull on every deploy).
+    pub update: bool,
+    /// `Entrypoint`, split into words.
+    pub entrypoint: Option<Vec<String>>,
+    /// `Command`, split into words.
+    pub command: Option<Vec<String>>,
+}
+
+/// Why a bundle cannot be deployed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BundleError {
+    /// Not a readable ZIP.
+    NotZip(String),
+    /// None of Dockerrun.aws.json, Dockerfile, docker-compose.yml at the root.
+    MissingDockerfiles,
+    /// Dockerrun.aws.json is unusable.
+    BadDockerrun(String),
+}
+
+impl std::fmt::Display for BundleError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NotZip(e) => write!(f, "source bundle is not a readable ZIP archive: {e}"),
+            Self::MissingDockerfiles => f.write_str(
+                "source bundle has neither Dockerrun.aws.json, Dockerfile nor docker-compose.yml at its root",
+            ),
+            Self::BadDockerrun(e) => write!(f, "Dockerrun.aws.json is invalid: {e}"),
+        }
+    }
+}
+
+/// Root-level files of a bundle that matter to the Docker platform.
+#[derive(Debug, Default)]
+struct RootFiles {
+    dockerrun: Option<Vec<u8>>,
+    dockerfile: bool,
+    compose: bool,
+}
+
+fn read_root(bytes: &[u8]) -> Result<RootFiles, BundleError> {
+    let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| BundleError::NotZip(e.to_string()))?;
+    let mut files = RootFiles::default();
+    for i in 0..zip.len() {
+        let mut entry = zip.by_index(i).map_err(|e| BundleError::NotZip(e.to_string()))?;
+        let name = entry.name().map_err(|e| BundleError::NotZip(e.to_string()))?.into_owned();
+        match name.as_str() {
+            "Dockerrun.aws.json" => {
+                let mut buf = Vec::new();
+                entry.read_to_end(&mut buf).map_err(|e| BundleError::NotZip(e.to_string()))?;
+                files.dockerrun = Some(buf);
+            }
+            "Dockerfile" => files.dockerfile = true,
+            "docker-compose.yml" | "docker-compose.yaml" => files.compose = true,
+            _ => {}
+        }
+    }
+    Ok(files)
+}
+
+/// Whether the bundle can be processed (CreateApplicationVersion with `Process=true`).
+pub fn check(bytes: &[u8]) -> Result<(), BundleError> {
+    let files = read_root(bytes)?;
+    if files.dockerrun.is_none() && !files.dockerfile && !files.compose {
+        return Err(BundleError::MissingDockerfiles);
+    }
+    Ok(())
+}
+
+/// Reads the deploy plan out of a bundle, with the platform's precedence:
+/// Compose, then Dockerfile, then Dockerrun v1.
+pub fn plan(bytes: &[u8]) -> Result<Plan, BundleError> {
+    let files = read_root(bytes)?;
+    if files.compose {
+        return Ok(Plan::Compose);
+    }
+    let dockerrun = match &files.dockerrun {
+        Some(raw) => Some(
+            serde_json::from_slice::<Value>(raw).map_err(|e| BundleError::BadDockerrun(format!("not JSON: {e}")))?,
+        ),
+        None => None,
+    };
+    if files.dockerfile {
+        let port = dockerrun.as_ref().and_then(|d| first_port(d).ok());
+        return Ok(Plan::Dockerfile { port });
+    }
+    let Some(d) = dockerrun else {
+        return Err(BundleError::MissingDockerfiles);
+    };
+    let version = d.get("AWSEBDockerrunVersion").map(scalar).unwrap_or_default();
+    if version != "1" {
+        return Err(BundleError::BadDockerrun(format!(
+            "AWSEBDockerrunVersion {version:?} is not supported on the Docker platform (v1 runs an image; v2 is for ECS, v3 needs docker-compose.yml)"
+        )));
+    }
+    let image = d.get("Image").ok_or_else(|| BundleError::BadDockerrun("Image is missing".into()))?;
+    let name = image
+        .get("Name")
+        .map(scalar)
+        .filter(|n| !n.trim().is_empty())
+        .ok_or_else(|| BundleError::BadDockerrun("Image.Name is missing".into()))?;
+    let update = image.get("Update").map(scalar).is_none_or(|u| !u.eq_ignore_ascii_case("false"));
+    Ok(Plan::Image(ImageSpec {
+        name: name.trim().to_string(),
+        port: first_port(&d)?,
+        update,
+        entrypoint: d.get("Entrypoint").map(scalar).map(words),
+        command: d.get("Command").map(scalar).map(words),
+    }))
+}
+
+fn first_port(d: &Value) -> Result<u16, BundleError> {
+    let port = d
+        .get("Ports")
+        .and_then(Value::as_array)
+        .and_then(|p| p.first())
+        .and_then(|p| p.get("ContainerPort"))
+        .ok_or_else(|| BundleError::BadDockerrun("Ports[0].ContainerPort is missing".into()))?;
+    let text = scalar(port);
+    text.trim()
+        .parse::<u16>()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| BundleError::BadDockerrun(format!("ContainerPort {text:?} is not a port number")))
+}
+
+/// Dockerrun values are often strings where numbers or booleans are meant.
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn words(s: String) -> Vec<String> {
+    s.split_whitespace().map(str::to_string).collect()
+}
+
+/// The bundle as a tar archive, to build its Dockerfile through the Engine.
+pub fn to_tar(bytes: &[u8]) -> Result<Vec<u8>, BundleError> {
+    let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| BundleError::NotZip(e.to_string()))?;
+    let mut tar = tar::Builder::new(Vec::new());
+    for i in 0..zip.len() {
+        let mut entry = zip.by_index(i).map_err(|e| BundleError::NotZip(e.to_string()))?;
+        let Some(path) = entry.enclosed_name() else { continue };
+        let mut header = tar::Header::new_gnu();
+        let mode = entry.unix_mode().unwrap_or(if entry.is_dir() { 0o755 } else { 0o644 });
+        header.set_mode(mode & 0o7777);
+        if entry.is_dir() {
+            header.set_entry_type(tar::EntryType::Directory);
+            header.set_size(0);
+            tar.append_data(&mut header, &path, std::io::empty()).map_err(|e| BundleError::NotZip(e.to_string()))?;
+        } else {
+            let mut buf = Vec::new();
+            entry.read_to_end(&mut buf).map_err(|e| BundleError::NotZip(e.to_string()))?;
+            header.set_size(buf.len() as u64);
+            tar.append_data(&mut header, &path, buf.as_slice()).map_err(|e| BundleError::NotZip(e.to_string()))?;
+        }
+    }
+    tar.into_inner().map_err(|e| BundleError::NotZip(e.to_string()))
+}
+
+/// Builds a ZIP from `(name, content)` pairs (tests and tools).
+pub fn zip_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    for (name, body) in files {
+        let opts = zip::write::SimpleFileOptions::default().unix_permissions(0o644);
+        if w.start_file(*name, opts).is_ok() {
+            let _ = std::io::Write::write_all(&mut w, body);
+        }
+    }
+    w.finish().map(Cursor::into_inner).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dockerrun(json: &str) -> Vec<u8> {
+        zip_of(&[("Dockerrun.aws.json", json.as_bytes())])
+    }
+
+    #[test]
+    fn reads_a_v1_dockerrun_with_string_values() {
+        let z = dockerrun(
+            r#"{"AWSEBDockerrunVersion":"1","Image":{"Name":"123.dkr.ecr.us-east-1.amazonaws.com/app:v1","Update":"false"},
+               "Ports":[{"ContainerPort":"8080","HostPort":"80"}],"Command":"httpd -f -p 8080"}"#,
+        );
+        assert_eq!(check(&z), Ok(()));
+        assert_eq!(
+            plan(&z),
+            Ok(Plan::Image(ImageSpec {
+                name: "123.dkr.ecr.us-east-1.amazonaws.com/app:v1".into(),
+                port: 8080,
+                update: false,
+                entrypoint: None,
+                command: Some(vec!["httpd".into(), "-f".into(), "-p".into(), "8080".into()]),
+            }))
+        );
+    }
+
+    #[test]
+    fn numbers_and_defaults() {
+        let z = dockerrun(r#"{"AWSEBDockerrunVersion":1,"Image":{"Name":"img"},"Ports":[{"ContainerPort":80}]}"#);
+        match plan(&z) {
+            Ok(Plan::Image(s)) => {
+                assert_eq!(s.port, 80);
+                assert!(s.update);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn dockerrun_errors() {
+        let no_ports = dockerrun(r#"{"AWSEBDockerrunVersion":"1","Image":{"Name":"img"}}"#);
+        assert!(matches!(plan(&no_ports), Err(BundleError::BadDockerrun(m)) if m.contains("ContainerPort")));
+        let v2 = dockerrun(r#"{"AWSEBDockerrunVersion":2,"containerDefinitions":[]}"#);
+        assert!(matches!(plan(&v2), Err(BundleError::BadDockerrun(m)) if m.contains("ECS")));
+        let junk = dockerrun("{not json");
+        assert!(matches!(plan(&junk), Err(BundleError::BadDockerrun(_))));
+        let no_name =
+            dockerrun(r#"{"AWSEBDockerrunVersion":"1","Image":{"Name":" "},"Ports":[{"ContainerPort":"80"}]}"#);
+        assert!(matches!(plan(&no_name), Err(BundleError::BadDockerrun(m)) if m.contains("Image.Name")));
+    }
+
+    #[test]
+    fn platform_precedence() {
+        let both = zip_of(&[
+            ("Dockerfile", b"FROM scratch\n"),
+            ("Dockerrun.aws.json", br#"{"AWSEBDockerrunVersion":"1","Ports":[{"ContainerPort":"9000"}]}"#),
+        ]);
+        assert_eq!(plan(&both), Ok(Plan::Dockerfile { port: Some(9000) }));
+        let compose = zip_of(&[("docker-compose.yml", b"services: {}\n"), ("Dockerfile", b"FROM scratch\n")]);
+        assert_eq!(plan(&compose), Ok(Plan::Compose));
+    }
+
+    #[test]
+    fn missing_files_and_wrapping_folder() {
+        let wrapped = zip_of(&[("app/Dockerrun.aws.json", b"{}")]);
+        assert_eq!(check(&wrapped), Err(BundleError::MissingDockerfiles));
+        assert_eq!(plan(&wrapped), Err(BundleError::MissingDockerfiles));
+        assert!(matches!(check(b"PK\x03\x04 not really"), Err(BundleError::NotZip(_))));
+        assert!(matches!(plan(b""), Err(BundleError::NotZip(_))));
+    }
+
+    #[test]
+    fn converts_to_tar() {
+        let z = zip_of(&[("Dockerfile", b"FROM scratch\n"), ("www/index.html", b"hi")]);
+        let t = to_tar(&z).unwrap();
+        let mut a = tar::Archive::new(t.as_slice());
+        let names: Vec<String> =
+            a.entries().unwrap().map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned()).collect();
+        assert_eq!(names, vec!["Dockerfile", "www/index.html"]);
+    }
+}

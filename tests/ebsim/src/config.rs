@@ -1,0 +1,208 @@
+//! The command line, parsed into a checked [`Config`] before anything starts.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+/// How fast the emulated lifecycle moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// Pause between lifecycle steps (events, status changes).
+    pub step_ms: u64,
+    /// How long health stays Red after a failed deploy.
+    pub red_ms: u64,
+    /// How long a new instance may take to answer its health check.
+    pub health_timeout_ms: u64,
+}
+
+impl Timing {
+    /// Tests: quick steps, Red for ~2 s.
+    pub const FAST: Timing = Timing { step_ms: 150, red_ms: 2_000, health_timeout_ms: 20_000 };
+    /// Demos: steps a person can follow, Red for ~10 s.
+    pub const DEMO: Timing = Timing { step_ms: 1_500, red_ms: 10_000, health_timeout_ms: 60_000 };
+
+    /// The pause between steps.
+    pub fn step(&self) -> Duration {
+        Duration::from_millis(self.step_ms)
+    }
+}
+
+/// Everything ebsim is told on its command line.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address of the API (and admin API).
+    pub listen: SocketAddr,
+    /// Region in ARNs, CNAMEs and the storage bucket name.
+    pub region: String,
+    /// Account in ARNs and the storage bucket name.
+    pub account_id: String,
+    /// S3 endpoint for bundles (path-style).
+    pub s3_endpoint: Option<String>,
+    /// ECR endpoint for `GetAuthorizationToken`.
+    pub ecr_endpoint: Option<String>,
+    /// Docker Engine address (`unix://…`, `tcp://…`); default: the local socket.
+    pub docker_host: Option<String>,
+    /// Registry host rewrites, `FROM` → `TO`.
+    pub registry_aliases: Vec<(String, String)>,
+    /// Lifecycle speed.
+    pub timing: Timing,
+    /// JSON-lines file every API request is appended to.
+    pub request_log: Option<PathBuf>,
+    /// Extra labels on every instance container.
+    pub instance_labels: Vec<(String, String)>,
+    /// Application version quota.
+    pub max_versions: usize,
+}
+
+impl Config {
+    /// Defaults for in-process use (tests): fast timing, no endpoints.
+    pub fn for_tests() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            region: "us-east-1".into(),
+            account_id: "123456789012".into(),
+            s3_endpoint: None,
+            ecr_endpoint: None,
+            docker_host: None,
+            registry_aliases: Vec::new(),
+            timing: Timing::FAST,
+            request_log: None,
+            instance_labels: Vec::new(),
+            max_versions: 500,
+        }
+    }
+
+    /// The storage bucket CreateStorageLocation names.
+    pub fn storage_bucket(&self) -> String {
+        format!("elasticbeanstalk-{}-{}", self.region, self.account_id)
+    }
+
+    /// Parses the arguments after the program name.
+    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Self> {
+        let mut cfg = Self::for_tests();
+        cfg.listen = SocketAddr::from(([127, 0, 0, 1], 4567));
+        let mut listen_given = false;
+        let (mut step, mut red, mut health) = (None, None, None);
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            let (flag, inline) = match arg.split_once('=') {
+                Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+                _ => (arg.clone(), None),
+            };
+            if flag == "--help" || flag == "-h" {
+                bail!("{}", USAGE);
+            }
+            let mut value = || -> Result<String> {
+                match inline.clone() {
+                    Some(v) => Ok(v),
+                    None => args.next().with_context(|| format!("flag {flag} needs a value\n{USAGE}")),
+                }
+            };
+            match flag.as_str() {
+                "--listen" => {
+                    let v = value()?;
+                    cfg.listen = v.parse().with_context(|| format!("--listen {v:?} is not HOST:PORT"))?;
+                    listen_given = true;
+                }
+                "--region" => cfg.region = value()?,
+                "--account-id" => cfg.account_id = value()?,
+                "--s3-endpoint" => cfg.s3_endpoint = Some(value()?),
+                "--ecr-endpoint" => cfg.ecr_endpoint = Some(value()?),
+                "--docker-host" => cfg.docker_host = Some(value()?),
+                "--registry-alias" => cfg.registry_aliases.push(pair(&value()?, "--registry-alias")?),
+                "--instance-label" => cfg.instance_labels.push(pair(&value()?, "--instance-label")?),
+                "--timing" => {
+                    cfg.timing = match value()?.as_str() {
+                        "fast" => Timing::FAST,
+                        "demo" => Timing::DEMO,
+                        other => bail!("--timing must be fast or demo, not {other:?}"),
+                    }
+                }
+                "--step-ms" => step = Some(number(&value()?, "--step-ms")?),
+                "--red-ms" => red = Some(number(&value()?, "--red-ms")?),
+                "--health-timeout-ms" => health = Some(number(&value()?, "--health-timeout-ms")?),
+                "--request-log" => cfg.request_log = Some(PathBuf::from(value()?)),
+                "--max-versions" => {
+                    cfg.max_versions = number(&value()?, "--max-versions")? as usize;
+                }
+                other => bail!("unknown argument {other:?}\n{USAGE}"),
+            }
+        }
+        if !listen_given {
+            bail!("--listen 127.0.0.1:PORT is required\n{USAGE}");
+        }
+        if let Some(s) = step {
+            cfg.timing.step_ms = s;
+        }
+        if let Some(r) = red {
+            cfg.timing.red_ms = r;
+        }
+        if let Some(h) = health {
+            cfg.timing.health_timeout_ms = h;
+        }
+        Ok(cfg)
+    }
+}
+
+fn pair(v: &str, flag: &str) -> Result<(String, String)> {
+    match v.split_once('=') {
+        Some((a, b)) if !a.is_empty() => Ok((a.to_string(), b.to_string())),
+        _ => bail!("{flag} takes KEY=VALUE, got {v:?}"),
+    }
+}
+
+fn number(v: &str, flag: &str) -> Result<u64> {
+    v.parse().with_context(|| format!("{flag} takes a whole number, got {v:?}"))
+}
+
+/// Usage text.
+pub const USAGE: &str = "usage: ebsim --listen 127.0.0.1:PORT [--region R] [--account-id A] \
+--s3-endpoint URL --ecr-endpoint URL [--docker-host URL] [--registry-alias FROM=TO]... \
+[--timing fast|demo] [--step-ms N] [--red-ms N] [--health-timeout-ms N] [--request-log PATH] \
+[--instance-label KEY=VALUE]... [--max-versions N]";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn parses_the_contract_command_line() {
+        let c = Config::parse(args(
+            "--listen 127.0.0.1:9000 --region eu-west-1 --account-id 111122223333 --s3-endpoint http://127.0.0.1:1 \
+             --ecr-endpoint=http://127.0.0.1:2 --registry-alias 1.dkr.ecr.eu-west-1.amazonaws.com=127.0.0.1:5000 \
+             --timing demo --red-ms 500 --instance-label owner=test --max-versions 3",
+        ))
+        .unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.storage_bucket(), "elasticbeanstalk-eu-west-1-111122223333");
+        assert_eq!(c.ecr_endpoint.as_deref(), Some("http://127.0.0.1:2"));
+        assert_eq!(c.registry_aliases, vec![("1.dkr.ecr.eu-west-1.amazonaws.com".into(), "127.0.0.1:5000".into())]);
+        assert_eq!(c.timing.step_ms, Timing::DEMO.step_ms);
+        assert_eq!(c.timing.red_ms, 500);
+        assert_eq!(c.instance_labels, vec![("owner".into(), "test".into())]);
+        assert_eq!(c.max_versions, 3);
+    }
+
+    #[test]
+    fn step_override_wins_whatever_the_order() {
+        let c = Config::parse(args("--step-ms 5 --listen 127.0.0.1:1 --timing demo")).unwrap();
+        assert_eq!(c.timing.step_ms, 5);
+        assert_eq!(c.timing.red_ms, Timing::DEMO.red_ms);
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        assert!(Config::parse(args("--region x")).is_err());
+        assert!(Config::parse(args("--listen nowhere")).is_err());
+        assert!(Config::parse(args("--listen 127.0.0.1:1 --timing slow")).is_err());
+        assert!(Config::parse(args("--listen 127.0.0.1:1 --registry-alias nope")).is_err());
+        assert!(Config::parse(args("--listen 127.0.0.1:1 --bogus")).is_err());
+        assert!(Config::parse(args("--listen")).is_err());
+    }
+}

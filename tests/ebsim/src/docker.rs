@@ -1,0 +1,273 @@
+//! Instances as Docker containers, through the Docker Engine API (bollard). Images are resolved in
+//! the registry first, then pulled with credentials passed per request (never written to disk).
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::Mutex;
+
+use bollard::Docker;
+use bollard::auth::DockerCredentials;
+use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
+use bollard::query_parameters::{
+    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder,
+};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+
+use crate::bundle::{self, Plan};
+use crate::deploy::{Failure, Instance, LaunchSpec, Liveness, Runtime};
+use crate::registry::{self, Credentials, Ecr, ImageRef, RegistryClient};
+
+/// Label every instance container carries.
+pub const INSTANCE_LABEL: &str = "ebsim.instance";
+
+/// Runs instances as local Docker containers.
+pub struct DockerRuntime {
+    docker: Docker,
+    registry: RegistryClient,
+    ecr: Option<Ecr>,
+    aliases: Vec<(String, String)>,
+    labels: Vec<(String, String)>,
+    /// Names and ids of every container started and not yet removed.
+    started: Mutex<BTreeSet<String>>,
+}
+
+impl DockerRuntime {
+    /// Connects to the Engine at `host` (default: the local socket) and negotiates the API version.
+    pub async fn connect(
+        host: Option<&str>,
+        ecr: Option<Ecr>,
+        aliases: Vec<(String, String)>,
+        labels: Vec<(String, String)>,
+    ) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let docker = match host {
+            Some(h) => Docker::connect_with_host(h).with_context(|| format!("failed to connect to Docker at {h}"))?,
+            None => Docker::connect_with_local_defaults().context("failed to connect to the local Docker Engine")?,
+        };
+        let docker = docker.negotiate_version().await.context("failed to negotiate the Docker API version")?;
+        Ok(Self {
+            docker,
+            registry: RegistryClient::default(),
+            ecr,
+            aliases,
+            labels,
+            started: Mutex::new(BTreeSet::new()),
+        })
+    }
+
+    fn track(&self, name: &str) {
+        self.started.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_string());
+    }
+
+    async fn credentials_for(&self, original: &ImageRef, aliased: &ImageRef) -> Result<Option<Credentials>, Failure> {
+        let wants_ecr = registry::is_ecr_host(&original.registry) || original.registry != aliased.registry;
+        match (&self.ecr, wants_ecr) {
+            (Some(ecr), true) => ecr.credentials().await.map(Some).map_err(Failure::Generic),
+            _ => Ok(None),
+        }
+    }
+
+    /// Resolves and pulls a Dockerrun image; the local reference to run.
+    async fn pull(&self, name: &str, update: bool) -> Result<String, Failure> {
+        let original = ImageRef::parse(name).map_err(Failure::Generic)?;
+        let image = original.aliased(&self.aliases);
+        let creds = self.credentials_for(&original, &image).await?;
+        let digest = self
+            .registry
+            .resolve(&image, creds.as_ref())
+            .await
+            .map_err(|e| Failure::Generic(format!("image {name} could not be resolved: {e}")))?;
+        let local = format!("{}@{digest}", image.repo_path());
+        if !update && self.docker.inspect_image(&local).await.is_ok() {
+            return Ok(local);
+        }
+        let opts = CreateImageOptionsBuilder::default().from_image(&image.repo_path()).tag(&digest).build();
+        let docker_creds = creds.map(|c| DockerCredentials {
+            username: Some(c.username),
+            password: Some(c.password),
+            serveraddress: Some(image.registry.clone()),
+            ..Default::default()
+        });
+        let mut stream = self.docker.create_image(Some(opts), None, docker_creds);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(e) = info.error_detail.and_then(|d| d.message) {
+                        return Err(Failure::Generic(format!("docker pull of {local} failed: {e}")));
+                    }
+                }
+                Err(e) => return Err(Failure::Generic(format!("docker pull of {local} failed: {e}"))),
+            }
+        }
+        Ok(local)
+    }
+
+    /// Builds the bundle's Dockerfile; the image tag and its first exposed port.
+    async fn build(&self, spec: &LaunchSpec) -> Result<(String, Option<u16>), Failure> {
+        let tar = bundle::to_tar(&spec.bundle).map_err(|e| Failure::Generic(e.to_string()))?;
+        let tag =
+            format!("ebsim-build/{}:{}", spec.env_name.to_ascii_lowercase(), spec.container_name.to_ascii_lowercase());
+        let opts = BuildImageOptionsBuilder::default().t(&tag).rm(true).forcerm(true).build();
+        let mut stream = self.docker.build_image(opts, None, Some(bollard::body_full(Bytes::from(tar))));
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(e) = info.error_detail.and_then(|d| d.message) {
+                        return Err(Failure::Generic(format!("docker build of the bundle's Dockerfile failed: {e}")));
+                    }
+                }
+                Err(e) => return Err(Failure::Generic(format!("docker build of the bundle's Dockerfile failed: {e}"))),
+            }
+        }
+        let exposed = self
+            .docker
+            .inspect_image(&tag)
+            .await
+            .ok()
+            .and_then(|i| i.config)
+            .and_then(|c| c.exposed_ports)
+            .and_then(|p| p.into_iter().filter_map(|s| s.split('/').next()?.parse::<u16>().ok()).min());
+        Ok((tag, exposed))
+    }
+
+    async fn run(
+        &self,
+        spec: &LaunchSpec,
+        image: &str,
+        port: u16,
+        entrypoint: Option<Vec<String>>,
+        cmd: Option<Vec<String>>,
+    ) -> Result<Instance, Failure> {
+        let key = format!("{port}/tcp");
+        let mut labels: HashMap<String, String> = self.labels.iter().cloned().collect();
+        labels.insert(INSTANCE_LABEL.into(), "1".into());
+        labels.insert("ebsim.environment".into(), spec.env_name.clone());
+        labels.insert("ebsim.application".into(), spec.app.clone());
+        labels.insert("ebsim.version-label".into(), spec.label.clone());
+        let binding = PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(String::new()) };
+        let body = ContainerCreateBody {
+            image: Some(image.to_string()),
+            env: Some(spec.env_vars.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            labels: Some(labels),
+            exposed_ports: Some(vec![key.clone()]),
+            entrypoint,
+            cmd,
+            host_config: Some(HostConfig {
+                port_bindings: Some(HashMap::from([(key.clone(), Some(vec![binding]))])),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let name = &spec.container_name;
+        self.track(name);
+        let opts = CreateContainerOptionsBuilder::default().name(name).build();
+        let created = match self.docker.create_container(Some(opts), body).await {
+            Ok(c) => c,
+            Err(e) => {
+                self.remove_now(name).await;
+                return Err(Failure::Generic(format!("failed to create the instance container from {image}: {e}")));
+            }
+        };
+        self.track(&created.id);
+        if let Err(e) = self.docker.start_container(&created.id, None).await {
+            self.remove_now(name).await;
+            return Err(Failure::Generic(format!("failed to start the instance container: {e}")));
+        }
+        let host_port = self
+            .docker
+            .inspect_container(&created.id, None)
+            .await
+            .ok()
+            .and_then(|c| c.network_settings)
+            .and_then(|n| n.ports)
+            .and_then(|p| p.get(&key).cloned().flatten())
+            .and_then(|b| b.into_iter().find_map(|b| b.host_port?.parse::<u16>().ok()));
+        match host_port {
+            Some(hp) => Ok(Instance { container_id: created.id, addr: SocketAddr::from(([127, 0, 0, 1], hp)) }),
+            None => {
+                let why = self.exit_reason(&created.id).await;
+                self.remove_now(name).await;
+                Err(Failure::Generic(format!("the instance container published no port for {key}: {why}")))
+            }
+        }
+    }
+
+    async fn exit_reason(&self, id: &str) -> String {
+        let code = self
+            .docker
+            .inspect_container(id, None)
+            .await
+            .ok()
+            .and_then(|c| c.state)
+            .and_then(|s| s.exit_code)
+            .map_or("unknown".to_string(), |c| c.to_string());
+        let opts = LogsOptionsBuilder::default().stdout(true).stderr(true).tail("5").build();
+        let lines: Vec<String> = self
+            .docker
+            .logs(id, Some(opts))
+            .filter_map(|l| async move { l.ok().map(|l| l.to_string().trim_end().to_string()) })
+            .collect()
+            .await;
+        if lines.is_empty() {
+            format!("exit code {code}")
+        } else {
+            format!("exit code {code}; last output: {}", lines.join(" | "))
+        }
+    }
+
+    async fn remove_now(&self, container: &str) {
+        let opts = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+        match self.docker.remove_container(container, Some(opts)).await {
+            Ok(()) => {}
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {}
+            Err(e) => tracing::warn!("failed to remove container {container}: {e}"),
+        }
+        self.started.lock().unwrap_or_else(|p| p.into_inner()).remove(container);
+    }
+}
+
+impl Runtime for DockerRuntime {
+    fn launch(&self, spec: LaunchSpec) -> BoxFuture<'_, Result<Instance, Failure>> {
+        Box::pin(async move {
+            let (image, port, entrypoint, cmd) = match &spec.plan {
+                Plan::Image(s) => {
+                    (self.pull(&s.name, s.update).await?, s.port, s.entrypoint.clone(), s.command.clone())
+                }
+                Plan::Dockerfile { port } => {
+                    let (tag, exposed) = self.build(&spec).await?;
+                    (tag, port.or(exposed).unwrap_or(80), None, None)
+                }
+                Plan::Compose => {
+                    return Err(Failure::Generic("docker-compose.yml bundles are not supported by ebsim".into()));
+                }
+            };
+            self.run(&spec, &image, port, entrypoint, cmd).await
+        })
+    }
+
+    fn liveness<'a>(&'a self, container: &'a str) -> BoxFuture<'a, Liveness> {
+        Box::pin(async move {
+            match self.docker.inspect_container(container, None).await {
+                Ok(c) if c.state.as_ref().and_then(|s| s.running) == Some(true) => Liveness::Running,
+                Ok(_) => Liveness::Gone(self.exit_reason(container).await),
+                Err(e) => Liveness::Gone(format!("the container is gone: {e}")),
+            }
+        })
+    }
+
+    fn remove<'a>(&'a self, container: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(self.remove_now(container))
+    }
+
+    fn remove_all(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let all: Vec<String> = self.started.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect();
+            for c in all {
+                self.remove_now(&c).await;
+            }
+        })
+    }
+}

@@ -1,0 +1,25 @@
+//! ebsim: a local AWS Elastic Beanstalk emulator that really deploys Docker images.
+//!
+//! It speaks the Query protocol of Elastic Beanstalk on one port, with a JSON admin API under
+//! `/_ebsim/` for fault injection and inspection, and runs each environment's application as a
+//! container behind a loopback "load balancer".
+
+pub mod admin;
+pub mod bundle;
+pub mod config;
+pub mod deploy;
+pub mod docker;
+pub mod faults;
+pub mod ids;
+pub mod ops;
+pub mod protocol;
+pub mod proxy;
+pub mod registry;
+pub mod render;
+pub mod server;
+pub mod state;
+pub mod store;
+pub mod testkit;
+
+pub use config::{Config, Timing};
+pub use state::Sim;

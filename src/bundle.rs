@@ -1,0 +1,508 @@
+//! The Elastic Beanstalk source bundle: `Dockerrun.aws.json` pointing at the image, plus `.ebextensions`,
+//! `.platform` and `bundle-dir` content, zipped deterministically (same content, same bytes, same S3 key)
+//! and uploaded without ever overwriting a different object.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::primitives::ByteStream;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use zip::write::SimpleFileOptions;
+
+use crate::config::MAX_BUNDLE_BYTES;
+
+/// The file Elastic Beanstalk's Docker platform reads.
+pub const DOCKERRUN: &str = "Dockerrun.aws.json";
+
+/// A validated `Dockerrun.aws.json` template (v1, with an `Image` object).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Template(Value);
+
+impl Template {
+    /// Reads and validates a template file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("failed to read {}", path.display()))?;
+        Self::parse(&text).with_context(|| format!("{} is not a usable Dockerrun.aws.json", path.display()))
+    }
+
+    /// Validates template text.
+    pub fn parse(text: &str) -> Result<Self> {
+        let value: Value = serde_json::from_str(text).map_err(|e| anyhow!("invalid JSON: {e}"))?;
+        let Some(obj) = value.as_object() else {
+            bail!("the top level must be a JSON object");
+        };
+        match obj.get("AWSEBDockerrunVersion") {
+            None => {}
+            Some(v) if v == "1" || v == 1 => {}
+            Some(v) => bail!(
+                "AWSEBDockerrunVersion {v} is not supported: eb-deploy renders single-container v1 files (v2 is the ECS platform, v3 goes with docker-compose.yml)"
+            ),
+        }
+        match obj.get("Image") {
+            Some(Value::Object(_)) => Ok(Self(value)),
+            Some(_) => bail!("\"Image\" must be an object like {{\"Name\": \"…\"}}"),
+            None => bail!("it has no \"Image\" object, so there is nothing to point at the pushed image"),
+        }
+    }
+
+    /// A generated single-container v1 file.
+    pub fn generated(container_port: u16) -> Self {
+        Self(json!({
+            "AWSEBDockerrunVersion": "1",
+            "Image": { "Name": "", "Update": "true" },
+            "Ports": [ { "ContainerPort": container_port.to_string() } ]
+        }))
+    }
+
+    /// The file's bytes with `Image.Name` set to `image`; every other field is kept. Ports are added from
+    /// `container_port` only when the template has none (the platform requires them with an image).
+    pub fn render(&self, image: &str, container_port: u16) -> Vec<u8> {
+        let mut value = self.0.clone();
+        if let Some(obj) = value.as_object_mut() {
+            obj.entry("AWSEBDockerrunVersion").or_insert_with(|| json!("1"));
+            if let Some(Value::Object(img)) = obj.get_mut("Image") {
+                img.insert("Name".to_owned(), json!(image));
+            }
+            let has_ports = obj.get("Ports").and_then(Value::as_array).is_some_and(|p| !p.is_empty());
+            if !has_ports {
+                obj.insert("Ports".to_owned(), json!([{ "ContainerPort": container_port.to_string() }]));
+            }
+        }
+        let mut bytes = serde_json::to_vec_pretty(&value).unwrap_or_default();
+        bytes.push(b'\n');
+        bytes
+    }
+}
+
+/// One file to put in the bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Entry {
+    source: PathBuf,
+    mode: u32,
+    is_dir: bool,
+}
+
+/// The bundle's content, collected and checked, before the Dockerrun file is known.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Content {
+    entries: BTreeMap<String, Entry>,
+    /// A `Dockerrun.aws.json` found in `bundle-dir`, used as the template when `dockerrun` is not given.
+    pub bundled_template: Option<PathBuf>,
+}
+
+impl Content {
+    /// Paths in the zip, sorted (directories end with `/`).
+    pub fn paths(&self) -> Vec<String> {
+        self.entries.iter().map(|(p, e)| if e.is_dir { format!("{p}/") } else { p.clone() }).collect()
+    }
+}
+
+/// Collects `.ebextensions/` and `.platform/` from the workspace root and everything in `bundle_dir`.
+pub fn collect(workspace: &Path, bundle_dir: Option<&Path>) -> Result<Content> {
+    let mut content = Content::default();
+    for dir in [".ebextensions", ".platform"] {
+        let path = workspace.join(dir);
+        if path.is_dir() {
+            add_tree(&mut content, &path, dir, "the workspace")?;
+        }
+    }
+    if let Some(root) = bundle_dir {
+        let mut names: Vec<_> = std::fs::read_dir(root)
+            .with_context(|| format!("failed to read bundle-dir {}", root.display()))?
+            .collect::<std::io::Result<_>>()
+            .with_context(|| format!("failed to read bundle-dir {}", root.display()))?;
+        names.sort_by_key(std::fs::DirEntry::file_name);
+        for entry in names {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let path = entry.path();
+            match name.as_str() {
+                DOCKERRUN => {
+                    content.bundled_template = Some(path);
+                    continue;
+                }
+                "Dockerfile" => bail!(
+                    "bundle-dir contains a Dockerfile: Elastic Beanstalk would build it on the instance instead of running the pushed image; move it out of bundle-dir"
+                ),
+                "docker-compose.yml" | "docker-compose.yaml" => bail!(
+                    "bundle-dir contains {name}: Elastic Beanstalk would run Compose and ignore Dockerrun.aws.json; eb-deploy deploys single-container images"
+                ),
+                _ => {}
+            }
+            if path.is_dir() {
+                add_tree(&mut content, &path, &name, "bundle-dir")?;
+            } else {
+                add_file(&mut content, &path, &name, "bundle-dir")?;
+            }
+        }
+    }
+    Ok(content)
+}
+
+fn add_tree(content: &mut Content, dir: &Path, prefix: &str, origin: &str) -> Result<()> {
+    add_file(content, dir, prefix, origin)?;
+    let mut children: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("failed to read {}", dir.display()))?
+        .collect::<std::io::Result<_>>()
+        .with_context(|| format!("failed to read {}", dir.display()))?;
+    children.sort_by_key(std::fs::DirEntry::file_name);
+    for child in children {
+        let name = format!("{prefix}/{}", child.file_name().to_string_lossy());
+        let path = child.path();
+        if path.is_dir() {
+            add_tree(content, &path, &name, origin)?;
+        } else {
+            add_file(content, &path, &name, origin)?;
+        }
+    }
+    Ok(())
+}
+
+fn add_file(content: &mut Content, path: &Path, name: &str, origin: &str) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    // Follows symlinks: the bundle carries what the link points at.
+    let meta = std::fs::metadata(path).with_context(|| format!("failed to read {} (from {origin})", path.display()))?;
+    let entry = Entry { source: path.to_path_buf(), mode: meta.permissions().mode() & 0o777, is_dir: meta.is_dir() };
+    if let Some(existing) = content.entries.get(name) {
+        if existing.is_dir && entry.is_dir {
+            return Ok(());
+        }
+        bail!("{name} is in the bundle twice ({} and {}); keep one", existing.source.display(), path.display());
+    }
+    content.entries.insert(name.to_owned(), entry);
+    Ok(())
+}
+
+/// A finished bundle on disk; removed when dropped.
+#[derive(Debug)]
+pub struct Bundle {
+    pub path: PathBuf,
+    pub size: u64,
+    /// Hex SHA-256 of the zip.
+    pub sha256: String,
+}
+
+impl Drop for Bundle {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Fixed timestamps so the same content always zips to the same bytes.
+fn options(mode: u32) -> SimpleFileOptions {
+    SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .last_modified_time(zip::DateTime::default())
+        .unix_permissions(mode)
+}
+
+/// Zips the content and the rendered Dockerrun file into `dir`, refusing bundles over Beanstalk's limit.
+pub fn build(content: &Content, dockerrun: &[u8], dir: &Path) -> Result<Bundle> {
+    build_with_limit(content, dockerrun, dir, MAX_BUNDLE_BYTES)
+}
+
+fn build_with_limit(content: &Content, dockerrun: &[u8], dir: &Path, max_bytes: u64) -> Result<Bundle> {
+    let path = dir.join(format!("eb-deploy-bundle-{}-{}.zip", std::process::id(), unique()));
+    let mut bundle = Bundle { path: path.clone(), size: 0, sha256: String::new() };
+    let file = File::create(&path).with_context(|| format!("failed to create {}", path.display()))?;
+    let mut zip = zip::ZipWriter::new(file);
+    zip.start_file(DOCKERRUN, options(0o644)).context("failed to write the bundle")?;
+    zip.write_all(dockerrun).context("failed to write the bundle")?;
+    for (name, entry) in &content.entries {
+        if entry.is_dir {
+            zip.add_directory(name.as_str(), options(entry.mode | 0o700)).context("failed to write the bundle")?;
+            continue;
+        }
+        zip.start_file(name.as_str(), options(entry.mode)).context("failed to write the bundle")?;
+        let mut src =
+            File::open(&entry.source).with_context(|| format!("failed to read {}", entry.source.display()))?;
+        std::io::copy(&mut src, &mut zip)
+            .with_context(|| format!("failed to add {} to the bundle", entry.source.display()))?;
+        let written = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        if written > max_bytes {
+            bail!(too_big(written));
+        }
+    }
+    let file = zip.finish().context("failed to finish the bundle")?;
+    drop(file);
+    bundle.size = std::fs::metadata(&path)?.len();
+    if bundle.size > max_bytes {
+        bail!(too_big(bundle.size));
+    }
+    bundle.sha256 = sha256_file(&path)?;
+    Ok(bundle)
+}
+
+fn too_big(size: u64) -> String {
+    format!(
+        "the source bundle is over Elastic Beanstalk's 500 MB limit ({} MB so far); keep large files out of bundle-dir, .ebextensions and .platform (the image carries the app)",
+        size / (1024 * 1024)
+    )
+}
+
+fn unique() -> String {
+    let mut b = [0u8; 6];
+    let _ = getrandom::fill(&mut b);
+    hex::encode(b)
+}
+
+fn sha256_file(path: &Path) -> Result<String> {
+    let mut file = File::open(path).with_context(|| format!("failed to read {}", path.display()))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// The S3 key of a bundle: `PREFIX/LABEL-<first 12 hex of its SHA-256>.zip`.
+pub fn key(prefix: &str, label: &str, sha256: &str) -> String {
+    let name = format!("{label}-{}.zip", &sha256[..12.min(sha256.len())]);
+    if prefix.is_empty() { name } else { format!("{prefix}/{name}") }
+}
+
+/// Where a bundle went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uploaded {
+    pub bucket: String,
+    pub key: String,
+    /// An identical object was already there, so nothing was uploaded.
+    pub reused: bool,
+}
+
+impl Uploaded {
+    /// `s3://bucket/key`.
+    pub fn url(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.key)
+    }
+}
+
+const SHA_META: &str = "sha256";
+
+/// Uploads the bundle unless an identical object is already at its key; never overwrites a different one.
+pub async fn upload(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, bundle: &Bundle) -> Result<Uploaded> {
+    let done = |reused| Uploaded { bucket: bucket.to_owned(), key: key.to_owned(), reused };
+    if existing_matches(s3, bucket, key, bundle).await? {
+        return Ok(done(true));
+    }
+    let body = ByteStream::from_path(&bundle.path).await.context("failed to read the bundle for upload")?;
+    let result = s3
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(body)
+        .content_type("application/zip")
+        .metadata(SHA_META, &bundle.sha256)
+        // Atomic "create only": a concurrent writer cannot be overwritten either.
+        .if_none_match("*")
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(done(false)),
+        Err(e) if matches!(e.code(), Some("PreconditionFailed" | "ConditionalRequestConflict")) => {
+            if existing_matches(s3, bucket, key, bundle).await? {
+                Ok(done(true))
+            } else {
+                bail!(
+                    "s3://{bucket}/{key} was written by someone else meanwhile with different content; not overwriting it"
+                )
+            }
+        }
+        Err(e) => Err(anyhow!("{}", s3_error(&e)))
+            .with_context(|| format!("failed to upload the bundle to s3://{bucket}/{key}")),
+    }
+}
+
+async fn existing_matches(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, bundle: &Bundle) -> Result<bool> {
+    match s3.head_object().bucket(bucket).key(key).send().await {
+        Ok(head) => {
+            let same_hash = head.metadata().and_then(|m| m.get(SHA_META)).is_some_and(|h| *h == bundle.sha256);
+            let same_size = head.content_length().is_some_and(|l| l as u64 == bundle.size);
+            if same_hash && same_size {
+                Ok(true)
+            } else {
+                bail!(
+                    "s3://{bucket}/{key} already exists with different content; eb-deploy never overwrites a bundle. Use a new version-label or delete that object"
+                )
+            }
+        }
+        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => Ok(false),
+        Err(e) => Err(anyhow!("{}", s3_error(&e))).with_context(|| format!("failed to check s3://{bucket}/{key}")),
+    }
+}
+
+fn s3_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
+    e: &aws_sdk_s3::error::SdkError<E, R>,
+) -> String {
+    match (e.code(), e.message()) {
+        (Some("AccessDenied"), _) => {
+            "AccessDenied: the credentials need s3:PutObject and s3:GetObject on the bundle bucket".to_owned()
+        }
+        (Some("NoSuchBucket"), _) => "NoSuchBucket: the bucket does not exist (or is in another region)".to_owned(),
+        (Some(code), Some(msg)) => format!("{code}: {msg}"),
+        (Some(code), None) => code.to_owned(),
+        _ => aws_smithy_types::error::display::DisplayErrorContext(e).to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn tmp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("bundle-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn template_keeps_fields_and_sets_image() {
+        let t = Template::parse(
+            r#"{"AWSEBDockerrunVersion":"1","Image":{"Name":"old","Update":"false"},"Ports":[{"ContainerPort":"8080"}],"Volumes":[{"HostDirectory":"/d","ContainerDirectory":"/c"}],"Logging":"/var/log/app"}"#,
+        )
+        .unwrap();
+        let out: Value = serde_json::from_slice(&t.render("repo@sha256:abc", 80)).unwrap();
+        assert_eq!(out["Image"]["Name"], "repo@sha256:abc");
+        assert_eq!(out["Image"]["Update"], "false");
+        assert_eq!(out["Ports"][0]["ContainerPort"], "8080");
+        assert_eq!(out["Volumes"][0]["HostDirectory"], "/d");
+        assert_eq!(out["Logging"], "/var/log/app");
+    }
+
+    #[test]
+    fn generated_file_is_v1_with_ports() {
+        let out: Value = serde_json::from_slice(&Template::generated(3000).render("img:1", 3000)).unwrap();
+        assert_eq!(out["AWSEBDockerrunVersion"], "1");
+        assert_eq!(out["Image"]["Name"], "img:1");
+        assert_eq!(out["Ports"][0]["ContainerPort"], "3000");
+    }
+
+    #[test]
+    fn bad_templates_are_refused_with_the_reason() {
+        assert!(Template::parse("{not json").unwrap_err().to_string().contains("invalid JSON"));
+        assert!(Template::parse("[]").unwrap_err().to_string().contains("JSON object"));
+        assert!(Template::parse(r#"{"Ports":[]}"#).unwrap_err().to_string().contains("no \"Image\""));
+        assert!(Template::parse(r#"{"Image":"x"}"#).unwrap_err().to_string().contains("must be an object"));
+        let v2 = r#"{"AWSEBDockerrunVersion":2,"containerDefinitions":[]}"#;
+        assert!(Template::parse(v2).unwrap_err().to_string().contains("not supported"));
+    }
+
+    #[test]
+    fn zip_is_deterministic_and_keeps_exec_bits() {
+        let ws = tmp("ws");
+        std::fs::create_dir_all(ws.join(".platform/hooks/predeploy")).unwrap();
+        std::fs::create_dir_all(ws.join(".ebextensions")).unwrap();
+        std::fs::write(ws.join(".ebextensions/01.config"), "option_settings: {}\n").unwrap();
+        let hook = ws.join(".platform/hooks/predeploy/01.sh");
+        std::fs::write(&hook, "#!/bin/sh\necho hi\n").unwrap();
+        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let extra = tmp("extra");
+        std::fs::write(extra.join("notes.txt"), "x").unwrap();
+        std::fs::write(extra.join(DOCKERRUN), r#"{"Image":{"Name":"x"}}"#).unwrap();
+
+        let content = collect(&ws, Some(&extra)).unwrap();
+        assert_eq!(content.bundled_template, Some(extra.join(DOCKERRUN)));
+        assert_eq!(
+            content.paths(),
+            vec![
+                ".ebextensions/",
+                ".ebextensions/01.config",
+                ".platform/",
+                ".platform/hooks/",
+                ".platform/hooks/predeploy/",
+                ".platform/hooks/predeploy/01.sh",
+                "notes.txt"
+            ]
+        );
+        let out = tmp("out");
+        let a = build(&content, b"{}", &out).unwrap();
+        let b = build(&content, b"{}", &out).unwrap();
+        assert_eq!(a.sha256, b.sha256, "same content must give the same bytes");
+        let c = build(&content, b"{\"x\":1}", &out).unwrap();
+        assert_ne!(a.sha256, c.sha256);
+
+        let mut archive = zip::ZipArchive::new(File::open(&a.path).unwrap()).unwrap();
+        let hook = archive.by_name(".platform/hooks/predeploy/01.sh").unwrap();
+        assert_eq!(hook.unix_mode().unwrap() & 0o777, 0o755);
+        drop(hook);
+        let mut dockerrun = String::new();
+        archive.by_name(DOCKERRUN).unwrap().read_to_string(&mut dockerrun).unwrap();
+        assert_eq!(dockerrun, "{}");
+        let path = a.path.clone();
+        drop(a);
+        assert!(!path.exists(), "the temporary zip is removed");
+        for d in [ws, extra, out] {
+            std::fs::remove_dir_all(d).unwrap();
+        }
+    }
+
+    #[test]
+    fn bundle_dir_with_a_dockerfile_or_compose_file_is_refused() {
+        let ws = tmp("ws2");
+        let extra = tmp("extra2");
+        std::fs::write(extra.join("Dockerfile"), "FROM scratch").unwrap();
+        assert!(collect(&ws, Some(&extra)).unwrap_err().to_string().contains("Dockerfile"));
+        std::fs::remove_file(extra.join("Dockerfile")).unwrap();
+        std::fs::write(extra.join("docker-compose.yml"), "services: {}").unwrap();
+        assert!(collect(&ws, Some(&extra)).unwrap_err().to_string().contains("Compose"));
+        std::fs::remove_dir_all(ws).unwrap();
+        std::fs::remove_dir_all(extra).unwrap();
+    }
+
+    #[test]
+    fn duplicate_paths_are_refused() {
+        let ws = tmp("ws3");
+        std::fs::create_dir_all(ws.join(".ebextensions")).unwrap();
+        std::fs::write(ws.join(".ebextensions/a.config"), "x").unwrap();
+        let extra = tmp("extra3");
+        std::fs::create_dir_all(extra.join(".ebextensions")).unwrap();
+        std::fs::write(extra.join(".ebextensions/a.config"), "y").unwrap();
+        let err = collect(&ws, Some(&extra)).unwrap_err().to_string();
+        assert!(err.contains(".ebextensions/a.config is in the bundle twice"), "{err}");
+        std::fs::remove_dir_all(ws).unwrap();
+        std::fs::remove_dir_all(extra).unwrap();
+    }
+
+    #[test]
+    fn oversized_bundles_are_refused_and_leave_no_file() {
+        let ws = tmp("ws4");
+        let extra = tmp("extra4");
+        // Incompressible bytes, so the zip really grows past the limit.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let noise: Vec<u8> = (0..64 * 1024)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        std::fs::write(extra.join("blob.bin"), &noise).unwrap();
+        let content = collect(&ws, Some(&extra)).unwrap();
+        let out = tmp("out4");
+        let err = build_with_limit(&content, b"{}", &out, 32 * 1024).unwrap_err().to_string();
+        assert!(err.contains("500 MB limit"), "{err}");
+        assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0, "no partial zip left behind");
+        assert!(build_with_limit(&content, b"{}", &out, 1024 * 1024).is_ok());
+        for d in [ws, extra, out] {
+            std::fs::remove_dir_all(d).unwrap();
+        }
+    }
+
+    #[test]
+    fn keys_are_content_addressed() {
+        assert_eq!(key("app", "v1", "0123456789abcdef"), "app/v1-0123456789ab.zip");
+        assert_eq!(key("", "v1", "0123456789abcdef"), "v1-0123456789ab.zip");
+    }
+}

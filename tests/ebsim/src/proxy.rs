@@ -1,28 +1,35 @@
-//! Each environment's loopback "load balancer": a TCP proxy on 127.0.0.1 that forwards to the
-//! current instance, or serves the built-in sample application before any version runs.
+//! Each environment's loopback "load balancer" on 127.0.0.1: it routes every HTTP request to the
+//! current instance (so kept-alive clients move with a deploy, as behind an ALB), or serves the
+//! built-in sample application before any version runs.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
-use tokio::net::{TcpListener, TcpStream};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-/// Where the proxy sends connections.
+/// Where the proxy sends requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
     /// The built-in sample application page.
     Sample,
     /// A running instance.
     Instance(SocketAddr),
-    /// Nothing (terminated): connections are closed.
+    /// Nothing (terminated): 503.
     Down,
 }
+
+type Body = BoxBody<Bytes, hyper::Error>;
 
 /// A running proxy; it stops when dropped.
 #[derive(Debug)]
@@ -32,6 +39,18 @@ pub struct Proxy {
     task: JoinHandle<()>,
 }
 
+/// Headers that belong to one hop only.
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
 impl Proxy {
     /// Listens on a free loopback port, serving the sample page for environment `env`.
     pub async fn start(env: &str) -> std::io::Result<Self> {
@@ -39,18 +58,21 @@ impl Proxy {
         let addr = listener.local_addr()?;
         let target = Arc::new(RwLock::new(Target::Sample));
         let page: Bytes = sample_page(env).into();
+        let client: Client<HttpConnector, Incoming> =
+            Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(5)).build_http();
         let t = Arc::clone(&target);
         let task = tokio::spawn(async move {
             loop {
-                let Ok((conn, _)) = listener.accept().await else { continue };
-                let current = *t.read().unwrap_or_else(|p| p.into_inner());
-                let page = page.clone();
+                let Ok((conn, peer)) = listener.accept().await else { continue };
+                let (t, page, client) = (Arc::clone(&t), page.clone(), client.clone());
                 tokio::spawn(async move {
-                    match current {
-                        Target::Sample => serve_sample(conn, page).await,
-                        Target::Instance(to) => forward(conn, to).await,
-                        Target::Down => drop(conn),
-                    }
+                    let service = hyper::service::service_fn(move |req| {
+                        let current = *t.read().unwrap_or_else(|p| p.into_inner());
+                        let (page, client) = (page.clone(), client.clone());
+                        async move { Ok::<_, Infallible>(route(current, req, page, client, peer).await) }
+                    });
+                    let _ =
+                        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(conn), service).await;
                 });
             }
         });
@@ -62,12 +84,12 @@ impl Proxy {
         self.addr
     }
 
-    /// Sends new connections to `target`.
+    /// Sends new requests to `target`.
     pub fn set_target(&self, target: Target) {
         *self.target.write().unwrap_or_else(|p| p.into_inner()) = target;
     }
 
-    /// Where new connections go.
+    /// Where new requests go.
     pub fn target(&self) -> Target {
         *self.target.read().unwrap_or_else(|p| p.into_inner())
     }
@@ -79,41 +101,57 @@ impl Drop for Proxy {
     }
 }
 
-async fn forward(mut client: TcpStream, to: SocketAddr) {
-    match TcpStream::connect(to).await {
-        Ok(mut upstream) => {
-            let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
-        }
-        Err(e) => {
-            tracing::warn!("proxy could not reach instance {to}: {e}");
-            let body = "502 Bad Gateway\n";
-            let resp = format!(
-                "HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = tokio::io::AsyncWriteExt::write_all(&mut client, resp.as_bytes()).await;
-        }
-    }
+fn full(status: StatusCode, content_type: &str, body: Bytes) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .body(Full::new(body).map_err(|never| match never {}).boxed())
+        .unwrap_or_default()
 }
 
-async fn serve_sample(conn: TcpStream, page: Bytes) {
-    let service = hyper::service::service_fn(move |_req: Request<Incoming>| {
-        let page = page.clone();
-        async move {
-            // `connection: close` so a kept-alive client reaches the real instance after a deploy.
-            Ok::<_, Infallible>(
-                Response::builder()
-                    .header("content-type", "text/html; charset=utf-8")
-                    .header("connection", "close")
-                    .body(Full::new(page))
-                    .unwrap_or_default(),
-            )
+async fn route(
+    target: Target,
+    req: Request<Incoming>,
+    page: Bytes,
+    client: Client<HttpConnector, Incoming>,
+    peer: SocketAddr,
+) -> Response<Body> {
+    let to = match target {
+        Target::Sample => return full(StatusCode::OK, "text/html; charset=utf-8", page),
+        Target::Down => {
+            return full(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                Bytes::from_static(b"503 Service Unavailable\n"),
+            );
         }
-    });
-    let _ = hyper::server::conn::http1::Builder::new()
-        .keep_alive(false)
-        .serve_connection(TokioIo::new(conn), service)
-        .await;
+        Target::Instance(to) => to,
+    };
+    let (mut parts, body) = req.into_parts();
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    parts.uri = match format!("http://{to}{path}").parse() {
+        Ok(u) => u,
+        Err(_) => return full(StatusCode::BAD_REQUEST, "text/plain", Bytes::from_static(b"400 Bad Request\n")),
+    };
+    for h in HOP_BY_HOP {
+        parts.headers.remove(h);
+    }
+    if let Ok(v) = peer.ip().to_string().parse() {
+        parts.headers.insert("x-forwarded-for", v);
+    }
+    match client.request(Request::from_parts(parts, body)).await {
+        Ok(resp) => {
+            let (mut parts, body) = resp.into_parts();
+            for h in HOP_BY_HOP {
+                parts.headers.remove(h);
+            }
+            Response::from_parts(parts, body.boxed())
+        }
+        Err(e) => {
+            tracing::warn!("load balancer could not reach instance {to}: {e}");
+            full(StatusCode::BAD_GATEWAY, "text/plain", Bytes::from_static(b"502 Bad Gateway\n"))
+        }
+    }
 }
 
 /// The page the sample application serves.

@@ -1,0 +1,292 @@
+//! Shared pieces of the in-process tests: an ebsim on a free port with an in-memory S3 and a fake
+//! runtime whose "instances" are tiny HTTP servers in this process.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use ebsim::Config;
+use ebsim::bundle::Plan;
+use ebsim::deploy::{Failure, Instance, LaunchSpec, Liveness, Runtime};
+use ebsim::store::MemoryStore;
+use futures_util::future::BoxFuture;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::task::JoinHandle;
+
+/// Instances of the fake runtime: each serves `version <label>`; an image name containing
+/// "unhealthy" answers 500, one containing "crash" stops at once.
+#[derive(Default)]
+pub struct FakeRuntime {
+    pub running: Mutex<BTreeMap<String, (String, JoinHandle<()>)>>,
+    pub launches: Mutex<Vec<String>>,
+}
+
+impl FakeRuntime {
+    pub fn running_count(&self) -> usize {
+        self.running.lock().unwrap().len()
+    }
+}
+
+impl Runtime for FakeRuntime {
+    fn launch(&self, spec: LaunchSpec) -> BoxFuture<'_, Result<Instance, Failure>> {
+        Box::pin(async move {
+            let image = match &spec.plan {
+                Plan::Image(i) => i.name.clone(),
+                other => return Err(Failure::Generic(format!("fake runtime cannot run {other:?}"))),
+            };
+            self.launches.lock().unwrap().push(image.clone());
+            if image.contains("unknown") {
+                return Err(Failure::Generic(format!("manifest unknown: {image}")));
+            }
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let status = if image.contains("unhealthy") { 500 } else { 200 };
+            let body = format!("version {}", spec.label);
+            let task = tokio::spawn(async move {
+                loop {
+                    let Ok((conn, _)) = listener.accept().await else { continue };
+                    let body = body.clone();
+                    tokio::spawn(async move {
+                        let svc = hyper::service::service_fn(move |_req| {
+                            let body = body.clone();
+                            async move {
+                                Ok::<_, Infallible>(
+                                    hyper::Response::builder()
+                                        .status(status)
+                                        .body(Full::new(Bytes::from(body)))
+                                        .unwrap(),
+                                )
+                            }
+                        });
+                        let _ =
+                            hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(conn), svc).await;
+                    });
+                }
+            });
+            let id = format!("{}-id", spec.container_name);
+            if image.contains("crash") {
+                task.abort();
+            } else {
+                self.running.lock().unwrap().insert(id.clone(), (spec.container_name.clone(), task));
+            }
+            Ok(Instance { container_id: id, addr })
+        })
+    }
+
+    fn liveness<'a>(&'a self, container: &'a str) -> BoxFuture<'a, Liveness> {
+        let alive = self.running.lock().unwrap().contains_key(container);
+        Box::pin(async move { if alive { Liveness::Running } else { Liveness::Gone("exit code 1".into()) } })
+    }
+
+    fn remove<'a>(&'a self, container: &'a str) -> BoxFuture<'a, ()> {
+        let mut map = self.running.lock().unwrap();
+        let key = map.iter().find(|(id, (name, _))| *id == container || name == container).map(|(id, _)| id.clone());
+        if let Some(k) = key
+            && let Some((_, task)) = map.remove(&k)
+        {
+            task.abort();
+        }
+        Box::pin(async {})
+    }
+
+    fn remove_all(&self) -> BoxFuture<'_, ()> {
+        let mut map = self.running.lock().unwrap();
+        for (_, (_, t)) in std::mem::take(&mut *map) {
+            t.abort();
+        }
+        Box::pin(async {})
+    }
+}
+
+/// An ebsim served in-process.
+pub struct Harness {
+    pub addr: SocketAddr,
+    pub sim: Arc<ebsim::Sim>,
+    pub store: Arc<MemoryStore>,
+    pub runtime: Arc<FakeRuntime>,
+    http: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+}
+
+/// An API answer.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub header_rid: String,
+    pub body: String,
+}
+
+impl Answer {
+    /// Text of the first `<tag>`.
+    pub fn tag(&self, tag: &str) -> Option<String> {
+        tag_in(&self.body, tag)
+    }
+
+    /// Texts of every `<tag>`.
+    pub fn tags(&self, tag: &str) -> Vec<String> {
+        tags_in(&self.body, tag)
+    }
+
+    pub fn code(&self) -> Option<String> {
+        self.tag("Code")
+    }
+}
+
+pub fn tag_in(body: &str, tag: &str) -> Option<String> {
+    tags_in(body, tag).into_iter().next()
+}
+
+pub fn tags_in(body: &str, tag: &str) -> Vec<String> {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    let mut out = Vec::new();
+    let mut rest = body;
+    while let Some(i) = rest.find(&open) {
+        let after = &rest[i + open.len()..];
+        let Some(j) = after.find(&close) else { break };
+        out.push(after[..j].to_string());
+        rest = &after[j + close.len()..];
+    }
+    out
+}
+
+impl Harness {
+    pub async fn start() -> Self {
+        Self::with(|_| {}).await
+    }
+
+    pub async fn with(tweak: impl FnOnce(&mut Config)) -> Self {
+        let mut cfg = Config::for_tests();
+        cfg.timing.step_ms = 20;
+        cfg.timing.red_ms = 400;
+        cfg.timing.health_timeout_ms = 1_500;
+        tweak(&mut cfg);
+        let store = Arc::new(MemoryStore::default());
+        let runtime = Arc::new(FakeRuntime::default());
+        let sim = ebsim::Sim::new(cfg, store.clone(), runtime.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(ebsim::server::serve(sim.clone(), listener, std::future::pending()));
+        let http = Client::builder(TokioExecutor::new()).build_http();
+        Self { addr, sim, store, runtime, http }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// POSTs an API call (`Version` added).
+    pub async fn call(&self, action: &str, params: &[(&str, &str)]) -> Answer {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.append_pair("Action", action).append_pair("Version", "2010-12-01");
+        for (k, v) in params {
+            form.append_pair(k, v);
+        }
+        self.post_raw(form.finish()).await
+    }
+
+    pub async fn post_raw(&self, body: String) -> Answer {
+        let req = hyper::Request::post(self.url())
+            .header("content-type", "application/x-www-form-urlencoded; charset=utf-8")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
+        let resp = self.http.request(req).await.unwrap();
+        let status = resp.status().as_u16();
+        let header_rid =
+            resp.headers().get("x-amzn-RequestId").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        let body = String::from_utf8(resp.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+        Answer { status, header_rid, body }
+    }
+
+    /// GETs a URL, returning status and body.
+    pub async fn get(&self, url: &str) -> (u16, String) {
+        let req = hyper::Request::get(url).body(Full::new(Bytes::new())).unwrap();
+        let resp = self.http.request(req).await.unwrap();
+        let status = resp.status().as_u16();
+        let body = String::from_utf8(resp.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+        (status, body)
+    }
+
+    /// Admin call with JSON.
+    pub async fn admin(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
+        let req = hyper::Request::builder()
+            .method(method)
+            .uri(format!("{}/_ebsim{path}", self.url()))
+            .body(Full::new(Bytes::from(body.map(|b| b.to_string()).unwrap_or_default())))
+            .unwrap();
+        let resp = self.http.request(req).await.unwrap();
+        let status = resp.status().as_u16();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Puts a Dockerrun v1 bundle for `image` into the memory store.
+    pub fn put_dockerrun(&self, bucket: &str, key: &str, image: &str) {
+        let json = format!(
+            r#"{{"AWSEBDockerrunVersion":"1","Image":{{"Name":"{image}","Update":"true"}},"Ports":[{{"ContainerPort":"80"}}]}}"#
+        );
+        self.store.put(bucket, key, ebsim::bundle::zip_of(&[("Dockerrun.aws.json", json.as_bytes())]));
+    }
+
+    /// Creates app + version (bundle for `image`).
+    pub async fn version(&self, app: &str, label: &str, image: &str) {
+        let key = format!("{app}/{label}.zip");
+        self.put_dockerrun("bucket", &key, image);
+        let a = self
+            .call(
+                "CreateApplicationVersion",
+                &[
+                    ("ApplicationName", app),
+                    ("VersionLabel", label),
+                    ("SourceBundle.S3Bucket", "bucket"),
+                    ("SourceBundle.S3Key", &key),
+                    ("AutoCreateApplication", "true"),
+                ],
+            )
+            .await;
+        assert_eq!(a.status, 200, "{}", a.body);
+    }
+
+    /// Polls DescribeEnvironments until the environment has `status`; its answer.
+    pub async fn wait_status(&self, env: &str, status: &str) -> Answer {
+        for _ in 0..300 {
+            let a = self.call("DescribeEnvironments", &[("EnvironmentNames.member.1", env)]).await;
+            if a.tag("Status").as_deref() == Some(status) {
+                return a;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("{env} never reached {status}");
+    }
+
+    /// Creates a Ready environment (sample application).
+    pub async fn ready_env(&self, app: &str, env: &str) {
+        let a = self
+            .call(
+                "CreateEnvironment",
+                &[
+                    ("ApplicationName", app),
+                    ("EnvironmentName", env),
+                    ("SolutionStackName", "64bit Amazon Linux 2023 v4.3.0 running Docker"),
+                ],
+            )
+            .await;
+        assert_eq!(a.status, 200, "{}", a.body);
+        self.wait_status(env, "Ready").await;
+    }
+
+    /// Events of an environment, newest first, as (severity, message, request id).
+    pub async fn events(&self, env: &str) -> Vec<(String, String, Option<String>)> {
+        let a = self.call("DescribeEvents", &[("EnvironmentName", env)]).await;
+        tags_in(&a.body, "member")
+            .into_iter()
+            .map(|m| (tag_in(&m, "Severity").unwrap(), tag_in(&m, "Message").unwrap(), tag_in(&m, "RequestId")))
+            .collect()
+    }
+}

@@ -321,13 +321,13 @@ impl Beanstalk {
         }
     }
 
-    /// Deletes a version this step created and that can never be deployed (its bundle stays in S3).
-    pub async fn delete_version(&self, application: &str, label: &str) -> Result<()> {
+    /// Deletes a version (and its bundle in S3 when `delete_bundle`).
+    pub async fn delete_version(&self, application: &str, label: &str, delete_bundle: bool) -> Result<()> {
         self.client
             .delete_application_version()
             .application_name(application)
             .version_label(label)
-            .delete_source_bundle(false)
+            .delete_source_bundle(delete_bundle)
             .send()
             .await
             .map_err(|e| anyhow!("{}", describe_error(&e)))

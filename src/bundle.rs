@@ -96,6 +96,17 @@ pub struct Content {
 }
 
 impl Content {
+    /// Total size of the files, before compression.
+    pub fn total_bytes(&self) -> Result<u64> {
+        let mut total = 0;
+        for entry in self.entries.values().filter(|e| !e.is_dir) {
+            total += std::fs::metadata(&entry.source)
+                .with_context(|| format!("failed to read {}", entry.source.display()))?
+                .len();
+        }
+        Ok(total)
+    }
+
     /// Paths in the zip, sorted (directories end with `/`).
     pub fn paths(&self) -> Vec<String> {
         self.entries.iter().map(|(p, e)| if e.is_dir { format!("{p}/") } else { p.clone() }).collect()
@@ -338,6 +349,24 @@ async fn existing_matches(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, bund
         Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => Ok(false),
         Err(e) => Err(anyhow!("{}", s3_error(&e))).with_context(|| format!("failed to check s3://{bucket}/{key}")),
     }
+}
+
+/// Bundles larger than this are not downloaded just to name their image.
+const IMAGE_PEEK_MAX: i64 = 20 * 1024 * 1024;
+
+/// The image an existing bundle deploys (its Dockerrun `Image.Name`), when it can be read cheaply.
+pub async fn image_of(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<Option<String>> {
+    let out = s3.get_object().bucket(bucket).key(key).send().await.map_err(|e| anyhow!("{}", s3_error(&e)))?;
+    if out.content_length().unwrap_or(0) > IMAGE_PEEK_MAX {
+        return Ok(None);
+    }
+    let bytes = out.body.collect().await.context("failed to download the bundle")?.into_bytes();
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).context("the bundle is not a zip")?;
+    let Ok(mut file) = archive.by_name(DOCKERRUN) else { return Ok(None) };
+    let mut text = String::new();
+    file.read_to_string(&mut text)?;
+    let value: Value = serde_json::from_str(&text)?;
+    Ok(value.pointer("/Image/Name").and_then(Value::as_str).map(str::to_owned))
 }
 
 fn s3_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(

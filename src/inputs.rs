@@ -195,7 +195,10 @@ pub const INPUTS: &[InputSpec] = &[
 
 /// Every output, in the order `action.yml` and the README list them.
 pub const OUTPUTS: &[OutputSpec] = &[
-    OutputSpec { name: "result", description: "`deployed`, `unchanged`, `failed`, `timed-out` or `cancelled`." },
+    OutputSpec {
+        name: "result",
+        description: "`deployed`, `unchanged`, `started` (with `wait: false`), `failed`, `timed-out` or `cancelled`.",
+    },
     OutputSpec { name: "version-label", description: "The version label deployed (or attempted)." },
     OutputSpec { name: "previous-version-label", description: "The version the environment ran before this step." },
     OutputSpec {

@@ -63,6 +63,8 @@ pub enum Failure {
     Unhealthy { health: String, health_status: String },
     /// The environment was terminated while waiting.
     Terminated,
+    /// The environment was busy with another operation and on-busy is fail.
+    Busy { status: String },
     /// Beanstalk could not be read for too long.
     LostContact { error: String },
 }
@@ -90,6 +92,11 @@ impl Failure {
                 )
             }
             Failure::Terminated => "the environment was terminated during the deploy".to_owned(),
+            Failure::Busy { status } => {
+                format!(
+                    "the environment is {status} (another operation is in progress) and on-busy is fail; nothing was deployed"
+                )
+            }
             Failure::LostContact { error } => {
                 format!("lost contact with Elastic Beanstalk while waiting ({error}); the deploy may still be running")
             }
@@ -275,7 +282,7 @@ impl<'a> Waiter<'a> {
         application: &str,
         env_id: &str,
         timeout: Duration,
-        on_env: &(dyn Fn(&Environment) + Sync),
+        on_env: &dyn Fn(&Environment),
     ) -> Result<Environment, Verdict> {
         let deadline = Instant::now() + timeout;
         let mut failures = 0;
@@ -314,7 +321,7 @@ impl<'a> Waiter<'a> {
         target: &Target<'_>,
         plan: &WaitPlan,
         initial: Option<Environment>,
-        on_env: &(dyn Fn(&Environment) + Sync),
+        on_env: &dyn Fn(&Environment),
     ) -> WaitOutcome {
         let cadence = self.cadence;
         let start = Instant::now();

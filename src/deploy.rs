@@ -1,0 +1,519 @@
+//! The deploy and rollback engine: checks everything it can before the first change, then image → bundle →
+//! version → update → wait, recording progress so any ending (verdict, error, cancel) reports what is known
+//! and leaves nothing half-made behind.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use tokio::time::Instant;
+
+use crate::aws::Clients;
+use crate::beanstalk::{Environment, UpdateRefusal, Version, now_ms};
+use crate::bundle::{self, Template};
+use crate::config::{BundlePlan, Config, ImagePlan, MAX_BUNDLE_BYTES, Mode, OnBusy, format_duration};
+use crate::gha::{Annotation, Console};
+use crate::report::{Outcome, Progress};
+use crate::wait::{Cadence, Failure, Target, Verdict, Waiter, health_ok};
+
+/// What the image stage produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShippedImage {
+    /// The reference written into Dockerrun.aws.json (digest-pinned by default).
+    pub reference: String,
+    pub digest: Option<String>,
+}
+
+/// The image half of a deploy (build and push), injected so the engine can be tested without a daemon.
+pub trait ImageStage {
+    /// Builds or resolves the image and pushes it; returns the reference to deploy.
+    fn ship(&self, plan: &ImagePlan, console: &Console) -> impl Future<Output = Result<ShippedImage>>;
+}
+
+/// Temporary image stage until the Docker build lands: deploys a given reference as is.
+pub struct GivenImageOnly;
+
+impl ImageStage for GivenImageOnly {
+    async fn ship(&self, plan: &ImagePlan, _console: &Console) -> Result<ShippedImage> {
+        match &plan.source {
+            crate::config::ImageSource::Given(r) => Ok(ShippedImage { reference: r.clone(), digest: None }),
+            crate::config::ImageSource::Build(_) => bail!("building images is not wired yet; give `image`"),
+        }
+    }
+}
+
+/// Everything the engine works with.
+pub struct Engine<'a, I: ImageStage> {
+    pub cfg: &'a Config,
+    pub aws: &'a Clients,
+    pub console: &'a Console,
+    pub progress: &'a Progress,
+    pub cadence: Cadence,
+    /// Where the bundle zip is written.
+    pub temp_dir: PathBuf,
+    pub images: &'a I,
+}
+
+/// How long Beanstalk may take to process a new version.
+const PROCESS_TIMEOUT: Duration = Duration::from_secs(300);
+/// Refused updates (another update got in first) tried again before giving up.
+const MAX_UPDATE_ATTEMPTS: u32 = 5;
+/// Versions listed when a rollback label does not exist.
+const RECENT_VERSIONS: i32 = 10;
+
+impl<I: ImageStage> Engine<'_, I> {
+    /// Runs the configured mode to its outcome. Errors are failures the caller reports as `failed`.
+    pub async fn run(&self) -> Result<Outcome> {
+        let started = Instant::now();
+        let env = self.check_environment().await?;
+        let label = self.cfg.version_label.as_str();
+        let existing = self.eb().version(&self.cfg.application, label).await?;
+        self.phase("Check environment", started);
+
+        match self.cfg.mode {
+            Mode::Rollback => {
+                let Some(version) = existing else {
+                    bail!(self.missing_version_message(label).await);
+                };
+                self.check_deployable(&version)?;
+                self.report_image_of(&version).await;
+                if self.already_running(&env) {
+                    return Ok(self.unchanged(&env));
+                }
+                self.console.info(format!(
+                    "Rolling back {} from {} to {label}",
+                    self.cfg.environment,
+                    env.version_label.as_deref().unwrap_or("(no version)")
+                ));
+                self.deploy_version(env, false).await
+            }
+            Mode::Deploy => match existing {
+                Some(version) => {
+                    if !self.cfg.reuse_existing_version {
+                        bail!(
+                            "version {label} already exists in application {}, and reuse-existing-version is false; choose a new version-label, or set reuse-existing-version: true to deploy the existing one",
+                            self.cfg.application
+                        );
+                    }
+                    self.check_deployable(&version)?;
+                    self.report_image_of(&version).await;
+                    if self.already_running(&env) {
+                        return Ok(self.unchanged(&env));
+                    }
+                    self.console.info(format!(
+                        "Version {label} already exists: deploying it as is (reuse-existing-version); nothing is built or uploaded"
+                    ));
+                    self.deploy_version(env, false).await
+                }
+                None => {
+                    self.create_version().await?;
+                    self.deploy_version(env, true).await
+                }
+            },
+        }
+    }
+
+    fn eb(&self) -> &crate::beanstalk::Beanstalk {
+        &self.aws.eb
+    }
+
+    fn phase(&self, name: &str, since: Instant) {
+        self.progress.update(|r| r.phase(name, since.elapsed()));
+    }
+
+    fn observe(&self, env: &Environment) {
+        self.progress.update(|r| r.observe(env));
+    }
+
+    /// The environment must exist in the application; nothing is changed when it does not.
+    async fn check_environment(&self) -> Result<Environment> {
+        let (app, name) = (self.cfg.application.as_str(), self.cfg.environment.as_str());
+        let _group = self.console.group(format!("Check {name}"));
+        let Some(env) = self.eb().environment(app, name).await? else {
+            if !self.eb().application_exists(app).await? {
+                bail!(
+                    "application {app} does not exist in {}; check application-name and region (create the application and environment once, e.g. with the console or `eb create`)",
+                    self.aws.region
+                );
+            }
+            let names = self.eb().environment_names(app).await?;
+            let known =
+                if names.is_empty() { "it has none".to_owned() } else { format!("it has: {}", names.join(", ")) };
+            bail!(
+                "environment {name} does not exist in application {app} ({known}); check environment-name and region"
+            );
+        };
+        self.progress.update(|r| {
+            r.previous_version_label = env.version_label.clone();
+            r.observe(&env);
+        });
+        self.console.info(format!(
+            "{name} ({}) runs {}: {} / {}",
+            env.id,
+            env.version_label.as_deref().unwrap_or("no version"),
+            env.status,
+            env.health
+        ));
+        if !env.is_ready() && self.cfg.on_busy == OnBusy::Fail {
+            bail!(
+                "environment {name} is {} (another operation is in progress) and on-busy is fail; retry later, or set on-busy: wait or abort",
+                env.status
+            );
+        }
+        Ok(env)
+    }
+
+    fn already_running(&self, env: &Environment) -> bool {
+        env.is_ready()
+            && env.version_label.as_deref() == Some(self.cfg.version_label.as_str())
+            && health_ok(&env.health, self.cfg.wait.min_health)
+    }
+
+    fn unchanged(&self, env: &Environment) -> Outcome {
+        self.console.info(format!(
+            "{} already runs {} and is {}: nothing to do",
+            self.cfg.environment, self.cfg.version_label, env.health
+        ));
+        self.progress.update(|r| {
+            r.message = format!("{} already ran {}; no update was made", self.cfg.environment, self.cfg.version_label)
+        });
+        Outcome::Unchanged
+    }
+
+    fn check_deployable(&self, version: &Version) -> Result<()> {
+        if version.status == "FAILED" {
+            bail!(
+                "version {} exists but Elastic Beanstalk could not process its bundle (status FAILED); deploy another version-label",
+                version.label
+            );
+        }
+        if let (Some(bucket), Some(key)) = (&version.bucket, &version.key) {
+            self.progress.update(|r| r.bundle = Some(format!("s3://{bucket}/{key}")));
+        }
+        Ok(())
+    }
+
+    /// Reads which image an existing version deploys, for the `image` output (best effort).
+    async fn report_image_of(&self, version: &Version) {
+        let (Some(bucket), Some(key)) = (&version.bucket, &version.key) else { return };
+        match bundle::image_of(&self.aws.s3, bucket, key).await {
+            Ok(Some(image)) => {
+                self.console.info(format!("Version {} deploys {image}", version.label));
+                self.progress.update(|r| r.image = Some(image));
+            }
+            Ok(None) => {}
+            Err(e) => self.console.debug(format!("could not read the image of version {}: {e:#}", version.label)),
+        }
+    }
+
+    async fn missing_version_message(&self, label: &str) -> String {
+        let app = &self.cfg.application;
+        let recent = match self.eb().recent_versions(app, RECENT_VERSIONS).await {
+            Ok(v) if v.is_empty() => "it has no versions".to_owned(),
+            Ok(v) => format!("most recent: {}", v.iter().map(|v| v.label.as_str()).collect::<Vec<_>>().join(", ")),
+            Err(_) => "its versions could not be listed".to_owned(),
+        };
+        format!(
+            "version {label} does not exist in application {app} ({recent}); give an existing version-label to roll back to"
+        )
+    }
+
+    /// Image, bundle, upload and CreateApplicationVersion, checking what can be checked before any change.
+    async fn create_version(&self) -> Result<()> {
+        let (Some(image_plan), Some(bundle_plan)) = (&self.cfg.image, &self.cfg.bundle) else {
+            bail!("internal: deploy mode without image and bundle settings");
+        };
+        let started = Instant::now();
+        let (content, template) = {
+            let _group = self.console.group("Check bundle content");
+            prepare_bundle(bundle_plan, &self.temp_dir)?
+        };
+        if let Some(bucket) = &bundle_plan.bucket {
+            self.check_bucket(bucket).await?;
+        }
+        self.phase("Check bundle content", started);
+
+        let started = Instant::now();
+        let shipped = self.images.ship(image_plan, self.console).await?;
+        self.progress.update(|r| {
+            r.image = Some(shipped.reference.clone());
+            r.image_digest = shipped.digest.clone();
+        });
+        self.phase("Build and push image", started);
+
+        let started = Instant::now();
+        let uploaded = {
+            let _group = self.console.group("Upload source bundle");
+            let dockerrun = template.render(&shipped.reference, bundle_plan.container_port);
+            let built = bundle::build(&content, &dockerrun, &self.temp_dir)?;
+            let bucket = match &bundle_plan.bucket {
+                Some(b) => b.clone(),
+                None => self.eb().storage_location().await?,
+            };
+            let key = bundle::key(&bundle_plan.prefix, &self.cfg.version_label, &built.sha256);
+            let uploaded = bundle::upload(&self.aws.s3, &bucket, &key, &built).await?;
+            if uploaded.reused {
+                self.console.info(format!("{} already holds this exact bundle; not uploading again", uploaded.url()));
+            } else {
+                self.console.info(format!("Uploaded {} ({} bytes)", uploaded.url(), built.size));
+            }
+            self.progress.update(|r| r.bundle = Some(uploaded.url()));
+            uploaded
+        };
+        self.phase("Upload bundle", started);
+
+        let started = Instant::now();
+        let _group = self.console.group(format!("Create version {}", self.cfg.version_label));
+        let (app, label) = (&self.cfg.application, &self.cfg.version_label);
+        let created = self
+            .eb()
+            .create_version(app, label, &self.cfg.version_description, &uploaded.bucket, &uploaded.key)
+            .await?;
+        if created.is_none() {
+            // Someone created the same label between our check and now (a concurrent run of this workflow).
+            if !self.cfg.reuse_existing_version {
+                bail!("version {label} was created by someone else meanwhile, and reuse-existing-version is false");
+            }
+            self.console
+                .warning(format!("version {label} was created concurrently by another run; deploying it"), None);
+        } else {
+            self.progress.update(|r| r.created_version = Some(label.clone()));
+            if let Err(e) = self.eb().wait_processed(app, label, PROCESS_TIMEOUT).await {
+                self.discard_created_version(!uploaded.reused).await;
+                return Err(e);
+            }
+            self.console.info(format!("Created version {label}"));
+        }
+        self.phase("Create version", started);
+        Ok(())
+    }
+
+    async fn check_bucket(&self, bucket: &str) -> Result<()> {
+        match self.aws.s3.head_bucket().bucket(bucket).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let status = e.raw_response().map(|r| r.status().as_u16());
+                let why = match status {
+                    Some(404) => "does not exist".to_owned(),
+                    Some(403) => "is not accessible with these credentials".to_owned(),
+                    _ => {
+                        format!("could not be checked ({})", aws_smithy_types::error::display::DisplayErrorContext(&e))
+                    }
+                };
+                bail!("bucket {bucket} {why}; check the `bucket` input (it must be in {})", self.aws.region)
+            }
+        }
+    }
+
+    /// Deletes a version this run created that will never be deployed, so a re-run does not trip on it.
+    async fn discard_created_version(&self, delete_bundle: bool) {
+        let Some(label) = self.progress.update(|r| r.created_version.take()) else { return };
+        match self.eb().delete_version(&self.cfg.application, &label, delete_bundle).await {
+            Ok(()) => {
+                self.console.info(format!("Deleted version {label}, which this run created and could not deploy"))
+            }
+            Err(e) => self.console.warning(format!("could not delete version {label}: {e:#}"), None),
+        }
+    }
+
+    /// Waits out (or aborts) another update, starts ours, and waits for the verdict.
+    async fn deploy_version(&self, env: Environment, created_here: bool) -> Result<Outcome> {
+        let label = self.cfg.version_label.as_str();
+        let mut waiter = Waiter::new(self.eb(), self.console, self.cadence, now_ms());
+        let observe = |e: &Environment| self.observe(e);
+        let mut env = env;
+        let mut attempts = 0;
+        let started = loop {
+            attempts += 1;
+            if !env.is_ready() {
+                env = match self.make_ready(&mut waiter, &env, &observe).await {
+                    Ok(env) => env,
+                    Err(verdict) => {
+                        if created_here {
+                            self.discard_created_version(false).await;
+                        }
+                        if let Verdict::TimedOut { .. } = verdict {
+                            let message = format!(
+                                "{} stayed busy for {} (on-busy: wait); nothing was deployed",
+                                self.cfg.environment,
+                                format_duration(self.cfg.wait.timeout)
+                            );
+                            return Ok(self.finish(Outcome::TimedOut, message));
+                        }
+                        return Ok(self.conclude(verdict, None));
+                    }
+                };
+            }
+            match self.eb().update_environment(&env.id, label).await? {
+                Ok(started) => break started,
+                Err(refused) if refused.reason == Some(UpdateRefusal::Busy) && attempts < MAX_UPDATE_ATTEMPTS => {
+                    self.console
+                        .info(format!("{} became busy before our update: {}", self.cfg.environment, refused.message));
+                    if self.cfg.on_busy == OnBusy::Fail {
+                        bail!("{}; on-busy is fail", refused.message);
+                    }
+                    env.status = "Updating".to_owned();
+                }
+                Err(refused) => {
+                    bail!("Elastic Beanstalk refused to update {}: {}", self.cfg.environment, refused.message)
+                }
+            }
+        };
+        self.progress.update(|r| {
+            r.created_version = None;
+            r.update_in_flight = Some(started.environment.id.clone());
+            r.observe(&started.environment);
+        });
+        self.console.info(format!(
+            "Deploying {label} to {} (request {})",
+            self.cfg.environment,
+            started.request_id.as_deref().unwrap_or("unknown")
+        ));
+
+        if !self.cfg.wait.enabled {
+            self.progress.update(|r| {
+                r.update_in_flight = None;
+                r.message =
+                    format!("update to {label} started; not waiting (wait: false), so the result is not verified");
+            });
+            return Ok(Outcome::Started);
+        }
+
+        let wait_started = Instant::now();
+        let started_ms = started.environment.updated_ms.unwrap_or_else(now_ms);
+        let mut waiter = Waiter::new(self.eb(), self.console, self.cadence, started_ms - 1_000);
+        let target = Target {
+            application: &self.cfg.application,
+            env_id: &started.environment.id,
+            label,
+            request_id: started.request_id.as_deref(),
+            started_ms,
+        };
+        let outcome = waiter.settle(&target, &self.cfg.wait, Some(started.environment.clone()), &observe).await;
+        self.progress.update(|r| r.events = waiter.timeline.clone());
+        self.phase("Deploy and wait", wait_started);
+        let mut verdict = outcome.verdict;
+        if let Verdict::TimedOut { .. } = verdict
+            && self.cfg.abort_on_timeout
+        {
+            verdict = Verdict::TimedOut { aborted: self.abort(&started.environment.id).await };
+        }
+        if !matches!(verdict, Verdict::TimedOut { aborted: false }) {
+            self.progress.update(|r| r.update_in_flight = None);
+        }
+        Ok(self.conclude(verdict, outcome.environment))
+    }
+
+    /// Brings a busy environment to Ready per `on-busy`; `Err` carries the verdict when it cannot.
+    async fn make_ready(
+        &self,
+        waiter: &mut Waiter<'_>,
+        env: &Environment,
+        observe: &dyn Fn(&Environment),
+    ) -> Result<Environment, Verdict> {
+        let name = &self.cfg.environment;
+        match self.cfg.on_busy {
+            OnBusy::Fail => {
+                return Err(Verdict::Failed(Failure::Busy { status: env.status.clone() }));
+            }
+            OnBusy::Abort => {
+                self.console.info(format!("{name} is {}: aborting that update (on-busy: abort)", env.status));
+                if let Err(e) = self.eb().abort_update(&env.id).await {
+                    // It may have finished meanwhile; waiting tells.
+                    self.console.warning(format!("{e:#}"), None);
+                }
+            }
+            OnBusy::Wait => {
+                self.console.info(format!(
+                    "{name} is {}: waiting up to {} for it to be Ready (on-busy: wait)",
+                    env.status,
+                    format_duration(self.cfg.wait.timeout)
+                ));
+            }
+        }
+        let started = Instant::now();
+        let result = waiter.until_ready(&self.cfg.application, &env.id, self.cfg.wait.timeout, observe).await;
+        self.phase("Wait for the environment to be Ready", started);
+        result
+    }
+
+    async fn abort(&self, env_id: &str) -> bool {
+        match self.eb().abort_update(env_id).await {
+            Ok(()) => {
+                self.console.info(
+                    "Aborted the update (abort-on-timeout); Elastic Beanstalk rolls back to the previous version",
+                );
+                true
+            }
+            Err(e) => {
+                self.console.warning(format!("could not abort the update: {e:#}"), None);
+                false
+            }
+        }
+    }
+
+    /// Turns a verdict into the outcome, the message and the annotation.
+    fn conclude(&self, verdict: Verdict, env: Option<Environment>) -> Outcome {
+        if let Some(env) = &env {
+            self.observe(env);
+        }
+        let label = &self.cfg.version_label;
+        let (outcome, message) = match &verdict {
+            Verdict::Deployed => {
+                let env = env.unwrap_or_default();
+                let url = env.url().map(|u| format!(" at {u}")).unwrap_or_default();
+                (Outcome::Deployed, format!("{} runs {label}, {}{url}", self.cfg.environment, env.health))
+            }
+            Verdict::Failed(failure) => (Outcome::Failed, failure.describe(label, &self.cfg.wait)),
+            Verdict::TimedOut { aborted } => {
+                let status = env.map(|e| e.status).unwrap_or_else(|| "unknown".to_owned());
+                let what = if *aborted {
+                    "the update was aborted and Elastic Beanstalk is rolling back"
+                } else {
+                    "the update goes on; set abort-on-timeout: true to abort it instead"
+                };
+                (
+                    Outcome::TimedOut,
+                    format!(
+                        "{} did not settle on {label} within {} (status {status}); {what}",
+                        self.cfg.environment,
+                        format_duration(self.cfg.wait.timeout)
+                    ),
+                )
+            }
+        };
+        self.finish(outcome, message)
+    }
+
+    /// Announces the outcome (a notice or an error annotation) and records its message.
+    fn finish(&self, outcome: Outcome, message: String) -> Outcome {
+        if outcome.is_success() {
+            self.console.notice(&message, Some(&Annotation::titled("eb-deploy")));
+        } else {
+            self.console.error(&message, Some(&Annotation::titled("eb-deploy")));
+        }
+        self.progress.update(|r| r.message = message);
+        outcome
+    }
+}
+
+/// Collects the bundle's extra content and its template, and checks its size, before anything changes.
+fn prepare_bundle(plan: &BundlePlan, temp_dir: &std::path::Path) -> Result<(bundle::Content, Template)> {
+    let content = bundle::collect(&plan.workspace, plan.bundle_dir.as_deref())?;
+    let template = match (&plan.dockerrun_template, &content.bundled_template) {
+        (Some(path), Some(other)) => bail!(
+            "both `dockerrun` ({}) and a Dockerrun.aws.json in bundle-dir ({}) were given; keep one",
+            path.display(),
+            other.display()
+        ),
+        (Some(path), None) | (None, Some(path)) => Template::load(path).context("input `dockerrun`")?,
+        (None, None) => Template::generated(plan.container_port),
+    };
+    let total = content.total_bytes()?;
+    // Deflate never grows data by more than a fraction of a percent; only near the limit is a real zip needed.
+    if total > MAX_BUNDLE_BYTES - MAX_BUNDLE_BYTES / 100 {
+        let probe = bundle::build(&content, &template.render("probe", plan.container_port), temp_dir)?;
+        drop(probe);
+    }
+    Ok((content, template))
+}

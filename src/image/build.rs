@@ -1,0 +1,553 @@
+//! `docker build` through the Engine API: classic builder, streamed context, readable log,
+//! failures annotated at the Dockerfile line that caused them.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use bollard::Docker;
+use bollard::errors::Error as DockerError;
+use bollard::models::BuildInfo;
+use bollard::query_parameters::{BuildImageOptions, BuilderVersion, CreateImageOptions};
+use futures_util::StreamExt;
+
+use super::context::{self, ContextSpec, ContextStats, ExtraDockerfile};
+use super::dockerfile;
+use super::dockerignore::Matcher;
+use crate::gha::{Annotation, Console};
+use crate::registry::{RegistryAuth, reference_host};
+
+/// The classic builder answers only once the whole context is uploaded, and the client timeout
+/// covers that wait; builds of big contexts over slow sockets need far more than the default.
+const BUILD_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+
+/// What to build.
+#[derive(Debug, Clone, Default)]
+pub struct BuildRequest {
+    /// The build context directory (input `context`).
+    pub context: PathBuf,
+    /// The Dockerfile (input `dockerfile`); None means `<context>/Dockerfile`. May lie outside the context.
+    pub dockerfile: Option<PathBuf>,
+    /// `--build-arg` pairs.
+    pub build_args: Vec<(String, String)>,
+    /// Labels set on the image.
+    pub labels: Vec<(String, String)>,
+    /// Multi-stage target.
+    pub target: Option<String>,
+    /// Target platform, e.g. `linux/amd64`.
+    pub platform: Option<String>,
+    /// Ignore the build cache.
+    pub no_cache: bool,
+    /// Always pull newer versions of base images.
+    pub pull: bool,
+    /// Images to use as cache sources; pulled first, a missing one is only a warning.
+    pub cache_from: Vec<String>,
+    /// Full reference to tag the result with.
+    pub tag: String,
+    /// Credentials for `cache_from` images that live on this registry.
+    pub registry_auth: Option<RegistryAuth>,
+}
+
+/// A successfully built image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuiltImage {
+    /// Image id (`sha256:…`).
+    pub id: String,
+}
+
+/// Everything checked and read before the daemon is contacted.
+#[derive(Debug)]
+struct Prepared {
+    spec: ContextSpec,
+    /// The `dockerfile` parameter: a path inside the context tar.
+    dockerfile_param: String,
+    /// The Dockerfile's text, to map steps to lines.
+    dockerfile_text: String,
+    /// The Dockerfile path for annotations (relative to the working directory when possible).
+    dockerfile_display: String,
+}
+
+/// Builds the image described by `request`, streaming the log into a log group.
+pub async fn build(docker: &Docker, request: &BuildRequest, console: &Console) -> Result<BuiltImage> {
+    let prepared = prepare(request)?;
+    let group = console.group(format!("Build image {}", request.tag));
+    let cache_from = pull_cache_from(docker, request, console).await;
+
+    let options = BuildImageOptions {
+        dockerfile: prepared.dockerfile_param.clone(),
+        t: Some(request.tag.clone()),
+        nocache: request.no_cache,
+        cachefrom: (!cache_from.is_empty()).then_some(cache_from),
+        pull: request.pull.then(|| "1".to_owned()),
+        rm: true,
+        // Without it a failed RUN leaves its container behind.
+        forcerm: true,
+        buildargs: (!request.build_args.is_empty()).then(|| request.build_args.iter().cloned().collect()),
+        labels: (!request.labels.is_empty()).then(|| request.labels.iter().cloned().collect::<HashMap<_, _>>()),
+        platform: request.platform.clone().unwrap_or_default(),
+        target: request.target.clone().unwrap_or_default(),
+        version: BuilderVersion::BuilderV1,
+        ..Default::default()
+    };
+
+    let (body, upload) = context::stream_context(prepared.spec.clone());
+    let docker = docker.clone().with_timeout(BUILD_TIMEOUT);
+    let mut log = BuildLog::new(console);
+    let mut image_id = None;
+    let outcome = {
+        let mut stream = docker.build_image(options, None, Some(bollard::body_try_stream(body)));
+        loop {
+            match stream.next().await {
+                None => break Ok(()),
+                Some(Ok(info)) => {
+                    if let Some(id) = info.aux.as_ref().and_then(|aux| aux.id.clone()) {
+                        image_id = Some(id);
+                    }
+                    log.handle(&info);
+                }
+                Some(Err(err)) => break Err(err),
+            }
+        }
+    };
+    log.flush();
+    let upload = upload.await.map_err(|e| anyhow!("the build context task failed: {e}")).and_then(|r| r);
+
+    if let Err(err) = outcome {
+        drop(group);
+        return Err(report_failure(err, upload.err(), log.step, &prepared, console));
+    }
+    let stats = upload.context("failed to send the build context")?;
+    let id = match image_id {
+        Some(id) => id,
+        None => docker
+            .inspect_image(&request.tag)
+            .await
+            .ok()
+            .and_then(|i| i.id)
+            .ok_or_else(|| anyhow!("failed to build the image: the daemon did not report an image id"))?,
+    };
+    drop(group);
+    console.info(format!("Built {} ({}) from a {} context", request.tag, short_id(&id), describe_stats(stats)));
+    Ok(BuiltImage { id })
+}
+
+fn prepare(request: &BuildRequest) -> Result<Prepared> {
+    let context_dir = &request.context;
+    match fs::metadata(context_dir) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => bail!(
+            "failed to build the image: the build context {} (input `context`) is not a directory",
+            context_dir.display()
+        ),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => bail!(
+            "failed to build the image: the build context directory {} (input `context`) does not exist; \
+             set `context` to a directory of the repository",
+            context_dir.display()
+        ),
+        Err(err) => {
+            return Err(err).with_context(|| {
+                format!("failed to read the build context directory {} (input `context`)", context_dir.display())
+            });
+        }
+    }
+    let root = context_dir
+        .canonicalize()
+        .with_context(|| format!("failed to resolve the build context {} (input `context`)", context_dir.display()))?;
+
+    let dockerfile_path = request.dockerfile.clone().unwrap_or_else(|| context_dir.join("Dockerfile"));
+    let dockerfile_bytes = match fs::read(&dockerfile_path) {
+        Ok(bytes) => bytes,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => bail!(
+            "failed to build the image: the Dockerfile {} (input `dockerfile`) does not exist; add it, or set \
+             `dockerfile` to its path",
+            dockerfile_path.display()
+        ),
+        Err(err) => {
+            return Err(err).with_context(|| {
+                format!("failed to read the Dockerfile {} (input `dockerfile`)", dockerfile_path.display())
+            });
+        }
+    };
+    let dockerfile_text = String::from_utf8_lossy(&dockerfile_bytes).into_owned();
+    let canonical = dockerfile_path.canonicalize().with_context(|| {
+        format!("failed to resolve the Dockerfile {} (input `dockerfile`)", dockerfile_path.display())
+    })?;
+
+    let ignore_path = root.join(".dockerignore");
+    let mut matcher = match fs::read(&ignore_path) {
+        Ok(bytes) => Matcher::parse(&String::from_utf8_lossy(&bytes))
+            .map_err(|err| anyhow!("failed to read {}: {err}; fix or remove that pattern", ignore_path.display()))?,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Matcher::default(),
+        Err(err) => return Err(err).with_context(|| format!("failed to read {}", ignore_path.display())),
+    };
+    matcher.keep(".dockerignore");
+
+    let (dockerfile_param, outside_dockerfile) = match canonical.strip_prefix(&root) {
+        Ok(rel) if !rel.as_os_str().is_empty() => {
+            let rel = rel.to_string_lossy().into_owned();
+            matcher.keep(&rel);
+            (rel, None)
+        }
+        _ => {
+            // As the docker CLI does: send it under a name nothing in the context can clash with.
+            let name = format!(".dockerfile.{}", random_hex(10));
+            (name.clone(), Some(ExtraDockerfile { name, contents: dockerfile_bytes }))
+        }
+    };
+    Ok(Prepared {
+        spec: ContextSpec { root, matcher, outside_dockerfile },
+        dockerfile_param,
+        dockerfile_text,
+        dockerfile_display: display_path(&dockerfile_path),
+    })
+}
+
+/// Pulls each cache source so the classic builder can use it; returns the list to pass on.
+async fn pull_cache_from(docker: &Docker, request: &BuildRequest, console: &Console) -> Vec<String> {
+    for image in &request.cache_from {
+        let credentials = request
+            .registry_auth
+            .as_ref()
+            .filter(|auth| reference_host(image).is_some_and(|host| auth.serves(host)))
+            .map(RegistryAuth::docker_credentials);
+        let options = CreateImageOptions { from_image: Some(image.clone()), ..Default::default() };
+        let mut stream = docker.create_image(Some(options), None, credentials);
+        let mut failure = None;
+        while let Some(item) = stream.next().await {
+            if let Err(err) = item {
+                failure = Some(err);
+                break;
+            }
+        }
+        match failure {
+            None => console.info(format!("Pulled cache source {image}")),
+            Some(err) => console.warning(
+                format!("could not pull the cache-from image {image} ({}); building without it", docker_message(&err)),
+                None,
+            ),
+        }
+    }
+    request.cache_from.clone()
+}
+
+fn report_failure(
+    err: DockerError,
+    upload_error: Option<anyhow::Error>,
+    step: Option<u32>,
+    prepared: &Prepared,
+    console: &Console,
+) -> anyhow::Error {
+    let (message, line) = match &err {
+        DockerError::DockerStreamError { error } => {
+            (error.clone(), step.and_then(|s| dockerfile::step_line(&prepared.dockerfile_text, s)))
+        }
+        DockerError::DockerResponseServerError { message, .. } => {
+            (message.clone(), dockerfile::parse_error_line(message))
+        }
+        _ => {
+            // The upload failing (an unreadable file) is the cause; the transport error only its echo.
+            let err = match upload_error {
+                Some(upload) => upload.context("failed to send the build context"),
+                None => anyhow::Error::new(err).context("lost the connection to the Docker daemon during the build"),
+            };
+            let err = err.context("failed to build the image");
+            console.error(format!("{err:#}"), Some(&Annotation::titled("Docker build failed")));
+            return err;
+        }
+    };
+    let message = message.trim().to_owned();
+    let annotation = Annotation {
+        title: Some("Docker build failed".to_owned()),
+        file: Some(prepared.dockerfile_display.clone()),
+        line,
+        col: None,
+    };
+    console.error(&message, Some(&annotation));
+    match line {
+        Some(line) => anyhow!("failed to build the image: {message} ({}:{line})", prepared.dockerfile_display),
+        None => anyhow!("failed to build the image: {message}"),
+    }
+}
+
+/// Assembles the build stream into lines: the daemon sends "Step 1/4 : …" and its newline apart.
+struct BuildLog<'a> {
+    console: &'a Console,
+    pending: String,
+    step: Option<u32>,
+}
+
+impl<'a> BuildLog<'a> {
+    fn new(console: &'a Console) -> Self {
+        Self { console, pending: String::new(), step: None }
+    }
+
+    fn handle(&mut self, info: &BuildInfo) {
+        if let Some(text) = &info.stream {
+            self.pending.push_str(text);
+            while let Some(end) = self.pending.find('\n') {
+                let line: String = self.pending.drain(..=end).collect();
+                self.line(line.trim_end_matches(['\n', '\r']));
+            }
+        }
+        if let Some(status) = &info.status {
+            // Base-image pulls: print state changes, not every progress tick.
+            let ticking = info.progress_detail.as_ref().is_some_and(|p| p.current.is_some());
+            if !ticking {
+                match &info.id {
+                    Some(id) => self.console.info(format!("{id}: {status}")),
+                    None => self.console.info(status),
+                }
+            }
+        }
+    }
+
+    fn line(&mut self, line: &str) {
+        if let Some(step) = dockerfile::parse_step(line) {
+            self.step = Some(step);
+        }
+        self.console.info(line);
+    }
+
+    fn flush(&mut self) {
+        if !self.pending.is_empty() {
+            let rest = std::mem::take(&mut self.pending);
+            self.line(rest.trim_end());
+        }
+    }
+}
+
+/// The daemon's own message from a bollard error, without bollard's wrapping.
+pub(crate) fn docker_message(err: &DockerError) -> String {
+    match err {
+        DockerError::DockerStreamError { error } => error.clone(),
+        DockerError::DockerResponseServerError { message, .. } => message.clone(),
+        other => error_chain(other),
+    }
+}
+
+/// An error and its sources on one line, skipping sources whose text is already included.
+fn error_chain(err: &DockerError) -> String {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
+}
+
+fn short_id(id: &str) -> &str {
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    hex.get(..12).unwrap_or(hex)
+}
+
+fn describe_stats(stats: ContextStats) -> String {
+    format!("{}-entry, {}", stats.entries, human_bytes(stats.bytes))
+}
+
+/// "12.3 MB"-style sizes for log lines.
+pub(crate) fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+}
+
+fn display_path(path: &Path) -> String {
+    if path.is_absolute()
+        && let Ok(cwd) = std::env::current_dir()
+        && let Ok(rel) = path.strip_prefix(&cwd)
+    {
+        return rel.to_string_lossy().into_owned();
+    }
+    path.to_string_lossy().trim_start_matches("./").to_owned()
+}
+
+pub(crate) fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    if getrandom::fill(&mut buf).is_err() {
+        // No OS randomness: time and pid still make a name that does not clash within one build.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let seed = (nanos ^ u128::from(std::process::id())).to_le_bytes();
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = seed[i % seed.len()];
+        }
+    }
+    hex::encode(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    impl Buf {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    fn stream(text: &str) -> BuildInfo {
+        BuildInfo { stream: Some(text.to_owned()), ..Default::default() }
+    }
+
+    #[test]
+    fn log_lines_are_assembled_and_steps_tracked() {
+        let buf = Buf::default();
+        let console = Console::with_writer(false, false, Box::new(buf.clone()));
+        let mut log = BuildLog::new(&console);
+        log.handle(&stream("Step 1/3 : FROM scratch"));
+        log.handle(&stream("\n"));
+        log.handle(&stream(" ---> Running in abc\nhello "));
+        log.handle(&stream("world\nStep 2/3 : RUN x"));
+        log.handle(&stream("\n"));
+        log.handle(&stream("tail without newline"));
+        log.flush();
+        assert_eq!(
+            buf.text(),
+            "Step 1/3 : FROM scratch\n ---> Running in abc\nhello world\nStep 2/3 : RUN x\ntail without newline\n"
+        );
+        assert_eq!(log.step, Some(2));
+    }
+
+    #[test]
+    fn pull_progress_ticks_are_not_logged() {
+        let buf = Buf::default();
+        let console = Console::with_writer(false, false, Box::new(buf.clone()));
+        let mut log = BuildLog::new(&console);
+        let progress = bollard::models::ProgressDetail { current: Some(5), total: Some(10) };
+        log.handle(&BuildInfo {
+            status: Some("Downloading".into()),
+            id: Some("abc".into()),
+            progress_detail: Some(progress),
+            ..Default::default()
+        });
+        log.handle(&BuildInfo { status: Some("Pull complete".into()), id: Some("abc".into()), ..Default::default() });
+        assert_eq!(buf.text(), "abc: Pull complete\n");
+    }
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("build-{tag}-{}", random_hex(6)));
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn missing_context_and_dockerfile_name_their_inputs() {
+        let missing = BuildRequest { context: PathBuf::from("/nonexistent/ctx"), ..Default::default() };
+        let err = format!("{:#}", prepare(&missing).unwrap_err());
+        assert!(err.contains("input `context`") && err.contains("/nonexistent/ctx"), "{err}");
+
+        let dir = temp_dir("nodf");
+        let request = BuildRequest { context: dir.clone(), ..Default::default() };
+        let err = format!("{:#}", prepare(&request).unwrap_err());
+        assert!(err.contains("input `dockerfile`") && err.contains("Dockerfile"), "{err}");
+
+        let file = dir.join("plain");
+        fs::write(&file, "x").unwrap();
+        let request = BuildRequest { context: file, ..Default::default() };
+        let err = format!("{:#}", prepare(&request).unwrap_err());
+        assert!(err.contains("not a directory"), "{err}");
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn dockerfile_inside_and_outside_the_context() {
+        let dir = temp_dir("df");
+        fs::create_dir_all(dir.join("ctx/sub")).unwrap();
+        fs::write(dir.join("ctx/sub/Dockerfile.prod"), "FROM scratch\n").unwrap();
+        fs::write(dir.join("Dockerfile.outside"), "FROM scratch\n").unwrap();
+        let inside = BuildRequest {
+            context: dir.join("ctx"),
+            dockerfile: Some(dir.join("ctx/sub/Dockerfile.prod")),
+            ..Default::default()
+        };
+        let prepared = prepare(&inside).unwrap();
+        assert_eq!(prepared.dockerfile_param, "sub/Dockerfile.prod");
+        assert!(prepared.spec.outside_dockerfile.is_none());
+
+        let outside = BuildRequest {
+            context: dir.join("ctx"),
+            dockerfile: Some(dir.join("Dockerfile.outside")),
+            ..Default::default()
+        };
+        let prepared = prepare(&outside).unwrap();
+        assert!(prepared.dockerfile_param.starts_with(".dockerfile."));
+        let extra = prepared.spec.outside_dockerfile.unwrap();
+        assert_eq!(extra.name, prepared.dockerfile_param);
+        assert_eq!(extra.contents, b"FROM scratch\n");
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn bad_dockerignore_is_reported_with_its_line() {
+        let dir = temp_dir("badignore");
+        fs::write(dir.join("Dockerfile"), "FROM scratch\n").unwrap();
+        fs::write(dir.join(".dockerignore"), "ok\n[broken\n").unwrap();
+        let err = format!("{:#}", prepare(&BuildRequest { context: dir.clone(), ..Default::default() }).unwrap_err());
+        assert!(err.contains(".dockerignore") && err.contains("line 2"), "{err}");
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn failures_point_at_the_dockerfile_line() {
+        let buf = Buf::default();
+        let console = Console::with_writer(true, false, Box::new(buf.clone()));
+        let prepared = Prepared {
+            spec: ContextSpec { root: PathBuf::from("/"), matcher: Matcher::default(), outside_dockerfile: None },
+            dockerfile_param: "Dockerfile".into(),
+            dockerfile_text: "FROM scratch\n# c\nCOPY a /a\nRUN a \\\n  b\nRUN false\n".into(),
+            dockerfile_display: "app/Dockerfile".into(),
+        };
+        let err = DockerError::DockerStreamError { error: "The command 'false' returned a non-zero code: 1".into() };
+        let err = report_failure(err, None, Some(4), &prepared, &console);
+        assert_eq!(
+            err.to_string(),
+            "failed to build the image: The command 'false' returned a non-zero code: 1 (app/Dockerfile:6)"
+        );
+        assert!(buf.text().contains("::error file=app/Dockerfile,line=6,title=Docker build failed::The command"));
+
+        let parse = DockerError::DockerResponseServerError {
+            status_code: 400,
+            message: "dockerfile parse error line 3: unknown instruction: COPPY".into(),
+        };
+        let err = report_failure(parse, None, None, &prepared, &console);
+        assert!(err.to_string().contains("unknown instruction: COPPY (app/Dockerfile:3)"), "{err}");
+
+        let upload = anyhow!("failed to read /ctx/secret in the build context: check its permissions");
+        let err = report_failure(DockerError::RequestTimeoutError, Some(upload), Some(1), &prepared, &console);
+        assert!(format!("{err:#}").contains("/ctx/secret"), "{err:#}");
+    }
+
+    #[test]
+    fn sizes_and_ids_are_readable() {
+        assert_eq!(human_bytes(999), "999 B");
+        assert_eq!(human_bytes(12_345_678), "12.3 MB");
+        assert_eq!(short_id("sha256:0123456789abcdef"), "0123456789ab");
+    }
+}

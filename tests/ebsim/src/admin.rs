@@ -99,6 +99,24 @@ pub fn handle(sim: &Arc<Sim>, method: &str, path: &str, query: Option<&str>, bod
     let segments: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
     match (method, segments.as_slice()) {
         ("GET", ["health"]) => (200, json!({"status": "ok"})),
+        ("GET", ["config"]) => {
+            let c = &sim.cfg;
+            let aliases: BTreeMap<&str, &str> =
+                c.registry_aliases.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+            (
+                200,
+                json!({
+                    "region": c.region,
+                    "account_id": c.account_id,
+                    "storage_bucket": c.storage_bucket(),
+                    "registry_aliases": aliases,
+                    "step_ms": c.timing.step_ms,
+                    "red_ms": c.timing.red_ms,
+                    "health_timeout_ms": c.timing.health_timeout_ms,
+                    "max_versions": c.max_versions,
+                }),
+            )
+        }
         ("GET", ["faults"]) => (200, json!(sim.faults().settings())),
         ("POST", ["faults"]) => {
             let patch: Value = match serde_json::from_slice(body) {

@@ -9,8 +9,8 @@ use bollard::Docker;
 use bollard::auth::DockerCredentials;
 use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
 use bollard::query_parameters::{
-    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder,
+    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder,
 };
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -22,6 +22,8 @@ use crate::registry::{self, Credentials, Ecr, ImageRef, RegistryClient};
 
 /// Label every instance container carries.
 pub const INSTANCE_LABEL: &str = "ebsim.instance";
+/// Label naming the ebsim process that started a container.
+pub const OWNER_LABEL: &str = "ebsim.owner";
 
 /// Runs instances as local Docker containers.
 pub struct DockerRuntime {
@@ -32,6 +34,8 @@ pub struct DockerRuntime {
     labels: Vec<(String, String)>,
     /// Names and ids of every container started and not yet removed.
     started: Mutex<BTreeSet<String>>,
+    /// Value of the `ebsim.owner` label of this process's containers.
+    owner: String,
 }
 
 impl DockerRuntime {
@@ -48,6 +52,7 @@ impl DockerRuntime {
             None => Docker::connect_with_local_defaults().context("failed to connect to the local Docker Engine")?,
         };
         let docker = docker.negotiate_version().await.context("failed to negotiate the Docker API version")?;
+        let owner = format!("{}-{}", std::process::id(), crate::ids::short_suffix());
         Ok(Self {
             docker,
             registry: RegistryClient::default(),
@@ -55,6 +60,7 @@ impl DockerRuntime {
             aliases,
             labels,
             started: Mutex::new(BTreeSet::new()),
+            owner,
         })
     }
 
@@ -63,7 +69,10 @@ impl DockerRuntime {
     }
 
     async fn credentials_for(&self, original: &ImageRef, aliased: &ImageRef) -> Result<Option<Credentials>, Failure> {
-        let wants_ecr = registry::is_ecr_host(&original.registry) || original.registry != aliased.registry;
+        // A loopback registry stands in for ECR in the local stack, so it gets ECR's credentials too.
+        let wants_ecr = registry::is_ecr_host(&original.registry)
+            || original.registry != aliased.registry
+            || registry::reachable(&original.registry);
         match (&self.ecr, wants_ecr) {
             (Some(ecr), true) => ecr.credentials().await.map(Some).map_err(Failure::Generic),
             _ => Ok(None),
@@ -144,6 +153,7 @@ impl DockerRuntime {
         let key = format!("{port}/tcp");
         let mut labels: HashMap<String, String> = self.labels.iter().cloned().collect();
         labels.insert(INSTANCE_LABEL.into(), "1".into());
+        labels.insert(OWNER_LABEL.into(), self.owner.clone());
         labels.insert("ebsim.environment".into(), spec.env_name.clone());
         labels.insert("ebsim.application".into(), spec.app.clone());
         labels.insert("ebsim.version-label".into(), spec.label.clone());
@@ -264,7 +274,13 @@ impl Runtime for DockerRuntime {
 
     fn remove_all(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            let all: Vec<String> = self.started.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect();
+            let mut all: Vec<String> = self.started.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect();
+            // Also whatever carries this process's label, in case a launch was cut short.
+            let filters = HashMap::from([("label", vec![format!("{OWNER_LABEL}={}", self.owner)])]);
+            let opts = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+            if let Ok(list) = self.docker.list_containers(Some(opts)).await {
+                all.extend(list.into_iter().filter_map(|c| c.id));
+            }
             for c in all {
                 self.remove_now(&c).await;
             }

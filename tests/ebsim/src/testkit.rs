@@ -234,6 +234,11 @@ impl Admin {
         self.ok::<Value>("GET", "/health", None).await.map(|_| ())
     }
 
+    /// ebsim's configuration (`GET /_ebsim/config`): region, account, registry aliases, timing.
+    pub async fn config(&self) -> Result<Value> {
+        self.ok("GET", "/config", None).await
+    }
+
     /// Merges fault settings (`POST /_ebsim/faults`); the settings now in force.
     pub async fn set_faults(&self, patch: &Value) -> Result<FaultSettings> {
         self.ok("POST", "/faults", Some(patch)).await

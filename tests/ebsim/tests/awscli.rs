@@ -1,0 +1,569 @@
+//! Fidelity check with an independent client: the AWS CLI (botocore's parsers, waiters and
+//! paginators) drives a running ebsim through every operation, against the running local stack
+//! (`.local-stack/env`), with a real image in the registry and real containers.
+//!
+//! Run: `cargo test -p ebsim --features e2e --test awscli` with the stack up.
+
+#![cfg(feature = "e2e")]
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use ebsim::testkit::{Admin, StackEnv};
+use serde_json::{Value, json};
+
+/// The stack, the CLI and the names one test uses.
+struct Ctx {
+    stack: StackEnv,
+    admin: Admin,
+    suffix: String,
+    tmp: PathBuf,
+    bucket: String,
+}
+
+impl Ctx {
+    fn new() -> Self {
+        let stack = StackEnv::load().expect("the local stack must be up (.local-stack/env)");
+        let admin = stack.admin().unwrap();
+        let suffix = ebsim::ids::short_suffix();
+        let tmp = std::env::temp_dir().join(format!("ebsim-e2e-{suffix}"));
+        std::fs::create_dir_all(&tmp).unwrap();
+        let bucket = format!("elasticbeanstalk-{}-{}", stack.region().unwrap(), stack.account_id().unwrap());
+        Self { stack, admin, suffix, tmp, bucket }
+    }
+
+    fn aws_raw(&self, args: &[&str]) -> Output {
+        let out = Command::new(self.stack.aws_cli().unwrap())
+            .envs(self.stack.vars())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("failed to run the aws CLI");
+        eprintln!(
+            "$ aws {} -> {}{}",
+            args.join(" "),
+            out.status,
+            if out.status.success() { String::new() } else { format!("\n{}", String::from_utf8_lossy(&out.stderr)) }
+        );
+        out
+    }
+
+    /// An `aws elasticbeanstalk` call through ebsim.
+    fn eb_raw(&self, args: &[&str]) -> Output {
+        let mut all = vec!["--endpoint-url", self.stack.ebsim_url().unwrap(), "--output", "json", "elasticbeanstalk"];
+        all.extend_from_slice(args);
+        self.aws_raw(&all)
+    }
+
+    /// A successful call's JSON output (null when it prints nothing).
+    fn eb(&self, args: &[&str]) -> Value {
+        let out = self.eb_raw(args);
+        assert!(out.status.success(), "aws elasticbeanstalk {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8_lossy(&out.stdout);
+        if text.trim().is_empty() { Value::Null } else { serde_json::from_str(&text).expect("CLI printed JSON") }
+    }
+
+    /// A failing call's stderr.
+    fn eb_err(&self, args: &[&str]) -> String {
+        let out = self.eb_raw(args);
+        assert!(!out.status.success(), "aws elasticbeanstalk {args:?} should have failed");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    fn s3_cp(&self, file: &Path, key: &str) {
+        let dest = format!("s3://{}/{key}", self.bucket);
+        let out = self.aws_raw(&[
+            "--endpoint-url",
+            self.stack.s3_endpoint().unwrap(),
+            "s3",
+            "cp",
+            file.to_str().unwrap(),
+            &dest,
+        ]);
+        assert!(out.status.success(), "upload failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    fn s3_exists(&self, key: &str) -> bool {
+        self.aws_raw(&[
+            "--endpoint-url",
+            self.stack.s3_endpoint().unwrap(),
+            "s3api",
+            "head-object",
+            "--bucket",
+            &self.bucket,
+            "--key",
+            key,
+        ])
+        .status
+        .success()
+    }
+
+    /// Builds a busybox web app answering `text` and pushes it; the image name for Dockerrun.
+    async fn push_image(&self, repo: &str, tag: &str, text: &str) -> String {
+        let registry = self.stack.registry().unwrap().to_string();
+        let ctx = self.tmp.join(format!("img-{tag}"));
+        std::fs::create_dir_all(ctx.join("www")).unwrap();
+        std::fs::copy("/bin/busybox", ctx.join("busybox")).expect("busybox-static provides /bin/busybox");
+        std::fs::write(ctx.join("www/index.html"), text).unwrap();
+        std::fs::write(
+            ctx.join("Dockerfile"),
+            "FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\nEXPOSE 80\n\
+             ENTRYPOINT [\"/bin/busybox\",\"httpd\",\"-f\",\"-p\",\"80\",\"-h\",\"/www\"]\n",
+        )
+        .unwrap();
+        let local = format!("{registry}/{repo}:{tag}");
+        run(Command::new("docker").args(["build", "-q", "-t", &local, ctx.to_str().unwrap()]));
+        // ECR's password, from ECR itself (through the CLI), as a real pipeline logs in.
+        let token = self.aws_raw(&[
+            "--endpoint-url",
+            self.stack.ecr_endpoint().unwrap(),
+            "ecr",
+            "get-authorization-token",
+            "--query",
+            "authorizationData[0].authorizationToken",
+            "--output",
+            "text",
+        ]);
+        assert!(token.status.success());
+        let decoded = ebsim::registry::decode_token(String::from_utf8_lossy(&token.stdout).trim()).unwrap();
+        let cfg = self.tmp.join("docker-config");
+        let mut login = Command::new("docker")
+            .args(["--config", cfg.to_str().unwrap(), "login", "-u", &decoded.username, "--password-stdin", &registry])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        login.stdin.take().unwrap().write_all(decoded.password.as_bytes()).unwrap();
+        assert!(login.wait().unwrap().success(), "docker login to {registry} failed");
+        run(Command::new("docker").args(["--config", cfg.to_str().unwrap(), "push", &local]));
+        let _ = Command::new("docker").args(["rmi", &local]).output();
+        // Name it as ECR would when ebsim maps the ECR host to the local registry.
+        let cfg = self.admin.config().await.unwrap();
+        let ecr_host =
+            format!("{}.dkr.ecr.{}.amazonaws.com", self.stack.account_id().unwrap(), self.stack.region().unwrap());
+        if cfg["registry_aliases"][&ecr_host].as_str() == Some(registry.as_str()) {
+            format!("{ecr_host}/{repo}:{tag}")
+        } else {
+            local
+        }
+    }
+
+    /// Writes a bundle zip and uploads it; the S3 key.
+    fn bundle(&self, app: &str, name: &str, files: &[(&str, &[u8])]) -> String {
+        let path = self.tmp.join(format!("{name}.zip"));
+        std::fs::write(&path, ebsim::bundle::zip_of(files)).unwrap();
+        let key = format!("{app}/{name}.zip");
+        self.s3_cp(&path, &key);
+        key
+    }
+
+    fn dockerrun_bundle(&self, app: &str, name: &str, image: &str) -> String {
+        let json = json!({
+            "AWSEBDockerrunVersion": "1",
+            "Image": {"Name": image, "Update": "true"},
+            "Ports": [{"ContainerPort": "80"}]
+        })
+        .to_string();
+        self.bundle(app, name, &[("Dockerrun.aws.json", json.as_bytes())])
+    }
+
+    fn env(&self, name: &str) -> Value {
+        let v = self.eb(&["describe-environments", "--environment-names", name, "--no-include-deleted"]);
+        v["Environments"][0].clone()
+    }
+
+    fn wait_for(&self, name: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let start = Instant::now();
+        loop {
+            let e = self.env(name);
+            if done(&e) {
+                return e;
+            }
+            assert!(start.elapsed() < Duration::from_secs(90), "{name} never reached {what}: {e}");
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+}
+
+impl Drop for Ctx {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.tmp);
+    }
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().expect("failed to run a command");
+    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// GET / through an environment's load balancer.
+fn http_get(endpoint: &str) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(endpoint).expect("the load balancer accepts connections");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).unwrap();
+    let status = buf.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+fn containers_of(env: &str) -> Vec<String> {
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "-a",
+            "--filter",
+            "label=ebsim.instance=1",
+            "--filter",
+            &format!("label=ebsim.environment={env}"),
+            "--format",
+            "{{.ID}}",
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+}
+
+fn messages(events: &Value) -> Vec<String> {
+    events["Events"].as_array().unwrap().iter().map(|e| e["Message"].as_str().unwrap().to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deploys_pages_and_reports_through_the_aws_cli() {
+    let c = Ctx::new();
+    let app = format!("e2e-app-{}", c.suffix);
+    let env = format!("e2e-env-{}", c.suffix);
+    let repo = format!("ebsim-e2e-{}", c.suffix);
+    let text = format!("hello from e2e {}\n", c.suffix);
+    let image = c.push_image(&repo, "v1", &text).await;
+
+    let loc = c.eb(&["create-storage-location"]);
+    assert_eq!(loc["S3Bucket"], c.bucket.as_str());
+    let key1 = c.dockerrun_bundle(&app, "v1", &image);
+    let created = c.eb(&["create-application", "--application-name", &app, "--description", "e2e <app> & co"]);
+    assert_eq!(created["Application"]["Description"], "e2e <app> & co");
+    let v = c.eb(&[
+        "create-application-version",
+        "--application-name",
+        &app,
+        "--version-label",
+        "v1",
+        "--process",
+        "--source-bundle",
+        &format!("S3Bucket={},S3Key={key1}", c.bucket),
+    ]);
+    assert_eq!(v["ApplicationVersion"]["Status"], "PROCESSING");
+    for label in ["v1-copy-a", "v1-copy-b"] {
+        c.eb(&[
+            "create-application-version",
+            "--application-name",
+            &app,
+            "--version-label",
+            label,
+            "--source-bundle",
+            &format!("S3Bucket={},S3Key={key1}", c.bucket),
+        ]);
+    }
+    // Paginated by botocore: --page-size drives MaxRecords, --max-items cuts and returns a NextToken.
+    let all = c.eb(&["describe-application-versions", "--application-name", &app, "--page-size", "1"]);
+    let labels: Vec<&str> =
+        all["ApplicationVersions"].as_array().unwrap().iter().map(|v| v["VersionLabel"].as_str().unwrap()).collect();
+    assert_eq!(labels, vec!["v1-copy-b", "v1-copy-a", "v1"]);
+    let first = c.eb(&["describe-application-versions", "--application-name", &app, "--max-items", "2"]);
+    assert_eq!(first["ApplicationVersions"].as_array().unwrap().len(), 2);
+    let token = first["NextToken"].as_str().expect("a NextToken").to_string();
+    let rest = c.eb(&[
+        "describe-application-versions",
+        "--application-name",
+        &app,
+        "--max-items",
+        "2",
+        "--starting-token",
+        &token,
+    ]);
+    assert_eq!(rest["ApplicationVersions"][0]["VersionLabel"], "v1");
+    let processed = {
+        let start = Instant::now();
+        loop {
+            let d = c.eb(&["describe-application-versions", "--application-name", &app, "--version-labels", "v1"]);
+            if d["ApplicationVersions"][0]["Status"] == "PROCESSED" || start.elapsed() > Duration::from_secs(30) {
+                break d;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    };
+    assert_eq!(processed["ApplicationVersions"][0]["Status"], "PROCESSED");
+    let apps = c.eb(&["describe-applications", "--application-names", &app]);
+    assert_eq!(apps["Applications"][0]["Versions"].as_array().unwrap().len(), 3);
+
+    // The environment starts on the sample application.
+    let e = c.eb(&[
+        "create-environment",
+        "--application-name",
+        &app,
+        "--environment-name",
+        &env,
+        "--solution-stack-name",
+        "64bit Amazon Linux 2023 v4.3.0 running Docker",
+    ]);
+    assert_eq!(e["Status"], "Launching");
+    let id = e["EnvironmentId"].as_str().unwrap().to_string();
+    c.eb(&["wait", "environment-exists", "--environment-ids", &id]);
+    let endpoint = c.env(&env)["EndpointURL"].as_str().unwrap().to_string();
+    let (code, page) = http_get(&endpoint);
+    assert_eq!(code, 200);
+    assert!(page.contains("Congratulations"), "{page}");
+
+    // Deploy v1 and wait with botocore's waiter.
+    let up = c.eb(&["update-environment", "--environment-name", &env, "--version-label", "v1"]);
+    assert_eq!(up["Status"], "Updating");
+    assert_eq!(up["Health"], "Grey");
+    assert_eq!(up["VersionLabel"], "v1");
+    assert_eq!(up["AbortableOperationInProgress"], true);
+    c.eb(&["wait", "environment-updated", "--environment-names", &env]);
+    let done = c.env(&env);
+    assert_eq!(
+        (done["Status"].as_str(), done["Health"].as_str(), done["VersionLabel"].as_str()),
+        (Some("Ready"), Some("Green"), Some("v1"))
+    );
+    assert_eq!(http_get(&endpoint), (200, text.clone()));
+    assert_eq!(containers_of(&env).len(), 1);
+
+    // Events: newest first; the update's RequestId selects exactly its own events.
+    let ev = c.eb(&["describe-events", "--environment-name", &env]);
+    let starting = ev["Events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["Message"] == "Environment update is starting.")
+        .unwrap()
+        .clone();
+    let rid = starting["RequestId"].as_str().unwrap().to_string();
+    let by_rid = c.eb(&["describe-events", "--request-id", &rid]);
+    let mut msgs = messages(&by_rid);
+    msgs.reverse();
+    assert_eq!(
+        msgs,
+        vec![
+            "Environment update is starting.",
+            "Deploying new version to instance(s).",
+            "Instance deployment completed successfully.",
+            "New application version was deployed to running EC2 instances.",
+            "Environment update completed successfully.",
+        ]
+    );
+    let errors = c.eb(&["describe-events", "--environment-name", &env, "--severity", "ERROR"]);
+    assert!(errors["Events"].as_array().unwrap().is_empty());
+    let since =
+        c.eb(&["describe-events", "--environment-name", &env, "--start-time", starting["EventDate"].as_str().unwrap()]);
+    assert!(messages(&since).iter().all(|m| !m.contains("createEnvironment")));
+    let paged = c.eb(&["describe-events", "--environment-name", &env, "--page-size", "2"]);
+    assert_eq!(paged["Events"].as_array().unwrap().len(), ev["Events"].as_array().unwrap().len());
+    let cut = c.eb(&["describe-events", "--environment-name", &env, "--max-items", "3"]);
+    assert_eq!(cut["Events"].as_array().unwrap().len(), 3);
+    assert!(cut["NextToken"].is_string());
+
+    let health = c.eb(&["describe-environment-health", "--environment-name", &env, "--attribute-names", "All"]);
+    assert_eq!(
+        (health["Color"].as_str(), health["HealthStatus"].as_str(), health["Status"].as_str()),
+        (Some("Green"), Some("Ok"), Some("Ready"))
+    );
+    assert_eq!(health["InstancesHealth"]["Ok"], 1);
+
+    // A second environment so DescribeEnvironments pages too.
+    let env2 = format!("e2e-two-{}", c.suffix);
+    c.eb(&[
+        "create-environment",
+        "--application-name",
+        &app,
+        "--environment-name",
+        &env2,
+        "--solution-stack-name",
+        "64bit Amazon Linux 2023 v4.3.0 running Docker",
+    ]);
+    let envs = c.eb(&["describe-environments", "--application-name", &app, "--page-size", "1"]);
+    let names: Vec<&str> =
+        envs["Environments"].as_array().unwrap().iter().map(|e| e["EnvironmentName"].as_str().unwrap()).collect();
+    assert_eq!(names, vec![env.as_str(), env2.as_str()]);
+    let one = c.eb(&["describe-environments", "--application-name", &app, "--max-items", "1"]);
+    assert!(one["NextToken"].is_string());
+
+    // Terminated through the admin API: the waiter sees it and the container is gone.
+    c.admin.terminate(&env).await.unwrap();
+    c.admin.terminate(&env2).await.unwrap();
+    c.eb(&["wait", "environment-terminated", "--environment-names", &env, &env2]);
+    assert!(containers_of(&env).is_empty(), "containers left: {:?}", containers_of(&env));
+    let view = c.admin.environment(&env).await.unwrap().unwrap();
+    assert_eq!(view.status, ebsim::state::EnvStatus::Terminated);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failures_aborts_and_errors_through_the_aws_cli() {
+    let c = Ctx::new();
+    let app = format!("e2e-fail-{}", c.suffix);
+    let env = format!("e2e-fail-{}", c.suffix);
+    let repo = format!("ebsim-e2e-fail-{}", c.suffix);
+    let text = format!("good version {}\n", c.suffix);
+    let image = c.push_image(&repo, "good", &text).await;
+    c.eb(&["create-storage-location"]);
+    let good = c.dockerrun_bundle(&app, "good", &image);
+    let missing_image = c.dockerrun_bundle(&app, "missing", &image.replace(":good", ":does-not-exist"));
+    let empty = c.bundle(&app, "empty", &[("README.md", b"no Dockerfile here")]);
+    c.eb(&["create-application", "--application-name", &app]);
+    for (label, key) in [("good", &good), ("missing", &missing_image), ("empty", &empty)] {
+        c.eb(&[
+            "create-application-version",
+            "--application-name",
+            &app,
+            "--version-label",
+            label,
+            "--process",
+            "--source-bundle",
+            &format!("S3Bucket={},S3Key={key}", c.bucket),
+        ]);
+    }
+    // Errors, as the CLI prints them.
+    let dup = c.eb_err(&[
+        "create-application-version",
+        "--application-name",
+        &app,
+        "--version-label",
+        "good",
+        "--source-bundle",
+        &format!("S3Bucket={},S3Key={good}", c.bucket),
+    ]);
+    assert!(
+        dup.contains("(InvalidParameterValue)") && dup.contains("Application Version good already exists."),
+        "{dup}"
+    );
+    let no_obj = c.eb_err(&[
+        "create-application-version",
+        "--application-name",
+        &app,
+        "--version-label",
+        "ghost",
+        "--source-bundle",
+        &format!("S3Bucket={},S3Key={app}/ghost.zip", c.bucket),
+    ]);
+    assert!(no_obj.contains("(InvalidParameterCombination)") && no_obj.contains("Reason: Not Found"), "{no_obj}");
+    let no_app =
+        c.eb_err(&["create-application-version", "--application-name", "no-such-app-e2e", "--version-label", "x"]);
+    assert!(no_app.contains("No Application named 'no-such-app-e2e' found."), "{no_app}");
+
+    c.eb(&[
+        "create-environment",
+        "--application-name",
+        &app,
+        "--environment-name",
+        &env,
+        "--version-label",
+        "good",
+        "--solution-stack-name",
+        "64bit Amazon Linux 2023 v4.3.0 running Docker",
+    ]);
+    let ready = c.wait_for(&env, "Ready on good", |e| e["Status"] == "Ready");
+    assert_eq!(ready["VersionLabel"], "good");
+    let endpoint = ready["EndpointURL"].as_str().unwrap().to_string();
+    assert_eq!(http_get(&endpoint), (200, text.clone()));
+    let serving = containers_of(&env);
+    assert_eq!(serving.len(), 1);
+
+    // An image that is not in the registry: failure events, back on "good", Red, then Green.
+    let before = c.admin.last_request_seq().await.unwrap();
+    c.eb(&["update-environment", "--environment-name", &env, "--version-label", "missing"]);
+    let after = c.wait_for(&env, "Ready after the failure", |e| e["Status"] == "Ready");
+    assert_eq!(after["VersionLabel"], "good");
+    assert_eq!(after["Health"], "Red");
+    let errors = c.eb(&["describe-events", "--environment-name", &env, "--severity", "ERROR"]);
+    let msgs = messages(&errors);
+    assert_eq!(msgs.first().map(String::as_str), Some("Failed to deploy application."));
+    assert!(msgs.iter().any(|m| m == "Instance deployment failed. For details, see 'eb-engine.log'."));
+    assert_eq!(http_get(&endpoint), (200, text.clone()));
+    assert_eq!(containers_of(&env), serving, "the failed instance is removed, the old one kept");
+    let view = c.admin.environment(&env).await.unwrap().unwrap();
+    assert!(view.last_failure.as_deref().unwrap_or_default().contains("does-not-exist"), "{view:?}");
+    let recovered = c.wait_for(&env, "Green again", |e| e["Health"] == "Green");
+    assert_eq!(recovered["VersionLabel"], "good");
+    let ops: Vec<String> = c.admin.requests_since(before).await.unwrap().into_iter().map(|r| r.op).collect();
+    assert!(ops.contains(&"UpdateEnvironment".to_string()), "{ops:?}");
+
+    // A bundle without Dockerfile or Dockerrun.aws.json.
+    c.eb(&["update-environment", "--environment-name", &env, "--version-label", "empty"]);
+    c.wait_for(&env, "Ready after the empty bundle", |e| e["Status"] == "Ready");
+    let ev = c.eb(&["describe-events", "--environment-name", &env, "--version-label", "empty"]);
+    assert!(
+        messages(&ev)
+            .iter()
+            .any(|m| m.starts_with("Instance deployment: Both 'Dockerfile' and 'Dockerrun.aws.json' are missing"))
+    );
+    let versions = c.eb(&["describe-application-versions", "--application-name", &app, "--version-labels", "empty"]);
+    assert_eq!(versions["ApplicationVersions"][0]["Status"], "FAILED");
+
+    // A stuck update, aborted.
+    let not_now = c.eb_err(&["abort-environment-update", "--environment-name", &env]);
+    assert!(not_now.contains("Must be pending deployment."), "{not_now}");
+    c.admin.set_faults(&json!({"stuck_next_updates": 1})).await.unwrap();
+    c.eb(&["update-environment", "--environment-name", &env, "--version-label", "good"]);
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(c.env(&env)["Status"], "Updating");
+    let busy = c.eb_err(&["update-environment", "--environment-name", &env, "--version-label", "good"]);
+    assert!(
+        busy.contains("(InvalidParameterValue)")
+            && busy.contains(&format!(
+                "Environment named {env} is in an invalid state for this operation. Must be Ready."
+            )),
+        "{busy}"
+    );
+    let aborted = c.eb(&["abort-environment-update", "--environment-name", &env]);
+    assert_eq!(aborted, Value::Null);
+    let back = c.wait_for(&env, "Ready after the abort", |e| e["Status"] == "Ready");
+    assert_eq!(back["VersionLabel"], "good");
+    c.admin.reset_faults().await.unwrap();
+
+    // Throttling comes back as the CLI knows it (after its own retries).
+    c.admin.set_faults(&json!({"throttle_fraction": 1.0, "ops": ["DescribeApplications"]})).await.unwrap();
+    let throttled = c.eb_err(&["describe-applications"]);
+    c.admin.reset_faults().await.unwrap();
+    assert!(throttled.contains("(Throttling)") && throttled.contains("Rate exceeded"), "{throttled}");
+
+    // Deleting a version with its bundle.
+    assert!(c.s3_exists(&missing_image));
+    assert_eq!(
+        c.eb(&[
+            "delete-application-version",
+            "--application-name",
+            &app,
+            "--version-label",
+            "missing",
+            "--delete-source-bundle"
+        ]),
+        Value::Null
+    );
+    assert!(!c.s3_exists(&missing_image));
+    let gone = c.eb(&["describe-application-versions", "--application-name", &app, "--version-labels", "missing"]);
+    assert!(gone["ApplicationVersions"].as_array().unwrap().is_empty());
+
+    let health =
+        c.eb(&["describe-environment-health", "--environment-name", &env, "--attribute-names", "Color", "Causes"]);
+    assert!(health["Color"].is_string() && health.get("InstancesHealth").is_none());
+    c.admin.terminate(&env).await.unwrap();
+    c.wait_for_terminated(&env);
+    assert!(containers_of(&env).is_empty());
+}
+
+impl Ctx {
+    fn wait_for_terminated(&self, name: &str) {
+        let start = Instant::now();
+        loop {
+            let v = self.eb(&["describe-environments", "--environment-names", name]);
+            if v["Environments"][0]["Status"] == "Terminated" {
+                return;
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "{name} never terminated");
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+}

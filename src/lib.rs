@@ -11,4 +11,6 @@ pub mod image;
 pub mod inputs;
 pub mod registry;
 pub mod report;
+#[cfg(test)]
+mod testing;
 pub mod wait;

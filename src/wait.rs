@@ -13,8 +13,8 @@ use crate::beanstalk::{Beanstalk, Environment, Event};
 use crate::config::{MinHealth, WaitPlan, format_duration};
 use crate::gha::{Annotation, Console};
 
-/// How often to ask. The defaults keep a wait under ~30 Beanstalk calls a minute while reaching a verdict
-/// within ~2 s of Beanstalk's own completion.
+/// How often to ask. The defaults keep a wait under ~30 Beanstalk calls a minute (24 for events, 2 for the
+/// environment, a few more around completion) while reaching a verdict within ~2 s of Beanstalk's own.
 #[derive(Debug, Clone, Copy)]
 pub struct Cadence {
     /// DescribeEvents while the update runs.
@@ -33,7 +33,7 @@ impl Default for Cadence {
     fn default() -> Self {
         Self {
             events: Duration::from_millis(2500),
-            environment: Duration::from_secs(15),
+            environment: Duration::from_secs(30),
             follow_up: Duration::from_secs(1),
             grace: Duration::from_secs(5),
             revert_confirm: Duration::from_secs(10),
@@ -326,8 +326,9 @@ impl<'a> Waiter<'a> {
         let cadence = self.cadence;
         let start = Instant::now();
         let deadline = start + plan.timeout;
-        let mut next_events = start;
-        let mut next_env = start + cadence.grace;
+        // Nothing has happened yet at the instant the update was accepted.
+        let mut next_events = start + cadence.events;
+        let mut next_env = start + cadence.environment / 2;
         let mut follow_ups = 0u32;
         let mut grace_started: Option<Instant> = None;
         let mut other_label_since: Option<Instant> = None;

@@ -1,0 +1,381 @@
+//! A scripted Elastic Beanstalk for tests of the logic that reacts to its states: the environment follows a
+//! timeline on tokio's (paused) clock, events appear at set offsets, and every call is recorded. Served through
+//! `aws-smithy-mocks`, so the real SDK serializes requests and parses answers.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_sdk_elasticbeanstalk::Client;
+use aws_sdk_elasticbeanstalk::operation::abort_environment_update::AbortEnvironmentUpdateOutput;
+use aws_sdk_elasticbeanstalk::operation::create_application_version::CreateApplicationVersionOutput;
+use aws_sdk_elasticbeanstalk::operation::create_storage_location::CreateStorageLocationOutput;
+use aws_sdk_elasticbeanstalk::operation::delete_application_version::DeleteApplicationVersionOutput;
+use aws_sdk_elasticbeanstalk::operation::describe_application_versions::DescribeApplicationVersionsOutput;
+use aws_sdk_elasticbeanstalk::operation::describe_applications::DescribeApplicationsOutput;
+use aws_sdk_elasticbeanstalk::operation::describe_environments::DescribeEnvironmentsOutput;
+use aws_sdk_elasticbeanstalk::operation::describe_events::DescribeEventsOutput;
+use aws_sdk_elasticbeanstalk::types::{
+    ApplicationDescription, ApplicationVersionDescription, ApplicationVersionStatus, EnvironmentDescription,
+    EnvironmentHealth, EnvironmentStatus, EventDescription, EventSeverity, S3Location,
+};
+use aws_smithy_mocks::{MockResponse, Rule, RuleMode, mock, mock_client};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::http::StatusCode;
+use aws_smithy_types::DateTime;
+use aws_smithy_types::body::SdkBody;
+use tokio::time::Instant;
+
+use crate::aws::{Clients, retry_config};
+use crate::beanstalk::Beanstalk;
+
+/// The EB clock at the start of every test (2023-11-14T22:13:20Z).
+pub const BASE_MS: i64 = 1_700_000_000_000;
+pub const APP: &str = "app";
+pub const ENV: &str = "web-prod";
+pub const ENV_ID: &str = "e-abcdef1234";
+pub const REQUEST_ID: &str = "11111111-2222-3333-4444-555555555555";
+
+/// One look at the environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Snap {
+    pub status: &'static str,
+    pub health: &'static str,
+    pub label: &'static str,
+}
+
+/// Shorthand for a [`Snap`].
+pub const fn snap(status: &'static str, health: &'static str, label: &'static str) -> Snap {
+    Snap { status, health, label }
+}
+
+/// What the fake does; offsets are from the call that triggers them.
+#[derive(Debug, Clone, Default)]
+pub struct Scenario {
+    /// The environment from the start of the test (offsets from t0); the last entry at or before now applies.
+    pub before: Vec<(Duration, Snap)>,
+    /// After UpdateEnvironment.
+    pub after_update: Vec<(Duration, Snap)>,
+    /// Events after UpdateEnvironment: (offset, severity, message, carries the update's RequestId).
+    pub update_events: Vec<(Duration, &'static str, &'static str, bool)>,
+    /// After AbortEnvironmentUpdate.
+    pub after_abort: Vec<(Duration, Snap)>,
+    /// Existing versions: (label, status).
+    pub versions: Vec<(&'static str, &'static str)>,
+    /// Status a newly created version reports.
+    pub new_version_status: &'static str,
+    /// The first DescribeEvents and DescribeEnvironments calls answer `Throttling` this many times before
+    /// the SDK's retries get through (the mocks replay retries from the same rule, so these are scripted
+    /// as a sequence ending in a neutral answer: no events; the environment as it is at the start).
+    pub throttle_first: usize,
+    /// The first N UpdateEnvironment calls are refused as busy.
+    pub refuse_update_busy: u32,
+    /// The environment does not exist.
+    pub no_environment: bool,
+}
+
+/// A call the fake received, with its time since t0.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Call {
+    pub at: Duration,
+    pub op: &'static str,
+}
+
+#[derive(Debug)]
+struct World {
+    sc: Scenario,
+    t0: Instant,
+    timeline: Vec<(Duration, Snap)>,
+    events: Vec<(Duration, &'static str, &'static str, Option<&'static str>)>,
+    calls: Vec<Call>,
+    refused: u32,
+    created: Vec<String>,
+}
+
+impl World {
+    fn now(&self) -> Duration {
+        self.t0.elapsed()
+    }
+
+    fn snap(&self) -> Snap {
+        let now = self.now();
+        self.timeline.iter().rev().find(|(at, _)| *at <= now).map(|(_, s)| *s).unwrap_or(snap("Ready", "Green", "v1"))
+    }
+
+    fn record(&mut self, op: &'static str) {
+        let at = self.now();
+        self.calls.push(Call { at, op });
+    }
+
+    /// Replaces the future of the timeline with `steps` starting now.
+    fn schedule(&mut self, steps: &[(Duration, Snap)]) {
+        let now = self.now();
+        self.timeline.retain(|(at, _)| *at <= now);
+        self.timeline.extend(steps.iter().map(|(off, s)| (now + *off, *s)));
+    }
+}
+
+/// The fake service; clone freely, all clones share the world.
+#[derive(Debug, Clone)]
+pub struct FakeEb {
+    world: Arc<Mutex<World>>,
+}
+
+fn millis(ms: i64) -> DateTime {
+    DateTime::from_millis(ms)
+}
+
+fn env_description(s: Snap, at_ms: i64) -> EnvironmentDescription {
+    EnvironmentDescription::builder()
+        .environment_name(ENV)
+        .environment_id(ENV_ID)
+        .application_name(APP)
+        .status(EnvironmentStatus::from(s.status))
+        .health(EnvironmentHealth::from(s.health))
+        .version_label(s.label)
+        .cname("web-prod.us-east-1.elasticbeanstalk.com")
+        .date_updated(millis(at_ms))
+        .build()
+}
+
+fn query_error(status: u16, code: &str, message: &str) -> HttpResponse {
+    let body = format!(
+        "<ErrorResponse xmlns=\"http://elasticbeanstalk.amazonaws.com/docs/2010-12-01/\"><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>err-1</RequestId></ErrorResponse>"
+    );
+    let mut resp = HttpResponse::new(
+        StatusCode::try_from(status).unwrap_or(StatusCode::try_from(500).unwrap()),
+        SdkBody::from(body),
+    );
+    resp.headers_mut().insert("Content-Type", "text/xml");
+    resp
+}
+
+impl FakeEb {
+    /// A fake following `sc`, its clock starting now.
+    pub fn new(sc: Scenario) -> Self {
+        let mut timeline = vec![(Duration::ZERO, snap("Ready", "Green", "v1"))];
+        timeline.extend(sc.before.iter().copied());
+        let world = World {
+            sc,
+            t0: Instant::now(),
+            timeline,
+            events: Vec::new(),
+            calls: Vec::new(),
+            refused: 0,
+            created: Vec::new(),
+        };
+        Self { world: Arc::new(Mutex::new(world)) }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut World) -> T) -> T {
+        f(&mut self.world.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    /// Every call so far.
+    pub fn calls(&self) -> Vec<Call> {
+        self.with(|w| w.calls.clone())
+    }
+
+    /// How many calls of `op` were made.
+    pub fn count(&self, op: &str) -> usize {
+        self.calls().iter().filter(|c| c.op == op).count()
+    }
+
+    /// When UpdateEnvironment was (last) called.
+    pub fn updated_at(&self) -> Option<Duration> {
+        self.calls().iter().rev().find(|c| c.op == "UpdateEnvironment").map(|c| c.at)
+    }
+
+    /// Labels created through CreateApplicationVersion.
+    pub fn created(&self) -> Vec<String> {
+        self.with(|w| w.created.clone())
+    }
+
+    /// The SDK client wired to this fake, with the production retry settings.
+    pub fn client(&self) -> Client {
+        let rules = self.rules();
+        mock_client!(aws_sdk_elasticbeanstalk, RuleMode::MatchAny, rules.iter(), |c| c.retry_config(retry_config()))
+    }
+
+    /// Clients for the engine: this fake for Beanstalk, S3 answering "not found" to HEAD and OK to PUT.
+    pub fn clients(&self) -> Clients {
+        let head = mock!(aws_sdk_s3::Client::head_object)
+            .then_http_response(|| HttpResponse::new(StatusCode::try_from(404).unwrap(), SdkBody::empty()));
+        let put = mock!(aws_sdk_s3::Client::put_object)
+            .then_output(|| aws_sdk_s3::operation::put_object::PutObjectOutput::builder().build());
+        let get = mock!(aws_sdk_s3::Client::get_object)
+            .then_http_response(|| HttpResponse::new(StatusCode::try_from(404).unwrap(), SdkBody::empty()));
+        let s3 = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&head, &put, &get]);
+        let ecr = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, Vec::<&Rule>::new());
+        Clients { eb: Beanstalk::new(self.client()), s3, ecr, region: "us-east-1".into() }
+    }
+
+    fn rules(&self) -> Vec<Rule> {
+        let f = self.clone();
+        let describe_envs = mock!(Client::describe_environments).then_compute_response(move |_| {
+            f.with(|w| {
+                w.record("DescribeEnvironments");
+                let at = BASE_MS + w.now().as_millis() as i64;
+                let envs = if w.sc.no_environment { vec![] } else { vec![env_description(w.snap(), at)] };
+                MockResponse::Output(DescribeEnvironmentsOutput::builder().set_environments(Some(envs)).build())
+            })
+        });
+        let f = self.clone();
+        let describe_events = mock!(Client::describe_events).then_compute_response(move |req| {
+            f.with(|w| {
+                w.record("DescribeEvents");
+                let now = w.now();
+                let since = req.start_time().and_then(|t| t.to_millis().ok()).unwrap_or(i64::MIN);
+                let mut events: Vec<EventDescription> = w
+                    .events
+                    .iter()
+                    .filter(|(at, ..)| *at <= now && BASE_MS + at.as_millis() as i64 >= since)
+                    .map(|(at, sev, msg, rid)| {
+                        EventDescription::builder()
+                            .event_date(millis(BASE_MS + at.as_millis() as i64))
+                            .severity(EventSeverity::from(*sev))
+                            .message(*msg)
+                            .set_request_id(rid.map(str::to_owned))
+                            .environment_name(ENV)
+                            .build()
+                    })
+                    .collect();
+                events.reverse(); // newest first, as the service answers
+                MockResponse::Output(DescribeEventsOutput::builder().set_events(Some(events)).build())
+            })
+        });
+        let f = self.clone();
+        let update = mock!(Client::update_environment).then_compute_response(move |req| {
+            f.with(|w| {
+                w.record("UpdateEnvironment");
+                if w.refused < w.sc.refuse_update_busy || w.snap().status != "Ready" {
+                    w.refused += 1;
+                    return MockResponse::Http(query_error(
+                        400,
+                        "InvalidParameterValue",
+                        "Environment named web-prod is in an invalid state for this operation. Must be Ready.",
+                    ));
+                }
+                let label = req.version_label().unwrap_or_default().to_owned();
+                let steps = w.sc.after_update.clone();
+                w.schedule(&steps);
+                let now = w.now();
+                let scheduled: Vec<_> =
+                    w.sc.update_events.iter().map(|(off, sev, msg, ours)| (now + *off, *sev, *msg, ours.then_some(REQUEST_ID))).collect();
+                w.events.extend(scheduled);
+                let at = DateTime::from_millis(BASE_MS + now.as_millis() as i64)
+                    .fmt(aws_smithy_types::date_time::Format::DateTime)
+                    .unwrap_or_default();
+                let body = format!(
+                    "<UpdateEnvironmentResponse xmlns=\"http://elasticbeanstalk.amazonaws.com/docs/2010-12-01/\"><UpdateEnvironmentResult><EnvironmentName>{ENV}</EnvironmentName><EnvironmentId>{ENV_ID}</EnvironmentId><ApplicationName>{APP}</ApplicationName><VersionLabel>{label}</VersionLabel><Status>Updating</Status><Health>Grey</Health><DateUpdated>{at}</DateUpdated><AbortableOperationInProgress>true</AbortableOperationInProgress><CNAME>web-prod.us-east-1.elasticbeanstalk.com</CNAME></UpdateEnvironmentResult><ResponseMetadata><RequestId>{REQUEST_ID}</RequestId></ResponseMetadata></UpdateEnvironmentResponse>"
+                );
+                let mut resp = HttpResponse::new(StatusCode::try_from(200).unwrap(), SdkBody::from(body));
+                resp.headers_mut().insert("x-amzn-RequestId", REQUEST_ID);
+                resp.headers_mut().insert("Content-Type", "text/xml");
+                MockResponse::Http(resp)
+            })
+        });
+        let f = self.clone();
+        let abort = mock!(Client::abort_environment_update).then_compute_output(move |_| {
+            f.with(|w| {
+                w.record("AbortEnvironmentUpdate");
+                let steps = w.sc.after_abort.clone();
+                if !steps.is_empty() {
+                    w.schedule(&steps);
+                }
+                AbortEnvironmentUpdateOutput::builder().build()
+            })
+        });
+        let f = self.clone();
+        let versions = mock!(Client::describe_application_versions).then_compute_output(move |req| {
+            f.with(|w| {
+                w.record("DescribeApplicationVersions");
+                let wanted = req.version_labels();
+                let mut all: Vec<(String, String)> =
+                    w.sc.versions.iter().map(|(l, s)| ((*l).to_owned(), (*s).to_owned())).collect();
+                all.extend(w.created.iter().map(|l| (l.clone(), w.sc.new_version_status.to_owned())));
+                let found = all
+                    .into_iter()
+                    .filter(|(l, _)| wanted.is_empty() || wanted.contains(l))
+                    .map(|(l, s)| {
+                        ApplicationVersionDescription::builder()
+                            .application_name(APP)
+                            .version_label(l.clone())
+                            .status(ApplicationVersionStatus::from(s.as_str()))
+                            .source_bundle(
+                                S3Location::builder().s3_bucket("bucket").s3_key(format!("{APP}/{l}.zip")).build(),
+                            )
+                            .build()
+                    })
+                    .collect();
+                DescribeApplicationVersionsOutput::builder().set_application_versions(Some(found)).build()
+            })
+        });
+        let f = self.clone();
+        let create = mock!(Client::create_application_version).then_compute_output(move |req| {
+            f.with(|w| {
+                w.record("CreateApplicationVersion");
+                let label = req.version_label().unwrap_or_default().to_owned();
+                w.created.push(label.clone());
+                CreateApplicationVersionOutput::builder()
+                    .application_version(
+                        ApplicationVersionDescription::builder()
+                            .version_label(label)
+                            .status(ApplicationVersionStatus::from("PROCESSING"))
+                            .build(),
+                    )
+                    .build()
+            })
+        });
+        let f = self.clone();
+        let delete = mock!(Client::delete_application_version).then_compute_output(move |req| {
+            f.with(|w| {
+                w.record("DeleteApplicationVersion");
+                let label = req.version_label().unwrap_or_default();
+                w.created.retain(|l| l != label);
+                DeleteApplicationVersionOutput::builder().build()
+            })
+        });
+        let f = self.clone();
+        let storage = mock!(Client::create_storage_location).then_compute_output(move |_| {
+            f.with(|w| w.record("CreateStorageLocation"));
+            CreateStorageLocationOutput::builder().s3_bucket("elasticbeanstalk-us-east-1-123456789012").build()
+        });
+        let f = self.clone();
+        let apps = mock!(Client::describe_applications).then_compute_output(move |req| {
+            f.with(|w| w.record("DescribeApplications"));
+            let apps = req
+                .application_names()
+                .iter()
+                .filter(|n| *n == APP)
+                .map(|n| ApplicationDescription::builder().application_name(n).build())
+                .collect();
+            DescribeApplicationsOutput::builder().set_applications(Some(apps)).build()
+        });
+        let mut rules = Vec::new();
+        let throttles = self.with(|w| w.sc.throttle_first);
+        if throttles > 0 {
+            let throttle = || query_error(400, "Throttling", "Rate exceeded");
+            rules.push(
+                mock!(Client::describe_events)
+                    .sequence()
+                    .http_response(throttle)
+                    .times(throttles)
+                    .output(|| DescribeEventsOutput::builder().build())
+                    .build(),
+            );
+            rules.push(
+                mock!(Client::describe_environments)
+                    .sequence()
+                    .http_response(throttle)
+                    .times(throttles)
+                    .output(|| {
+                        let env = env_description(snap("Ready", "Green", "v1"), BASE_MS);
+                        DescribeEnvironmentsOutput::builder().environments(env).build()
+                    })
+                    .build(),
+            );
+        }
+        rules.extend([describe_envs, describe_events, update, abort, versions, create, delete, storage, apps]);
+        rules
+    }
+}

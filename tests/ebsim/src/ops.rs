@@ -325,7 +325,7 @@ fn describe_application_versions(sim: &Arc<Sim>, p: &Params) -> Result<String, A
         .filter(|v| app.as_ref().is_none_or(|a| &v.app == a))
         .filter(|v| labels.is_empty() || labels.contains(&v.label))
         .collect();
-    items.sort_by(|a, b| b.seq.cmp(&a.seq));
+    items.sort_by_key(|v| std::cmp::Reverse(v.seq));
     let (page, next) =
         paging::page("DescribeApplicationVersions", items, |v| v.seq, true, max, p.string("NextToken").as_deref())?;
     let mut x = Xml::new();
@@ -690,10 +690,9 @@ fn describe_events(sim: &Arc<Sim>, p: &Params) -> Result<String, ApiError> {
     let end = p.time("EndTime")?;
     let max = paging::max_records(p.int("MaxRecords")?)?;
     let st = sim.state();
-    let id_name = match &env_id {
-        None => None,
-        Some(id) => Some(st.envs.iter().find(|e| &e.id == id).map(|e| e.name.clone()).unwrap_or_default()),
-    };
+    // Events name their environment; an id filter matches by the name it belongs to.
+    let id_name =
+        env_id.as_ref().map(|id| st.envs.iter().find(|e| &e.id == id).map(|e| e.name.clone()).unwrap_or_default());
     let mut items: Vec<&crate::state::Event> = st
         .events
         .iter()
@@ -706,7 +705,7 @@ fn describe_events(sim: &Arc<Sim>, p: &Params) -> Result<String, ApiError> {
         .filter(|e| start.is_none_or(|t| e.time_ms >= t))
         .filter(|e| end.is_none_or(|t| e.time_ms < t))
         .collect();
-    items.sort_by(|a, b| b.seq.cmp(&a.seq));
+    items.sort_by_key(|v| std::cmp::Reverse(v.seq));
     let (page, next) = paging::page("DescribeEvents", items, |e| e.seq, true, max, p.string("NextToken").as_deref())?;
     let mut x = Xml::new();
     x.list("Events", &page, |x, e| render::event(x, e));

@@ -7,7 +7,7 @@ use crate::state::{AppVersion, Application, Environment, Event, Sim, State};
 pub fn application(x: &mut Xml, sim: &Sim, st: &State, app: &Application) {
     let mut labels: Vec<(u64, String)> =
         st.versions.iter().filter(|v| v.app == app.name).map(|v| (v.seq, v.label.clone())).collect();
-    labels.sort_by(|a, b| b.0.cmp(&a.0));
+    labels.sort_by_key(|l| std::cmp::Reverse(l.0));
     let labels: Vec<String> = labels.into_iter().map(|(_, l)| l).collect();
     x.leaf("ApplicationArn", &sim.app_arn(&app.name))
         .leaf("ApplicationName", &app.name)

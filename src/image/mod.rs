@@ -11,7 +11,7 @@ pub mod dockerignore;
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use bollard::{API_DEFAULT_VERSION, Docker};
 
 pub use build::{BuildRequest, BuiltImage, build};
@@ -45,20 +45,23 @@ pub async fn connect(docker_host: Option<&str>) -> Result<Docker> {
              use unix:///path/to/docker.sock or tcp://host:port"
         );
     }
-    .with_context(|| format!("failed to connect to the Docker daemon at {host}; {CONNECT_HINT}"))?;
+    .map_err(|e| {
+        anyhow::anyhow!("failed to connect to the Docker daemon at {host}: {}; {CONNECT_HINT}", docker_message(&e))
+    })?;
 
-    let unreachable = || format!("failed to connect to the Docker daemon at {host}; {CONNECT_HINT}");
+    let unreachable =
+        |cause: String| anyhow::anyhow!("failed to connect to the Docker daemon at {host}: {cause}; {CONNECT_HINT}");
     // Runners have newer engines than the local 20.10: ask the daemon rather than assume a version.
-    let docker = tokio::time::timeout(CONNECT_TIMEOUT, docker.negotiate_version())
-        .await
-        .map_err(|_| anyhow::anyhow!("no answer within {}s", CONNECT_TIMEOUT.as_secs()))
-        .and_then(|r| r.map_err(|e| anyhow::anyhow!(docker_message(&e))))
-        .with_context(unreachable)?;
-    tokio::time::timeout(CONNECT_TIMEOUT, docker.ping())
-        .await
-        .map_err(|_| anyhow::anyhow!("no answer to ping within {}s", CONNECT_TIMEOUT.as_secs()))
-        .and_then(|r| r.map_err(|e| anyhow::anyhow!(docker_message(&e))))
-        .with_context(unreachable)?;
+    let docker = match tokio::time::timeout(CONNECT_TIMEOUT, docker.negotiate_version()).await {
+        Ok(Ok(docker)) => docker,
+        Ok(Err(err)) => return Err(unreachable(docker_message(&err))),
+        Err(_) => return Err(unreachable(format!("no answer within {}s", CONNECT_TIMEOUT.as_secs()))),
+    };
+    match tokio::time::timeout(CONNECT_TIMEOUT, docker.ping()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(err)) => return Err(unreachable(docker_message(&err))),
+        Err(_) => return Err(unreachable(format!("no answer to ping within {}s", CONNECT_TIMEOUT.as_secs()))),
+    }
     let version = docker.client_version();
     tracing::debug!(host, api = %format!("{}.{}", version.major_version, version.minor_version), "connected to Docker");
     Ok(docker)

@@ -11,8 +11,8 @@ pub enum Plan {
     Image(ImageSpec),
     /// Build the image from the bundle's Dockerfile; the port from Dockerrun if it has one.
     Dockerfile { port: Option<u16> },
-    /// A Compose bundle.
-    Compose,
+    /// A Compose bundle ebsim cannot run (its first service builds instead of naming an image).
+    Compose(String),
 }
 
 /// Dockerrun v1's essentials.
@@ -28,6 +28,8 @@ pub struct ImageSpec {
     pub entrypoint: Option<Vec<String>>,
     /// `Command`, split into words.
     pub command: Option<Vec<String>>,
+    /// Environment variables the bundle sets (Compose `environment`).
+    pub env: Vec<(String, String)>,
 }
 
 /// Why a bundle cannot be deployed.
@@ -39,6 +41,8 @@ pub enum BundleError {
     MissingDockerfiles,
     /// Dockerrun.aws.json is unusable.
     BadDockerrun(String),
+    /// docker-compose.yml is unusable.
+    BadCompose(String),
 }
 
 impl std::fmt::Display for BundleError {
@@ -49,6 +53,7 @@ impl std::fmt::Display for BundleError {
                 "source bundle has neither Dockerrun.aws.json, Dockerfile nor docker-compose.yml at its root",
             ),
             Self::BadDockerrun(e) => write!(f, "Dockerrun.aws.json is invalid: {e}"),
+            Self::BadCompose(e) => write!(f, "docker-compose.yml is invalid: {e}"),
         }
     }
 }
@@ -58,7 +63,7 @@ impl std::fmt::Display for BundleError {
 struct RootFiles {
     dockerrun: Option<Vec<u8>>,
     dockerfile: bool,
-    compose: bool,
+    compose: Option<Vec<u8>>,
 }
 
 fn read_root(bytes: &[u8]) -> Result<RootFiles, BundleError> {
@@ -74,7 +79,11 @@ fn read_root(bytes: &[u8]) -> Result<RootFiles, BundleError> {
                 files.dockerrun = Some(buf);
             }
             "Dockerfile" => files.dockerfile = true,
-            "docker-compose.yml" | "docker-compose.yaml" => files.compose = true,
+            "docker-compose.yml" | "docker-compose.yaml" => {
+                let mut buf = Vec::new();
+                entry.read_to_end(&mut buf).map_err(|e| BundleError::NotZip(e.to_string()))?;
+                files.compose = Some(buf);
+            }
             _ => {}
         }
     }
@@ -84,7 +93,7 @@ fn read_root(bytes: &[u8]) -> Result<RootFiles, BundleError> {
 /// Whether the bundle can be processed (CreateApplicationVersion with `Process=true`).
 pub fn check(bytes: &[u8]) -> Result<(), BundleError> {
     let files = read_root(bytes)?;
-    if files.dockerrun.is_none() && !files.dockerfile && !files.compose {
+    if files.dockerrun.is_none() && !files.dockerfile && files.compose.is_none() {
         return Err(BundleError::MissingDockerfiles);
     }
     Ok(())
@@ -94,8 +103,8 @@ pub fn check(bytes: &[u8]) -> Result<(), BundleError> {
 /// Compose, then Dockerfile, then Dockerrun v1.
 pub fn plan(bytes: &[u8]) -> Result<Plan, BundleError> {
     let files = read_root(bytes)?;
-    if files.compose {
-        return Ok(Plan::Compose);
+    if let Some(compose) = &files.compose {
+        return compose_plan(compose);
     }
     let dockerrun = match &files.dockerrun {
         Some(raw) => Some(
@@ -129,7 +138,72 @@ pub fn plan(bytes: &[u8]) -> Result<Plan, BundleError> {
         update,
         entrypoint: d.get("Entrypoint").map(scalar).map(words),
         command: d.get("Command").map(scalar).map(words),
+        env: Vec::new(),
     }))
+}
+
+/// A Compose bundle runs its first service: its image, first port, environment, entrypoint, command.
+fn compose_plan(raw: &[u8]) -> Result<Plan, BundleError> {
+    let bad = |m: String| BundleError::BadCompose(m);
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_slice(raw).map_err(|e| bad(format!("not YAML: {e}")))?;
+    let services =
+        doc.get("services").and_then(serde_yaml_ng::Value::as_mapping).ok_or_else(|| bad("no services".into()))?;
+    let (name, svc) = services.iter().next().ok_or_else(|| bad("no services".into()))?;
+    let name = name.as_str().unwrap_or("service").to_string();
+    let Some(image) = svc.get("image").and_then(serde_yaml_ng::Value::as_str) else {
+        return Ok(Plan::Compose(format!("service {name} has no image (ebsim does not build Compose services)")));
+    };
+    let port = match svc.get("ports").and_then(serde_yaml_ng::Value::as_sequence).and_then(|p| p.first()) {
+        None => 80,
+        Some(p) => compose_port(p).ok_or_else(|| bad(format!("service {name}: cannot read port {p:?}")))?,
+    };
+    let env = match svc.get("environment") {
+        Some(serde_yaml_ng::Value::Mapping(m)) => {
+            m.iter().filter_map(|(k, v)| Some((yaml_scalar(k)?, yaml_scalar(v).unwrap_or_default()))).collect()
+        }
+        Some(serde_yaml_ng::Value::Sequence(items)) => items
+            .iter()
+            .filter_map(|i| {
+                let text = yaml_scalar(i)?;
+                let (k, v) = text.split_once('=').unwrap_or((text.as_str(), ""));
+                Some((k.to_string(), v.to_string()))
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let words_of = |v: Option<&serde_yaml_ng::Value>| -> Option<Vec<String>> {
+        match v? {
+            serde_yaml_ng::Value::Sequence(items) => Some(items.iter().filter_map(yaml_scalar).collect()),
+            other => yaml_scalar(other).map(words),
+        }
+    };
+    Ok(Plan::Image(ImageSpec {
+        name: image.trim().to_string(),
+        port,
+        update: true,
+        entrypoint: words_of(svc.get("entrypoint")),
+        command: words_of(svc.get("command")),
+        env,
+    }))
+}
+
+/// The container side of a Compose port: `80`, `8080:80`, `127.0.0.1:8080:80/tcp`, `{target: 80}`.
+fn compose_port(p: &serde_yaml_ng::Value) -> Option<u16> {
+    if let Some(t) = p.get("target") {
+        return yaml_scalar(t)?.parse().ok();
+    }
+    let text = yaml_scalar(p)?;
+    let spec = text.split('/').next()?;
+    spec.rsplit(':').next()?.split('-').next()?.trim().parse().ok().filter(|p| *p > 0)
+}
+
+fn yaml_scalar(v: &serde_yaml_ng::Value) -> Option<String> {
+    match v {
+        serde_yaml_ng::Value::String(s) => Some(s.clone()),
+        serde_yaml_ng::Value::Number(n) => Some(n.to_string()),
+        serde_yaml_ng::Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
 }
 
 fn first_port(d: &Value) -> Result<u16, BundleError> {
@@ -219,6 +293,7 @@ mod tests {
                 update: false,
                 entrypoint: None,
                 command: Some(vec!["httpd".into(), "-f".into(), "-p".into(), "8080".into()]),
+                env: Vec::new(),
             }))
         );
     }
@@ -255,8 +330,39 @@ mod tests {
             ("Dockerrun.aws.json", br#"{"AWSEBDockerrunVersion":"1","Ports":[{"ContainerPort":"9000"}]}"#),
         ]);
         assert_eq!(plan(&both), Ok(Plan::Dockerfile { port: Some(9000) }));
-        let compose = zip_of(&[("docker-compose.yml", b"services: {}\n"), ("Dockerfile", b"FROM scratch\n")]);
-        assert_eq!(plan(&compose), Ok(Plan::Compose));
+        let compose =
+            zip_of(&[("docker-compose.yml", b"services:\n  web:\n    build: .\n"), ("Dockerfile", b"FROM scratch\n")]);
+        assert!(matches!(plan(&compose), Ok(Plan::Compose(why)) if why.contains("no image")));
+    }
+
+    #[test]
+    fn compose_runs_its_first_service() {
+        let yml = b"services:\n  web:\n    image: 127.0.0.1:5000/app:v1\n    ports:\n      - \"127.0.0.1:8080:3000/tcp\"\n    environment:\n      - A=1\n      - B\n    command: [\"serve\", \"--port\", \"3000\"]\n  db:\n    image: postgres\n";
+        let z = zip_of(&[("docker-compose.yml", yml)]);
+        assert_eq!(
+            plan(&z),
+            Ok(Plan::Image(ImageSpec {
+                name: "127.0.0.1:5000/app:v1".into(),
+                port: 3000,
+                update: true,
+                entrypoint: None,
+                command: Some(vec!["serve".into(), "--port".into(), "3000".into()]),
+                env: vec![("A".into(), "1".into()), ("B".into(), String::new())],
+            }))
+        );
+        let long = b"services:\n  web:\n    image: app\n    ports:\n      - target: 8000\n        published: 80\n    environment:\n      MODE: prod\n";
+        match plan(&zip_of(&[("docker-compose.yml", long)])) {
+            Ok(Plan::Image(s)) => {
+                assert_eq!(s.port, 8000);
+                assert_eq!(s.env, vec![("MODE".to_string(), "prod".to_string())]);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(matches!(plan(&zip_of(&[("docker-compose.yml", b"- a\n")])), Err(BundleError::BadCompose(_))));
+        assert!(matches!(
+            plan(&zip_of(&[("docker-compose.yml", b"services:\n  w:\n    image: a\n    ports: [\"x:y\"]\n")])),
+            Err(BundleError::BadCompose(_))
+        ));
     }
 
     #[test]

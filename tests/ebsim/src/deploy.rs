@@ -302,10 +302,12 @@ impl Ctx {
             BundleError::MissingDockerfiles => PipelineError::Failed(Failure::MissingDockerfiles(e.to_string())),
             other => fail(other.to_string()),
         })?;
-        if plan == Plan::Compose {
+        if let Plan::Compose(why) = &plan {
             return Err(PipelineError::Failed(Failure::Emulator {
-                event: "Instance deployment: ebsim, the local Elastic Beanstalk emulator, does not run docker-compose.yml bundles. Use Dockerrun.aws.json (version 1) or a Dockerfile.".into(),
-                reason: "docker-compose.yml bundles are not supported by ebsim".into(),
+                event: format!(
+                    "Instance deployment: ebsim, the local Elastic Beanstalk emulator, runs only the image of the first docker-compose.yml service, and {why}."
+                ),
+                reason: format!("unsupported docker-compose.yml: {why}"),
             }));
         }
         let (health_path, env_vars) = self.with_env(|st, i| {

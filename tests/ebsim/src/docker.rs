@@ -198,9 +198,14 @@ impl DockerRuntime {
         match host_port {
             Some(hp) => Ok(Instance { container_id: created.id, addr: SocketAddr::from(([127, 0, 0, 1], hp)) }),
             None => {
+                let running = matches!(self.liveness(&created.id).await, Liveness::Running);
                 let why = self.exit_reason(&created.id).await;
                 self.remove_now(name).await;
-                Err(Failure::Generic(format!("the instance container published no port for {key}: {why}")))
+                Err(Failure::Generic(if running {
+                    format!("the instance container published no port for {key}")
+                } else {
+                    format!("the application container stopped right after starting: {why}")
+                }))
             }
         }
     }
@@ -250,10 +255,18 @@ impl Runtime for DockerRuntime {
                     let (tag, exposed) = self.build(&spec).await?;
                     (tag, port.or(exposed).unwrap_or(80), None, None)
                 }
-                Plan::Compose => {
-                    return Err(Failure::Generic("docker-compose.yml bundles are not supported by ebsim".into()));
+                Plan::Compose(why) => {
+                    return Err(Failure::Generic(format!("unsupported docker-compose.yml: {why}")));
                 }
             };
+            let mut spec = spec;
+            if let Plan::Image(s) = &spec.plan {
+                // Options set on the environment win over the bundle's own variables.
+                let mut env = s.env.clone();
+                env.retain(|(k, _)| !spec.env_vars.iter().any(|(o, _)| o == k));
+                env.append(&mut spec.env_vars);
+                spec.env_vars = env;
+            }
             self.run(&spec, &image, port, entrypoint, cmd).await
         })
     }

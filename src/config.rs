@@ -67,9 +67,10 @@ pub struct ImagePlan {
 }
 
 /// The source bundle's content and where it goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BundlePlan {
-    pub dockerrun_template: Option<PathBuf>,
+    /// The `dockerrun` template, or a `Dockerrun.aws.json` in `bundle-dir`, already validated.
+    pub template: Option<crate::bundle::Template>,
     pub container_port: u16,
     pub bundle_dir: Option<PathBuf>,
     pub workspace: PathBuf,
@@ -87,7 +88,7 @@ pub struct WaitPlan {
 }
 
 /// Everything the step will do, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub mode: Mode,
     pub application: String,
@@ -280,6 +281,16 @@ impl<'a> Checker<'a> {
             .filter(|l| !l.is_empty() && !l.starts_with('#'))
             .map(str::to_owned)
             .collect()
+    }
+
+    fn template(&mut self, name: &'static str, path: &Path) -> Option<crate::bundle::Template> {
+        match crate::bundle::Template::load(path) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                self.fail(name, format!("{e:#}; it must be a Dockerrun.aws.json v1 object with an \"Image\" object"));
+                None
+            }
+        }
     }
 
     fn path(&mut self, name: &'static str, workspace: &Path, want_dir: bool) -> Option<PathBuf> {
@@ -641,10 +652,29 @@ impl Config {
                     registry: c.get("registry").map(str::to_owned),
                     pin_digest,
                 };
+                let dockerrun = c.path("dockerrun", workspace, false);
+                let bundle_dir = c.path("bundle-dir", workspace, true);
+                let bundled = bundle_dir.as_ref().map(|d| d.join(crate::bundle::DOCKERRUN)).filter(|p| p.is_file());
+                let template = match (dockerrun, bundled) {
+                    (Some(given), Some(bundled)) => {
+                        c.fail(
+                            "dockerrun",
+                            format!(
+                                "bundle-dir already has {}; give the template one way, not both",
+                                bundled.display()
+                            ),
+                        );
+                        let _ = given;
+                        None
+                    }
+                    (Some(path), None) => c.template("dockerrun", &path),
+                    (None, Some(path)) => c.template("bundle-dir", &path),
+                    (None, None) => None,
+                };
                 let bundle = BundlePlan {
-                    dockerrun_template: c.path("dockerrun", workspace, false),
+                    template,
                     container_port,
-                    bundle_dir: c.path("bundle-dir", workspace, true),
+                    bundle_dir,
                     workspace: workspace.to_path_buf(),
                     bucket,
                     prefix,

@@ -64,6 +64,17 @@ const RECENT_VERSIONS: i32 = 10;
 impl<I: ImageStage> Engine<'_, I> {
     /// Runs the configured mode to its outcome. Errors are failures the caller reports as `failed`.
     pub async fn run(&self) -> Result<Outcome> {
+        // Local checks first: a bad bundle must fail before anything is asked of AWS.
+        let prepared = match (&self.cfg.mode, &self.cfg.bundle) {
+            (Mode::Deploy, Some(plan)) => {
+                let started = Instant::now();
+                let _group = self.console.group("Check bundle content");
+                let prepared = prepare_bundle(plan, &self.temp_dir)?;
+                self.phase("Check bundle content", started);
+                Some(prepared)
+            }
+            _ => None,
+        };
         let started = Instant::now();
         let env = self.check_environment().await?;
         let label = self.cfg.version_label.as_str();
@@ -106,7 +117,10 @@ impl<I: ImageStage> Engine<'_, I> {
                     self.deploy_version(env, false).await
                 }
                 None => {
-                    self.create_version().await?;
+                    let Some((content, template)) = prepared else {
+                        bail!("internal: deploy mode without bundle settings");
+                    };
+                    self.create_version(&content, &template).await?;
                     self.deploy_version(env, true).await
                 }
             },
@@ -219,19 +233,13 @@ impl<I: ImageStage> Engine<'_, I> {
     }
 
     /// Image, bundle, upload and CreateApplicationVersion, checking what can be checked before any change.
-    async fn create_version(&self) -> Result<()> {
+    async fn create_version(&self, content: &bundle::Content, template: &Template) -> Result<()> {
         let (Some(image_plan), Some(bundle_plan)) = (&self.cfg.image, &self.cfg.bundle) else {
             bail!("internal: deploy mode without image and bundle settings");
-        };
-        let started = Instant::now();
-        let (content, template) = {
-            let _group = self.console.group("Check bundle content");
-            prepare_bundle(bundle_plan, &self.temp_dir)?
         };
         if let Some(bucket) = &bundle_plan.bucket {
             self.check_bucket(bucket).await?;
         }
-        self.phase("Check bundle content", started);
 
         let started = Instant::now();
         let shipped = self.images.ship(image_plan, self.console).await?;
@@ -245,7 +253,7 @@ impl<I: ImageStage> Engine<'_, I> {
         let uploaded = {
             let _group = self.console.group("Upload source bundle");
             let dockerrun = template.render(&shipped.reference, bundle_plan.container_port);
-            let built = bundle::build(&content, &dockerrun, &self.temp_dir)?;
+            let built = bundle::build(content, &dockerrun, &self.temp_dir)?;
             let bucket = match &bundle_plan.bucket {
                 Some(b) => b.clone(),
                 None => self.eb().storage_location().await?,
@@ -499,16 +507,8 @@ impl<I: ImageStage> Engine<'_, I> {
 
 /// Collects the bundle's extra content and its template, and checks its size, before anything changes.
 fn prepare_bundle(plan: &BundlePlan, temp_dir: &std::path::Path) -> Result<(bundle::Content, Template)> {
-    let content = bundle::collect(&plan.workspace, plan.bundle_dir.as_deref())?;
-    let template = match (&plan.dockerrun_template, &content.bundled_template) {
-        (Some(path), Some(other)) => bail!(
-            "both `dockerrun` ({}) and a Dockerrun.aws.json in bundle-dir ({}) were given; keep one",
-            path.display(),
-            other.display()
-        ),
-        (Some(path), None) | (None, Some(path)) => Template::load(path).context("input `dockerrun`")?,
-        (None, None) => Template::generated(plan.container_port),
-    };
+    let content = bundle::collect(&plan.workspace, plan.bundle_dir.as_deref()).context("input `bundle-dir`")?;
+    let template = plan.template.clone().unwrap_or_else(|| Template::generated(plan.container_port));
     let total = content.total_bytes()?;
     // Deflate never grows data by more than a fraction of a percent; only near the limit is a real zip needed.
     if total > MAX_BUNDLE_BYTES - MAX_BUNDLE_BYTES / 100 {

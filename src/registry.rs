@@ -93,7 +93,7 @@ impl RegistryAuth {
 /// An image in the registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PushedImage {
-    /// `host/repo:tag`.
+    /// `host/repo:tag` (`host/repo@sha256:…` when a user-given image named a digest).
     pub reference: String,
     /// Manifest digest, `sha256:…`.
     pub digest: String,

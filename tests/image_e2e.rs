@@ -131,6 +131,27 @@ impl Drop for Scratch {
     }
 }
 
+/// Ids of the step images a classic build created (not the ones it took from the cache), from its log.
+fn created_step_images(log: &str) -> Vec<String> {
+    let mut created = Vec::new();
+    let mut cached = false;
+    for line in log.lines() {
+        if line.starts_with("Step ") {
+            cached = false;
+        } else if line == " ---> Using cache" {
+            cached = true;
+        } else if let Some(id) = line.strip_prefix(" ---> ")
+            && id.len() == 12
+            && id.bytes().all(|b| b.is_ascii_hexdigit())
+            && !cached
+        {
+            created.push(id.to_owned());
+        }
+    }
+    created.reverse();
+    created
+}
+
 /// `Docker-Content-Digest` the registry serves for `repo:tag`, over its HTTP API with basic auth.
 async fn served_digest(registry: &str, repo: &str, tag: &str, password: &str) -> Option<String> {
     let mut stream = tokio::net::TcpStream::connect(registry).await.expect("connect to the registry");
@@ -194,6 +215,16 @@ async fn build_push_and_digest_matches_the_registry() {
     let existing = registry::ensure_pushed(&docker, &auth, &pushed.reference, &repo, "unused", &console).await.unwrap();
     assert_eq!(existing, pushed);
     assert!(served_digest(&registry, &repo, "unused", &password).await.is_none(), "nothing may be pushed");
+    // Named by the ECR endpoint host from the token, it is the same image on the push host.
+    let account = std::env::var("AWS_ACCOUNT_ID").unwrap_or_else(|_| "123456789012".to_owned());
+    let endpoint = format!("{account}.dkr.ecr.{}.amazonaws.com", required("AWS_REGION"));
+    let aliased = format!("{endpoint}/{repo}:v1");
+    let via_alias = registry::ensure_pushed(&docker, &auth, &aliased, &repo, "unused", &console).await.unwrap();
+    assert_eq!(via_alias, pushed);
+    // And by digest.
+    let by_digest = registry::ensure_pushed(&docker, &auth, &pushed.pinned(), &repo, "unused", &console).await.unwrap();
+    assert_eq!(by_digest.digest, pushed.digest);
+    assert_eq!(by_digest.pinned(), pushed.pinned());
 
     let text = out.text();
     assert!(text.contains("::group::Build image"), "{text}");
@@ -225,6 +256,8 @@ async fn failing_run_step_is_annotated_at_its_line() {
     assert!(message.contains("returned a non-zero code: 3"), "{message}");
     assert!(message.ends_with("Dockerfile:6)"), "{message}");
     let text = out.text();
+    // Steps before the failure left images nothing is tagged with: remove those this build made.
+    ctx.images.extend(created_step_images(&text));
     assert!(text.contains(&marker), "the RUN output is in the log:\n{text}");
     let annotation = text.lines().find(|l| l.starts_with("::error ")).expect("an error annotation");
     assert!(annotation.contains("Dockerfile,line=6,title=Docker build failed::"), "{annotation}");

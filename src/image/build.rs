@@ -45,7 +45,7 @@ pub struct BuildRequest {
     pub pull: bool,
     /// Images to use as cache sources; pulled first, a missing one is only a warning.
     pub cache_from: Vec<String>,
-    /// Full reference to tag the result with.
+    /// Full reference to tag the result with (empty: leave the image untagged).
     pub tag: String,
     /// Credentials for `cache_from` images that live on this registry.
     pub registry_auth: Option<RegistryAuth>,
@@ -78,7 +78,7 @@ pub async fn build(docker: &Docker, request: &BuildRequest, console: &Console) -
 
     let options = BuildImageOptions {
         dockerfile: prepared.dockerfile_param.clone(),
-        t: Some(request.tag.clone()),
+        t: (!request.tag.is_empty()).then(|| request.tag.clone()),
         nocache: request.no_cache,
         cachefrom: (!cache_from.is_empty()).then_some(cache_from),
         pull: request.pull.then(|| "1".to_owned()),
@@ -122,12 +122,13 @@ pub async fn build(docker: &Docker, request: &BuildRequest, console: &Console) -
     let stats = upload.context("failed to send the build context")?;
     let id = match image_id {
         Some(id) => id,
-        None => docker
+        None if !request.tag.is_empty() => docker
             .inspect_image(&request.tag)
             .await
             .ok()
             .and_then(|i| i.id)
             .ok_or_else(|| anyhow!("failed to build the image: the daemon did not report an image id"))?,
+        None => bail!("failed to build the image: the daemon did not report an image id"),
     };
     drop(group);
     console.info(format!("Built {} ({}) from a {} context", request.tag, short_id(&id), describe_stats(stats)));

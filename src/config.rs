@@ -556,7 +556,7 @@ impl Config {
                 }
                 r.to_owned()
             }
-            None => ecr_repository_from(&application),
+            None => crate::registry::ecr_repository_name(&application),
         };
         let tag = match c.get("image-tag") {
             Some(t) => {
@@ -568,7 +568,7 @@ impl Config {
                 }
                 t.to_owned()
             }
-            None => docker_tag_from(&version_label),
+            None => crate::registry::docker_tag(&version_label),
         };
         if let Some(r) = c.get("registry")
             && (r.contains("://") || r.contains('/') || r.is_empty())
@@ -705,56 +705,17 @@ impl Config {
     }
 }
 
-/// The application name made a valid ECR repository name.
-fn ecr_repository_from(application: &str) -> String {
-    let mut out = String::new();
-    for c in application.chars() {
-        let c = c.to_ascii_lowercase();
-        if c.is_ascii_lowercase() || c.is_ascii_digit() {
-            out.push(c);
-        } else if !out.is_empty() && !out.ends_with(['-', '.', '_']) {
-            out.push('-');
-        }
-    }
-    let mut out = out.trim_end_matches(['-', '.', '_']).to_owned();
-    while out.len() < 2 {
-        out.push_str("app");
-    }
-    out.truncate(256);
-    out
-}
-
-/// The version label made a valid Docker tag.
-fn docker_tag_from(label: &str) -> String {
-    let mut out: String = label
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') { c } else { '-' })
-        .collect();
-    if out.starts_with(['.', '-']) {
-        out.insert(0, '_');
-    }
-    if out.is_empty() {
-        out.push_str("latest");
-    }
-    out.truncate(128);
-    out
-}
-
 fn add_oci_labels(labels: &mut Vec<(String, String)>, ctx: &RunContext, version: &str) {
     let created = aws_smithy_types::DateTime::from(std::time::SystemTime::now())
         .fmt(aws_smithy_types::date_time::Format::DateTime)
         .unwrap_or_default();
-    let mut add = |key: &str, value: Option<String>| {
-        if let Some(value) = value
-            && !labels.iter().any(|(k, _)| k == key)
-        {
-            labels.push((key.to_owned(), value));
+    let source = ctx.repository_url();
+    for (key, value) in crate::image::oci_labels(source.as_deref(), ctx.sha.as_deref(), version, &created) {
+        // Labels the user gave win.
+        if !labels.iter().any(|(k, _)| *k == key) {
+            labels.push((key, value));
         }
-    };
-    add("org.opencontainers.image.source", ctx.repository_url());
-    add("org.opencontainers.image.revision", ctx.sha.clone());
-    add("org.opencontainers.image.version", Some(version.to_owned()));
-    add("org.opencontainers.image.created", Some(created));
+    }
 }
 
 #[cfg(test)]
@@ -944,11 +905,13 @@ mod tests {
 
     #[test]
     fn derived_names() {
-        assert_eq!(ecr_repository_from("My App_2"), "my-app-2");
-        assert_eq!(ecr_repository_from("X"), "xapp");
-        assert_eq!(docker_tag_from("release/1.0+build"), "release-1.0-build");
-        assert_eq!(docker_tag_from(".hidden"), "_.hidden");
-        assert!(valid_docker_tag(&docker_tag_from(&"x".repeat(300))));
+        // Derived defaults always pass the checks given values must pass.
+        for app in ["My App_2", "X", "a//b", "-x-"] {
+            assert!(valid_ecr_repository(&crate::registry::ecr_repository_name(app)), "{app}");
+        }
+        for label in ["release/1.0+build", ".hidden", &"x".repeat(300), ""] {
+            assert!(valid_docker_tag(&crate::registry::docker_tag(label)), "{label}");
+        }
         assert!(valid_region("us-east-1") && valid_region("us-gov-west-1") && !valid_region("useast1"));
         assert!(valid_ecr_repository("team/app-1") && !valid_ecr_repository("Team/App"));
     }

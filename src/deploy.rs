@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use crate::aws::Clients;
 use crate::beanstalk::{Environment, UpdateRefusal, Version, now_ms};
 use crate::bundle::{self, Template};
-use crate::config::{BundlePlan, Config, ImagePlan, MAX_BUNDLE_BYTES, Mode, OnBusy, format_duration};
+use crate::config::{BundlePlan, Config, ImagePlan, ImageSource, MAX_BUNDLE_BYTES, Mode, OnBusy, format_duration};
 use crate::gha::{Annotation, Console};
 use crate::report::{Outcome, Progress};
 use crate::wait::{Cadence, Failure, Target, Verdict, Waiter, health_ok};
@@ -30,15 +30,50 @@ pub trait ImageStage {
     fn ship(&self, plan: &ImagePlan, console: &Console) -> impl Future<Output = Result<ShippedImage>>;
 }
 
-/// Temporary image stage until the Docker build lands: deploys a given reference as is.
-pub struct GivenImageOnly;
+/// The real image stage: the Docker Engine builds (or finds) the image, and it is pushed to ECR.
+pub struct DockerImages {
+    /// `DOCKER_HOST`, read at the edge.
+    pub docker_host: Option<String>,
+    pub ecr: aws_sdk_ecr::Client,
+}
 
-impl ImageStage for GivenImageOnly {
-    async fn ship(&self, plan: &ImagePlan, _console: &Console) -> Result<ShippedImage> {
-        match &plan.source {
-            crate::config::ImageSource::Given(r) => Ok(ShippedImage { reference: r.clone(), digest: None }),
-            crate::config::ImageSource::Build(_) => bail!("building images is not wired yet; give `image`"),
-        }
+impl ImageStage for DockerImages {
+    async fn ship(&self, plan: &ImagePlan, console: &Console) -> Result<ShippedImage> {
+        let docker = crate::image::connect(self.docker_host.as_deref()).await?;
+        let auth = crate::registry::ecr_login(&self.ecr, plan.registry.as_deref(), console).await?;
+        let pushed = match &plan.source {
+            ImageSource::Build(spec) => {
+                let reference = format!("{}/{}:{}", auth.registry(), plan.repository, plan.tag);
+                let request = crate::image::BuildRequest {
+                    context: spec.context.clone(),
+                    dockerfile: spec.dockerfile.clone(),
+                    build_args: spec.build_args.clone(),
+                    labels: spec.labels.clone(),
+                    target: spec.target.clone(),
+                    platform: spec.platform.clone(),
+                    no_cache: spec.no_cache,
+                    pull: spec.pull,
+                    cache_from: spec.cache_from.clone(),
+                    tag: reference.clone(),
+                    registry_auth: Some(auth.clone()),
+                };
+                // Build before creating anything in ECR: a failing build leaves no trace there.
+                crate::image::build(&docker, &request, console).await?;
+                crate::registry::ensure_repository(&self.ecr, &plan.repository, plan.create_repository, console)
+                    .await?;
+                crate::registry::push(&docker, &auth, &reference, &plan.repository, &plan.tag, console).await?
+            }
+            ImageSource::Given(image) => {
+                // A repository is needed only when the image has to be pushed (it exists only locally).
+                if docker.inspect_image(image).await.is_ok() {
+                    crate::registry::ensure_repository(&self.ecr, &plan.repository, plan.create_repository, console)
+                        .await?;
+                }
+                crate::registry::ensure_pushed(&docker, &auth, image, &plan.repository, &plan.tag, console).await?
+            }
+        };
+        let reference = if plan.pin_digest { pushed.pinned() } else { pushed.reference.clone() };
+        Ok(ShippedImage { reference, digest: Some(pushed.digest) })
     }
 }
 

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use eb_deploy::aws::{self, Clients};
 use eb_deploy::config::{Config, Mode, RunContext};
-use eb_deploy::deploy::Engine;
+use eb_deploy::deploy::{DockerImages, Engine};
 use eb_deploy::gha::{self, Annotation, Console};
 use eb_deploy::inputs;
 use eb_deploy::report::{Outcome, Progress, Report};
@@ -136,7 +136,7 @@ async fn run() -> ExitCode {
     };
 
     let temp_dir = edge.get("RUNNER_TEMP").map(Into::into).unwrap_or_else(std::env::temp_dir);
-    let images = eb_deploy::deploy::GivenImageOnly;
+    let images = DockerImages { docker_host: ctx.docker_host.clone(), ecr: clients.ecr.clone() };
     let engine = Engine {
         cfg: &cfg,
         aws: &clients,

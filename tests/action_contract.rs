@@ -33,7 +33,8 @@ fn inputs_match_the_binary_exactly() {
         let entry = inputs.get(spec.name).and_then(Value::as_mapping).expect("input entry");
         let required = entry.get("required").and_then(Value::as_bool).unwrap_or(false);
         if required != spec.required {
-            problems.push(format!("{}: required is {required} in action.yml, {} in the binary", spec.name, spec.required));
+            problems
+                .push(format!("{}: required is {required} in action.yml, {} in the binary", spec.name, spec.required));
         }
         let default = entry.get("default").map(|v| match v {
             Value::String(s) => s.clone(),
@@ -42,7 +43,9 @@ fn inputs_match_the_binary_exactly() {
         match (spec.default, default.as_deref()) {
             (DefaultValue::Value(want), Some(got)) if want == got => {}
             (DefaultValue::None | DefaultValue::Computed, None) => {}
-            (want, got) => problems.push(format!("{}: default {got:?} in action.yml, {want:?} in the binary", spec.name)),
+            (want, got) => {
+                problems.push(format!("{}: default {got:?} in action.yml, {want:?} in the binary", spec.name))
+            }
         }
         if text(entry, "description") != Some(spec.description) {
             problems.push(format!(

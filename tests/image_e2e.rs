@@ -586,3 +586,23 @@ async fn large_context_is_streamed_in_flat_memory() {
     assert!(text.contains("805.3 MB context"), "{text}");
     assert!(growth_mib < 64, "sending a {} MiB context grew memory by {growth_mib} MiB", SIZE >> 20);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_refused_before_the_upload_does_not_hang() {
+    let docker = docker().await;
+    // Big enough that the context cannot fit in the channel and socket buffers.
+    let mut ctx = Scratch::new(&[("Dockerfile", SIMPLE_DOCKERFILE), ("hello.txt", "x")]);
+    fs::File::create(ctx.dir.join("big.bin")).unwrap().set_len(256 * 1024 * 1024).unwrap();
+    let tag = ctx.image("Not A Valid:Tag!");
+    let (console, out) = console();
+    let request = BuildRequest { context: ctx.dir.clone(), tag, ..Default::default() };
+    let result = tokio::time::timeout(std::time::Duration::from_secs(120), image::build(&docker, &request, &console))
+        .await
+        .expect("the build must not hang when the daemon refuses the request");
+    let message = format!("{:#}", result.unwrap_err());
+    eprintln!("error: {message}");
+    assert!(message.starts_with("failed to build the image: "), "{message}");
+    assert!(message.to_ascii_lowercase().contains("invalid"), "{message}");
+    let password = ecr_password().await;
+    assert_no_secret("output", &format!("{message}\n{}", out.text()), &[&password]);
+}

@@ -344,9 +344,16 @@ async fn failed_deploy_keeps_the_previous_version_serving() {
     let (_, view) = h.admin("GET", "/environments/shop-prod", None).await;
     assert!(view["last_failure"].as_str().unwrap().contains("HTTP 500"), "{view}");
     // Red lasts red_ms, then Green again.
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    let healed = h.call("DescribeEnvironments", &[("EnvironmentNames.member.1", "shop-prod")]).await;
-    assert_eq!(healed.tag("Health").as_deref(), Some("Green"));
+    let started = std::time::Instant::now();
+    loop {
+        let healed = h.call("DescribeEnvironments", &[("EnvironmentNames.member.1", "shop-prod")]).await;
+        if healed.tag("Health").as_deref() == Some("Green") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "health never went back to Green");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(started.elapsed() >= Duration::from_millis(1_000), "Red should last red_ms");
 
     // A bundle with neither Dockerfile nor Dockerrun.aws.json gets its own event.
     let up = h.call("UpdateEnvironment", &[("EnvironmentName", "shop-prod"), ("VersionLabel", "empty")]).await;

@@ -164,7 +164,7 @@ impl Harness {
     pub async fn with(tweak: impl FnOnce(&mut Config)) -> Self {
         let mut cfg = Config::for_tests();
         cfg.timing.step_ms = 20;
-        cfg.timing.red_ms = 400;
+        cfg.timing.red_ms = 1_500;
         cfg.timing.health_timeout_ms = 1_500;
         tweak(&mut cfg);
         let store = Arc::new(MemoryStore::default());

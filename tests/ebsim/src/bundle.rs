@@ -258,11 +258,13 @@ pub fn to_tar(bytes: &[u8]) -> Result<Vec<u8>, BundleError> {
     tar.into_inner().map_err(|e| BundleError::NotZip(e.to_string()))
 }
 
-/// Builds a ZIP from `(name, content)` pairs (tests and tools).
+/// Builds a ZIP from `(name, content)` pairs (tests and tools). Executables (ELF binaries and
+/// `#!` scripts) get mode 755, everything else 644.
 pub fn zip_of(files: &[(&str, &[u8])]) -> Vec<u8> {
     let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
     for (name, body) in files {
-        let opts = zip::write::SimpleFileOptions::default().unix_permissions(0o644);
+        let exec = body.starts_with(b"\x7fELF") || body.starts_with(b"#!");
+        let opts = zip::write::SimpleFileOptions::default().unix_permissions(if exec { 0o755 } else { 0o644 });
         if w.start_file(*name, opts).is_ok() {
             let _ = std::io::Write::write_all(&mut w, body);
         }
@@ -376,11 +378,20 @@ mod tests {
 
     #[test]
     fn converts_to_tar() {
-        let z = zip_of(&[("Dockerfile", b"FROM scratch\n"), ("www/index.html", b"hi")]);
+        let z = zip_of(&[("Dockerfile", b"FROM scratch\n"), ("www/index.html", b"hi"), ("run.sh", b"#!/bin/sh\n")]);
         let t = to_tar(&z).unwrap();
         let mut a = tar::Archive::new(t.as_slice());
-        let names: Vec<String> =
-            a.entries().unwrap().map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned()).collect();
-        assert_eq!(names, vec!["Dockerfile", "www/index.html"]);
+        let entries: Vec<(String, u32)> = a
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (e.path().unwrap().to_string_lossy().into_owned(), e.header().mode().unwrap())
+            })
+            .collect();
+        assert_eq!(
+            entries,
+            vec![("Dockerfile".into(), 0o644), ("www/index.html".into(), 0o644), ("run.sh".into(), 0o755)]
+        );
     }
 }

@@ -10,7 +10,7 @@ use bollard::auth::DockerCredentials;
 use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
 };
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -36,6 +36,8 @@ pub struct DockerRuntime {
     started: Mutex<BTreeSet<String>>,
     /// Value of the `ebsim.owner` label of this process's containers.
     owner: String,
+    /// Images built from bundles' Dockerfiles, removed at shutdown.
+    built: Mutex<Vec<String>>,
 }
 
 impl DockerRuntime {
@@ -61,6 +63,7 @@ impl DockerRuntime {
             labels,
             started: Mutex::new(BTreeSet::new()),
             owner,
+            built: Mutex::new(Vec::new()),
         })
     }
 
@@ -120,6 +123,7 @@ impl DockerRuntime {
         let tag =
             format!("ebsim-build/{}:{}", spec.env_name.to_ascii_lowercase(), spec.container_name.to_ascii_lowercase());
         let opts = BuildImageOptionsBuilder::default().t(&tag).rm(true).forcerm(true).build();
+        self.built.lock().unwrap_or_else(|p| p.into_inner()).push(tag.clone());
         let mut stream = self.docker.build_image(opts, None, Some(bollard::body_full(Bytes::from(tar))));
         while let Some(item) = stream.next().await {
             match item {
@@ -296,6 +300,13 @@ impl Runtime for DockerRuntime {
             }
             for c in all {
                 self.remove_now(&c).await;
+            }
+            let images: Vec<String> = std::mem::take(&mut *self.built.lock().unwrap_or_else(|p| p.into_inner()));
+            for image in images {
+                let opts = RemoveImageOptionsBuilder::default().force(true).build();
+                if let Err(e) = self.docker.remove_image(&image, Some(opts), None).await {
+                    tracing::debug!("failed to remove built image {image}: {e}");
+                }
             }
         })
     }

@@ -21,6 +21,8 @@ struct Ctx {
     suffix: String,
     tmp: PathBuf,
     bucket: String,
+    /// Repositories pushed, whose local images are removed at the end.
+    repos: std::sync::Mutex<Vec<String>>,
 }
 
 impl Ctx {
@@ -31,7 +33,7 @@ impl Ctx {
         let tmp = std::env::temp_dir().join(format!("ebsim-e2e-{suffix}"));
         std::fs::create_dir_all(&tmp).unwrap();
         let bucket = format!("elasticbeanstalk-{}-{}", stack.region().unwrap(), stack.account_id().unwrap());
-        Self { stack, admin, suffix, tmp, bucket }
+        Self { stack, admin, suffix, tmp, bucket, repos: Default::default() }
     }
 
     fn aws_raw(&self, args: &[&str]) -> Output {
@@ -114,6 +116,7 @@ impl Ctx {
         )
         .unwrap();
         let local = format!("{registry}/{repo}:{tag}");
+        self.repos.lock().unwrap().push(format!("{registry}/{repo}"));
         run(Command::new("docker").args(["build", "-q", "-t", &local, ctx.to_str().unwrap()]));
         // ECR's password, from ECR itself (through the CLI), as a real pipeline logs in.
         let token = self.aws_raw(&[
@@ -190,6 +193,18 @@ impl Ctx {
 impl Drop for Ctx {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.tmp);
+        // The images ebsim pulled for this test (by digest) are of no further use.
+        for repo in self.repos.lock().map(|r| r.clone()).unwrap_or_default() {
+            let ids = Command::new("docker").args(["images", "-q", "--filter", &format!("reference={repo}")]).output();
+            if let Ok(out) = ids {
+                let mut ids: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
+                ids.sort();
+                ids.dedup();
+                if !ids.is_empty() {
+                    let _ = Command::new("docker").arg("rmi").arg("-f").args(&ids).output();
+                }
+            }
+        }
     }
 }
 
@@ -372,6 +387,31 @@ async fn deploys_pages_and_reports_through_the_aws_cli() {
         (Some("Green"), Some("Ok"), Some("Ready"))
     );
     assert_eq!(health["InstancesHealth"]["Ok"], 1);
+
+    // A bundle with a Dockerfile is built through the Engine.
+    let busybox = std::fs::read("/bin/busybox").unwrap();
+    let built_text = format!("built from a Dockerfile {}\n", c.suffix);
+    let dockerfile = "FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\nEXPOSE 8080\n\
+                      ENTRYPOINT [\"/bin/busybox\",\"httpd\",\"-f\",\"-p\",\"8080\",\"-h\",\"/www\"]\n";
+    let key_built = c.bundle(
+        &app,
+        "built",
+        &[("Dockerfile", dockerfile.as_bytes()), ("busybox", &busybox), ("www/index.html", built_text.as_bytes())],
+    );
+    c.eb(&[
+        "create-application-version",
+        "--application-name",
+        &app,
+        "--version-label",
+        "built",
+        "--source-bundle",
+        &format!("S3Bucket={},S3Key={key_built}", c.bucket),
+    ]);
+    c.eb(&["update-environment", "--environment-name", &env, "--version-label", "built"]);
+    let built = c.wait_for(&env, "Ready on built", |e| e["Status"] == "Ready");
+    assert_eq!(built["VersionLabel"], "built", "{:?}", c.admin.environment(&env).await.unwrap());
+    assert_eq!(http_get(&endpoint), (200, built_text));
+    assert_eq!(containers_of(&env).len(), 1);
 
     // A second environment so DescribeEnvironments pages too.
     let env2 = format!("e2e-two-{}", c.suffix);

@@ -223,6 +223,11 @@ fn check_document(origin: &str, yaml: &str, action: &Action, problems: &mut Vec<
 
 /// The fenced ```yaml blocks of a Markdown text that mention the action, with their line numbers.
 fn yaml_blocks(markdown: &str) -> Vec<(usize, String)> {
+    all_yaml_blocks(markdown).into_iter().filter(|(_, text)| text.contains(ACTION)).collect()
+}
+
+/// Every fenced ```yaml block of a Markdown text, with its line number.
+fn all_yaml_blocks(markdown: &str) -> Vec<(usize, String)> {
     let mut blocks = Vec::new();
     let mut current: Option<(usize, String)> = None;
     for (n, line) in markdown.lines().enumerate() {
@@ -232,10 +237,7 @@ fn yaml_blocks(markdown: &str) -> Vec<(usize, String)> {
                 current = Some((n + 1, String::new()))
             }
             Some(_) if fence.starts_with("```") => {
-                let (at, text) = current.take().expect("open block");
-                if text.contains(ACTION) {
-                    blocks.push((at, text));
-                }
+                blocks.push(current.take().expect("open block"));
             }
             Some((_, text)) => {
                 text.push_str(line);
@@ -280,6 +282,19 @@ fn example_workflows_pass_only_real_inputs() {
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn readme_shows_the_example_workflows_as_they_are() {
+    let readme = read(&root().join("README.md"));
+    let shown: Vec<String> = all_yaml_blocks(section(&readme, "Workflows")).into_iter().map(|(_, t)| t).collect();
+    for name in ["deploy-on-tag.yml", "deploy-staging.yml", "rollback.yml"] {
+        let file = read(&root().join("examples/workflows").join(name));
+        assert!(
+            shown.iter().any(|block| *block == file),
+            "README's `## Workflows` must show examples/workflows/{name} verbatim in a ```yaml block; update it"
+        );
+    }
 }
 
 #[test]

@@ -291,7 +291,7 @@ fn readme_shows_the_example_workflows_as_they_are() {
     for name in ["deploy-on-tag.yml", "deploy-staging.yml", "rollback.yml"] {
         let file = read(&root().join("examples/workflows").join(name));
         assert!(
-            shown.iter().any(|block| *block == file),
+            shown.contains(&file),
             "README's `## Workflows` must show examples/workflows/{name} verbatim in a ```yaml block; update it"
         );
     }

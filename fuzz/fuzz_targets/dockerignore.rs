@@ -275,6 +275,7 @@ mod reference {
         let mut iteration = 0;
         let mut bad = false;
         let mut caret = false;
+        let mut lone_bracket = false;
         while i < chars.len() {
             let c = chars[i];
             i += 1;
@@ -386,14 +387,11 @@ mod reference {
                         break;
                     }
                 }
-                // A lone `]` is a literal for Go's regexp too, but Docker still takes the regexp path for it.
-                // Known issue: eb-deploy keeps such a pattern on its exact/prefix/suffix shortcuts, so `**]`
-                // matches `x]` (Docker: only `]` or `dir/]`). Not modelled until that is fixed; then
-                // set KNOWN_ISSUE_LONE_BRACKET to false.
-                ']' if KNOWN_ISSUE_LONE_BRACKET => return None,
+                // A lone `]` is a literal for Go's regexp too, but Docker still takes the regexp path for it
+                // (settled below).
                 ']' => {
                     re.push_str(r"\]");
-                    ty = Type::Regexp;
+                    lone_bracket = true;
                 }
                 '^' => {
                     caret = true;
@@ -405,6 +403,18 @@ mod reference {
         }
         if bad {
             return Some(Err(()));
+        }
+        if lone_bracket && ty != Type::Regexp {
+            // Known issue: eb-deploy keeps such a pattern on its exact/prefix/suffix shortcuts, so `**]`
+            // matches `x]` (Docker: only `]` or `dir/]`). Not modelled until that is fixed; then set
+            // KNOWN_ISSUE_LONE_BRACKET to false.
+            if KNOWN_ISSUE_LONE_BRACKET {
+                return None;
+            }
+            if ty == Type::Prefix {
+                re.push_str(".*");
+            }
+            ty = Type::Regexp;
         }
         if caret && ty == Type::Regexp {
             // Outside a class Go's regexp reads `^` as an anchor, not the character.

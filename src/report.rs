@@ -131,17 +131,18 @@ impl Report {
     /// The Markdown job summary.
     pub fn summary(&self) -> String {
         let outcome = self.result.unwrap_or(Outcome::Failed);
+        let rollback = self.mode == "rollback";
+        let (label, env) = (&self.version_label, &self.environment);
+        let what = if rollback { "Rollback" } else { "Deploy" };
         let (icon, headline) = match outcome {
-            Outcome::Deployed => ("✅", format!("Deployed {} to {}", self.version_label, self.environment)),
-            Outcome::Unchanged => ("✅", format!("{} already runs {}", self.environment, self.version_label)),
-            Outcome::Started => ("🚀", format!("Started deploying {} to {}", self.version_label, self.environment)),
-            Outcome::Failed => ("❌", format!("Deploy of {} to {} failed", self.version_label, self.environment)),
-            Outcome::TimedOut => ("⏱️", format!("Deploy of {} to {} timed out", self.version_label, self.environment)),
-            Outcome::Cancelled => {
-                ("🚫", format!("Deploy of {} to {} was cancelled", self.version_label, self.environment))
-            }
+            Outcome::Deployed if rollback => ("✅", format!("Rolled {env} back to {label}")),
+            Outcome::Deployed => ("✅", format!("Deployed {label} to {env}")),
+            Outcome::Unchanged => ("✅", format!("{env} already runs {label}")),
+            Outcome::Started => ("🚀", format!("Started {} {label} on {env}", what.to_lowercase())),
+            Outcome::Failed => ("❌", format!("{what} of {label} to {env} failed")),
+            Outcome::TimedOut => ("⏱️", format!("{what} of {label} to {env} timed out")),
+            Outcome::Cancelled => ("🚫", format!("{what} of {label} to {env} was cancelled")),
         };
-        let headline = if self.mode == "rollback" { headline.replacen("Deploy", "Rollback", 1) } else { headline };
         let mut md = format!("## {icon} {}\n\n", cell(&headline));
         if !self.message.is_empty() {
             md.push_str(&format!("{}\n\n", cell(&self.message)));
@@ -280,6 +281,17 @@ mod tests {
         assert!(md.contains("the deploy of v2 failed \\| reverted"), "{md}");
         assert!(md.contains("| Running now | `v1` |"), "{md}");
         assert!(md.contains("| 03:04:05 | ERROR | Failed to deploy application. |"), "{md}");
+    }
+
+    #[test]
+    fn rollback_headlines_say_rollback() {
+        let mut r = report();
+        r.mode = "rollback".into();
+        r.version_label = "v1".into();
+        r.result = Some(Outcome::Deployed);
+        assert!(r.summary().starts_with("## ✅ Rolled env back to v1"), "{}", r.summary());
+        r.result = Some(Outcome::Failed);
+        assert!(r.summary().starts_with("## ❌ Rollback of v1 to env failed"), "{}", r.summary());
     }
 
     #[test]

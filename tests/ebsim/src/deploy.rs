@@ -259,7 +259,7 @@ impl Ctx {
         };
         if !launch {
             self.event(Severity::Info, "Deploying new version to instance(s).")?;
-            if self.sim.faults().take_stuck_update() {
+            if self.sim.faults().take_stuck_update(&self.job.app, &self.job.env_name) {
                 tracing::warn!(env = %self.job.env_name, "update held in Updating by the stuck_next_updates fault");
                 std::future::pending::<()>().await;
             }
@@ -285,7 +285,7 @@ impl Ctx {
 
     /// Fetches, checks and starts the target version; `None` = sample application.
     async fn install(&self, target: &TargetVersion) -> Result<Option<Instance>, PipelineError> {
-        if self.sim.faults().take_failing_deploy() {
+        if self.sim.faults().take_failing_deploy(&self.job.app, &self.job.env_name) {
             return Err(PipelineError::Failed(Failure::Generic(
                 "injected fault: fail_next_deploys (the instance step failed)".into(),
             )));
@@ -378,7 +378,7 @@ impl Ctx {
     }
 
     async fn commit_update(&self, target: TargetVersion, instance: Option<Instance>) -> Result<(), PipelineError> {
-        let settle = self.sim.faults().settle_health();
+        let settle = self.sim.faults().settle_health(&self.job.app, &self.job.env_name);
         let (health, status) = settle.health();
         let took = self.running_secs();
         let scope = self.scope(true);
@@ -413,8 +413,11 @@ impl Ctx {
 
     async fn commit_launch(&self, instance: Option<Instance>) -> Result<(), PipelineError> {
         self.switch_proxy(instance.as_ref())?;
-        let settle =
-            if instance.is_some() { self.sim.faults().settle_health() } else { crate::faults::SettleHealth::Green };
+        let settle = if instance.is_some() {
+            self.sim.faults().settle_health(&self.job.app, &self.job.env_name)
+        } else {
+            crate::faults::SettleHealth::Green
+        };
         let (health, status) = settle.health();
         let took = self.running_secs();
         let scope = self.scope(true);

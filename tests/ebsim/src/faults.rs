@@ -49,6 +49,10 @@ pub struct FaultSettings {
     pub health_after_deploy: Option<SettleHealth>,
     /// Limit throttle/5xx/latency to these operations (none = all).
     pub ops: Option<Vec<String>>,
+    /// Limit every fault to these applications and environments (names or environment ids; none = all):
+    /// calls count when a parameter names one of them, deploys when their application or environment is
+    /// one of them. Lets tests that share one ebsim inject faults without touching each other.
+    pub environments: Option<Vec<String>>,
     /// Seed of the random choices.
     pub seed: u64,
 }
@@ -64,6 +68,7 @@ impl Default for FaultSettings {
             stuck_next_updates: 0,
             health_after_deploy: None,
             ops: None,
+            environments: None,
             seed: 0,
         }
     }
@@ -134,8 +139,16 @@ impl Faults {
         *self = Self::default();
     }
 
-    /// Decides the fate of one call of operation `op`.
-    pub fn judge(&mut self, op: &str) -> Verdict {
+    /// Whether faults apply to something named by any of `names` (always, when unscoped).
+    fn in_scope(&self, names: &[&str]) -> bool {
+        self.settings.environments.as_ref().is_none_or(|scope| names.iter().any(|n| scope.iter().any(|s| s == n)))
+    }
+
+    /// Decides the fate of one call of operation `op`, whose parameter values are `mentions`.
+    pub fn judge(&mut self, op: &str, mentions: &[&str]) -> Verdict {
+        if !self.in_scope(mentions) {
+            return Verdict::default();
+        }
         let s = &self.settings;
         if let Some(ops) = &s.ops
             && !ops.iter().any(|o| o == op)
@@ -158,18 +171,21 @@ impl Faults {
         Verdict { delay, error }
     }
 
-    /// Consumes one "fail the next deploy", if any is left.
-    pub fn take_failing_deploy(&mut self) -> bool {
-        take(&mut self.settings.fail_next_deploys)
+    /// Consumes one "fail the next deploy" for a deploy of `app`/`env`, if any is left.
+    pub fn take_failing_deploy(&mut self, app: &str, env: &str) -> bool {
+        self.in_scope(&[app, env]) && take(&mut self.settings.fail_next_deploys)
     }
 
-    /// Consumes one "stuck update", if any is left.
-    pub fn take_stuck_update(&mut self) -> bool {
-        take(&mut self.settings.stuck_next_updates)
+    /// Consumes one "stuck update" for an update of `app`/`env`, if any is left.
+    pub fn take_stuck_update(&mut self, app: &str, env: &str) -> bool {
+        self.in_scope(&[app, env]) && take(&mut self.settings.stuck_next_updates)
     }
 
-    /// Where health settles after a successful deploy.
-    pub fn settle_health(&self) -> SettleHealth {
+    /// Where health settles after a successful deploy of `app`/`env`.
+    pub fn settle_health(&self, app: &str, env: &str) -> SettleHealth {
+        if !self.in_scope(&[app, env]) {
+            return SettleHealth::Green;
+        }
         self.settings.health_after_deploy.unwrap_or(SettleHealth::Green)
     }
 }
@@ -207,15 +223,15 @@ mod tests {
     use serde_json::json;
 
     fn codes(f: &mut Faults, op: &str, n: usize) -> Vec<Option<String>> {
-        (0..n).map(|_| f.judge(op).error.map(|e| e.code)).collect()
+        (0..n).map(|_| f.judge(op, &[]).error.map(|e| e.code)).collect()
     }
 
     #[test]
     fn no_faults_by_default() {
         let mut f = Faults::default();
-        assert_eq!(f.judge("DescribeEvents"), Verdict::default());
-        assert!(!f.take_failing_deploy());
-        assert_eq!(f.settle_health(), SettleHealth::Green);
+        assert_eq!(f.judge("DescribeEvents", &[]), Verdict::default());
+        assert!(!f.take_failing_deploy("app", "env"));
+        assert_eq!(f.settle_health("app", "env"), SettleHealth::Green);
     }
 
     #[test]
@@ -244,10 +260,26 @@ mod tests {
     fn ops_limit_what_is_faulted() {
         let mut f = Faults::default();
         f.merge(&json!({"throttle_fraction": 1.0, "latency_ms": 5, "ops": ["DescribeEvents"]})).unwrap();
-        assert_eq!(f.judge("DescribeEnvironments"), Verdict::default());
-        let v = f.judge("DescribeEvents");
+        assert_eq!(f.judge("DescribeEnvironments", &[]), Verdict::default());
+        let v = f.judge("DescribeEvents", &[]);
         assert_eq!(v.delay, Some(Duration::from_millis(5)));
         assert_eq!(v.error.map(|e| e.code).as_deref(), Some("Throttling"));
+    }
+
+    #[test]
+    fn environments_scope_every_fault() {
+        let mut f = Faults::default();
+        f.merge(&json!({"throttle_fraction": 1.0, "fail_next_deploys": 1, "stuck_next_updates": 1,
+            "health_after_deploy": "Red", "environments": ["shop", "web-1", "e-abc"]}))
+            .unwrap();
+        assert_eq!(f.judge("DescribeEvents", &["other-app", "e-zzz"]), Verdict::default());
+        assert_eq!(f.judge("DescribeEvents", &["e-abc"]).error.map(|e| e.code).as_deref(), Some("Throttling"));
+        assert!(!f.take_failing_deploy("other", "web-2"));
+        assert!(!f.take_stuck_update("other", "web-2"));
+        assert_eq!(f.settle_health("other", "web-2"), SettleHealth::Green);
+        assert_eq!(f.settle_health("shop", "web-1"), SettleHealth::Red);
+        assert!(f.take_stuck_update("shop", "web-1"));
+        assert!(f.take_failing_deploy("x", "web-1"));
     }
 
     #[test]
@@ -256,11 +288,11 @@ mod tests {
         f.merge(&json!({"fail_next_deploys": 1, "health_after_deploy": "Yellow"})).unwrap();
         f.merge(&json!({"latency_ms": 10})).unwrap();
         assert_eq!(f.settings().fail_next_deploys, 1);
-        assert_eq!(f.settle_health(), SettleHealth::Yellow);
+        assert_eq!(f.settle_health("app", "env"), SettleHealth::Yellow);
         f.merge(&json!({"health_after_deploy": null})).unwrap();
-        assert_eq!(f.settle_health(), SettleHealth::Green);
-        assert!(f.take_failing_deploy());
-        assert!(!f.take_failing_deploy());
+        assert_eq!(f.settle_health("app", "env"), SettleHealth::Green);
+        assert!(f.take_failing_deploy("app", "env"));
+        assert!(!f.take_failing_deploy("app", "env"));
         assert!(f.merge(&json!({"nope": 1})).is_err());
         assert!(f.merge(&json!({"throttle_fraction": 2.0})).is_err());
         assert!(f.merge(&json!({"health_after_deploy": "Purple"})).is_err());

@@ -101,7 +101,9 @@ pub async fn api(sim: &Arc<Sim>, params: &Params) -> (u16, String, String, Optio
         let err = ApiError::new(400, "MissingAction", "Missing Action");
         return (err.status, xml::error(&err, &rid), rid, Some(err.code), String::new());
     };
-    let verdict = sim.faults().judge(&op);
+    let values = params.without_envelope();
+    let mentions: Vec<&str> = values.values().map(String::as_str).collect();
+    let verdict = sim.faults().judge(&op, &mentions);
     if let Some(d) = verdict.delay {
         tokio::time::sleep(d).await;
     }

@@ -159,6 +159,9 @@ fuzz_target!(|data: &[u8]| {
 /// regular expression means what `filepath.Match` syntax says are modelled: `compile` gives `None`
 /// for the rest (a `\d` that Go reads as a digit class, a wildcard inside `[...]`, a `^` outside one).
 mod reference {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+
     use super::Regex;
 
     const KNOWN_ISSUE_LONE_BRACKET: bool = true;
@@ -426,9 +429,29 @@ mod reference {
             Type::Suffix => Kind::Suffix(p[2..].to_owned()),
             Type::Regexp => {
                 re.push('$');
-                Kind::Regexp(Regex::new(&re).expect("reference regex compiles"))
+                Kind::Regexp(cached_regex(&re))
             }
         }))
+    }
+
+    /// Regular expressions by source: fuzzing repeats the same patterns endlessly, and compiling them
+    /// dominates the run time.
+    fn cached_regex(source: &str) -> Regex {
+        thread_local! {
+            static CACHE: RefCell<HashMap<String, Regex>> = RefCell::new(HashMap::new());
+        }
+        CACHE.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            if let Some(re) = cache.get(source) {
+                return re.clone();
+            }
+            if cache.len() >= 50_000 {
+                cache.clear();
+            }
+            let re = Regex::new(source).expect("reference regex compiles");
+            cache.insert(source.to_owned(), re.clone());
+            re
+        })
     }
 
     /// One class character (after an optional `\`); `Some(None)` when Go refuses it, `None` when

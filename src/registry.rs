@@ -455,12 +455,20 @@ async fn push_once(
     let mut stream = docker.push_image(target, Some(options), Some(auth.docker_credentials()));
     let mut progress = PushProgress::new(reference);
     let mut digest = None;
+    let mut retrying = false;
     while let Some(item) = stream.next().await {
         let info = item.map_err(|err| PushFailure::classify(&err))?;
         if let Some(status) = info.status.as_deref() {
             if let Some(found) = digest_from_status(status) {
                 digest = Some(found);
             }
+            // The daemon retries a failed layer upload itself, counting down "Retrying in N seconds":
+            // say so once per episode, so a flaky registry connection is visible in the log.
+            let retry = status.starts_with("Retrying in");
+            if retry && !retrying {
+                console.info(format!("{reference}: a layer upload failed; the Docker daemon is retrying it ({status})"));
+            }
+            retrying = retry;
             progress.update(status, info.progress_detail.as_ref());
         }
         if progress.due() {

@@ -8,7 +8,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::json;
-use support::{Stack, assert_no_secrets, broken_app, example_app, unique};
+use support::{Stack, broken_app, example_app, unique};
 
 /// Inputs for deploying the example app at `version` to `app`/`env`.
 fn inputs<'a>(app: &'a str, env: &'a str, label: &'a str, build_args: &'a str) -> Vec<(&'a str, &'a str)> {
@@ -61,7 +61,6 @@ async fn deploys_the_example_app_then_a_broken_one_is_reverted_then_rolls_back()
     assert!(stack.fetch(&env, "/").await.contains("<strong id=\"version\">v1</strong>"));
     assert!(v1.summary.contains("Deployed v1 to"), "{}", v1.summary);
     assert!(v1.stdout.contains("Environment update completed successfully."), "events are streamed");
-    assert_no_secrets(&stack, &v1);
 
     // v2 of the broken app: Beanstalk reverts, v1 keeps serving, the step fails and says so.
     let broken = stack.run(&broken_app(), &inputs(&app, &env, "v2-broken", ""));
@@ -76,7 +75,6 @@ async fn deploys_the_example_app_then_a_broken_one_is_reverted_then_rolls_back()
     );
     assert!(broken.stdout.contains("reverted the environment: it runs v1"), "{}", broken.dump());
     assert!(stack.fetch(&env, "/").await.contains("v1"), "the previous version still serves");
-    assert_no_secrets(&stack, &broken);
 
     // v3, then roll back to v1: no build, the page changes back, the replaced version is named.
     stack.wait_ready(&env, Duration::from_secs(30)).await;
@@ -199,8 +197,8 @@ async fn a_second_deploy_waits_while_another_one_runs() {
     // Two deploys at once: whichever updates second finds the environment busy and waits (on-busy: wait).
     let (a, a_files) = stack.spawn(&example_app(), &inputs(&app, &env, "v2", "APP_VERSION=v2"));
     let (b, b_files) = stack.spawn(&example_app(), &inputs(&app, &env, "v3", "APP_VERSION=v3"));
-    let a = support::collect(a, &a_files);
-    let b = support::collect(b, &b_files);
+    let a = stack.finish(a, &a_files);
+    let b = stack.finish(b, &b_files);
     assert_eq!(a.out("result"), "deployed", "{}", a.dump());
     assert_eq!(b.out("result"), "deployed", "{}", b.dump());
     let waited = [&a, &b].iter().any(|r| r.stdout.contains("on-busy: wait") || r.stdout.contains("became busy"));

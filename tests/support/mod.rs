@@ -36,14 +36,36 @@ static FAULTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// Injected faults, scoped to one test's application and environment; cleared when dropped (even on panic).
 pub struct FaultGuard {
     ebsim: String,
+    proxy: String,
     _turn: tokio::sync::MutexGuard<'static, ()>,
+}
+
+impl FaultGuard {
+    /// Also injects faults into the recording proxy in front of moto (S3 and ECR), e.g.
+    /// `{"next_5xx": 3, "match": {"service": "s3"}}`.
+    pub fn proxy(&self, settings: &serde_json::Value) {
+        let host = self.proxy.trim_start_matches("http://");
+        http_request(host, "DELETE", "/faults", "").expect("reset proxy faults");
+        http_request(host, "POST", "/faults", &settings.to_string()).expect("set proxy faults");
+    }
 }
 
 impl Drop for FaultGuard {
     fn drop(&mut self) {
-        let host = self.ebsim.trim_start_matches("http://");
-        let _ = http_request(host, "DELETE", "/_ebsim/faults", "");
+        let _ = http_request(self.ebsim.trim_start_matches("http://"), "DELETE", "/_ebsim/faults", "");
+        let _ = http_request(self.proxy.trim_start_matches("http://"), "DELETE", "/faults", "");
     }
+}
+
+/// What a run left behind for an application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leftovers {
+    /// Application versions: (label, status).
+    pub versions: Vec<(String, String)>,
+    /// Bundle keys in the Beanstalk bucket under the application's prefix.
+    pub bundles: Vec<String>,
+    /// Image tags in the application's repository.
+    pub tags: Vec<String>,
 }
 
 /// What one eb-deploy run did.
@@ -93,9 +115,10 @@ impl Stack {
 
     /// The secrets a run must never print.
     pub fn secrets(&self) -> Vec<String> {
-        let mut s = vec![self.var("AWS_SECRET_ACCESS_KEY"), self.var("AWS_SESSION_TOKEN")];
-        s.push(format!("{}-auth-token", self.var("AWS_ACCOUNT_ID")));
-        s
+        use base64::Engine as _;
+        let ecr_password = format!("{}-auth-token", self.var("AWS_ACCOUNT_ID"));
+        let ecr_token = base64::engine::general_purpose::STANDARD.encode(format!("AWS:{ecr_password}"));
+        vec![self.var("AWS_SECRET_ACCESS_KEY"), self.var("AWS_SESSION_TOKEN"), ecr_password, ecr_token]
     }
 
     async fn sdk_config(&self) -> aws_config::SdkConfig {
@@ -167,7 +190,45 @@ impl Stack {
         settings["environments"] = serde_json::json!(scope);
         self.admin.reset_faults().await.expect("reset faults");
         self.admin.set_faults(&settings).await.expect("set faults");
-        FaultGuard { ebsim: self.var("EBSIM_URL"), _turn: turn }
+        FaultGuard { ebsim: self.var("EBSIM_URL"), proxy: self.var("MOTO_PROXY_ADMIN"), _turn: turn }
+    }
+
+    /// Versions, bundles and image tags of `app`, read directly (not through the recording proxy).
+    pub async fn leftovers(&self, app: &str) -> Leftovers {
+        let eb = self.eb().await;
+        let out = eb.describe_application_versions().application_name(app).send().await.expect("versions");
+        let mut versions: Vec<(String, String)> = out
+            .application_versions()
+            .iter()
+            .map(|v| {
+                let status = v.status().map(|s| s.as_str().to_owned()).unwrap_or_default();
+                (v.version_label().unwrap_or_default().to_owned(), status)
+            })
+            .collect();
+        versions.sort();
+        let bucket = format!("elasticbeanstalk-{}-{}", self.var("AWS_REGION"), self.var("AWS_ACCOUNT_ID"));
+        let listed = self.s3().await.list_objects_v2().bucket(&bucket).prefix(format!("{app}/")).send().await;
+        let mut bundles: Vec<String> = listed
+            .map(|l| l.contents().iter().filter_map(|o| o.key().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        bundles.sort();
+        Leftovers { versions, bundles, tags: self.registry_tags(&eb_deploy::registry::ecr_repository_name(app)) }
+    }
+
+    /// Tags of a repository in the local registry (basic auth with the ECR password).
+    pub fn registry_tags(&self, repository: &str) -> Vec<String> {
+        use base64::Engine as _;
+        let auth =
+            base64::engine::general_purpose::STANDARD.encode(format!("AWS:{}-auth-token", self.var("AWS_ACCOUNT_ID")));
+        let host = self.var("LOCAL_REGISTRY");
+        let path = format!("/v2/{repository}/tags/list");
+        let body = http_request_with(&host, "GET", &path, "", &[("Authorization", &format!("Basic {auth}"))]);
+        let Ok(body) = body else { return Vec::new() };
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let mut tags: Vec<String> =
+            json["tags"].as_array().into_iter().flatten().filter_map(|t| t.as_str().map(str::to_owned)).collect();
+        tags.sort();
+        tags
     }
 
     /// The loopback address that serves the environment (its "load balancer").
@@ -184,7 +245,26 @@ impl Stack {
     /// The eb-deploy command, set up as the runner sets up a container action: every input from action.yml
     /// (defaults applied, empty when none), `GITHUB_*` file commands, the stack's AWS variables.
     pub fn command(&self, workdir: &Path, inputs: &[(&str, &str)], files: &Path) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_eb-deploy"));
+        self.command_via(None, workdir, inputs, files)
+    }
+
+    /// Like [`Stack::command`], started through `wrapper` (e.g. `unshare` to run it as PID 1).
+    pub fn command_via(
+        &self,
+        wrapper: Option<&[&str]>,
+        workdir: &Path,
+        inputs: &[(&str, &str)],
+        files: &Path,
+    ) -> Command {
+        let bin = env!("CARGO_BIN_EXE_eb-deploy");
+        let mut cmd = match wrapper {
+            Some([program, args @ ..]) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(bin);
+                c
+            }
+            _ => Command::new(bin),
+        };
         cmd.env_clear().current_dir(workdir);
         for (k, v) in self.env.vars() {
             cmd.env(k, v);
@@ -217,11 +297,20 @@ impl Stack {
         cmd
     }
 
-    /// Runs eb-deploy to completion in `workdir` and collects what it wrote.
+    /// Runs eb-deploy to completion in `workdir` and collects what it wrote; checks that no secret was
+    /// printed, written to an output or the summary, or left on disk.
     pub fn run(&self, workdir: &Path, inputs: &[(&str, &str)]) -> Run {
         let files = scratch_dir("run");
         let child = self.command(workdir, inputs, &files).spawn().expect("start eb-deploy");
-        collect(child, &files)
+        self.finish(child, &files)
+    }
+
+    /// Waits for a spawned run, collects it and runs the secret checks.
+    pub fn finish(&self, child: Child, files: &Path) -> Run {
+        let run = collect(child, files);
+        assert_no_secrets(self, &run);
+        assert_no_secrets_on_disk(self, files);
+        run
     }
 
     /// Starts eb-deploy without waiting (for concurrency and signal tests).
@@ -278,10 +367,22 @@ pub fn http_get(host_port: &str, path: &str) -> Result<String, String> {
 
 /// A minimal HTTP/1.0 request over loopback (usable where no runtime is, e.g. in `Drop`).
 pub fn http_request(host_port: &str, method: &str, path: &str, body: &str) -> Result<String, String> {
+    http_request_with(host_port, method, path, body, &[])
+}
+
+/// [`http_request`] with extra headers.
+pub fn http_request_with(
+    host_port: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> Result<String, String> {
     let mut stream = TcpStream::connect(host_port).map_err(|e| e.to_string())?;
     stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
+    let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
     let head = format!(
-        "{method} {path} HTTP/1.0\r\nHost: {host_port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.0\r\nHost: {host_port}\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(body.as_bytes())).map_err(|e| e.to_string())?;
@@ -297,11 +398,38 @@ pub fn http_request(host_port: &str, method: &str, path: &str, body: &str) -> Re
 }
 
 /// Asserts none of the secrets appear anywhere in what the run printed or wrote, except in the
-/// `::add-mask::` commands that tell the runner to hide them (which must come before any other use).
+/// `::add-mask::` commands that tell the runner to hide them, which must come before any other line.
 pub fn assert_no_secrets(stack: &Stack, run: &Run) {
-    let visible: String =
-        run.everything().lines().filter(|l| !l.trim_start().starts_with("::add-mask::")).collect::<Vec<_>>().join("\n");
     for secret in stack.secrets() {
-        assert!(!visible.contains(&secret), "a secret leaked into the run's output:\n{}", run.dump());
+        let mut masked = false;
+        for line in run.stdout.lines().chain(run.stderr.lines()) {
+            if line.trim_start().starts_with("::add-mask::") {
+                masked |= line.contains(&secret);
+                continue;
+            }
+            assert!(!line.contains(&secret), "a secret leaked into the log (masked before: {masked}):\n{}", run.dump());
+        }
+        let written = format!("{:?}\n{}", run.outputs, run.summary);
+        assert!(!written.contains(&secret), "a secret leaked into the outputs or summary:\n{}", run.dump());
+    }
+}
+
+/// Asserts nothing credential-bearing was left in the run's HOME/RUNNER_TEMP (no docker config, no token).
+pub fn assert_no_secrets_on_disk(stack: &Stack, dir: &Path) {
+    assert!(!dir.join(".docker/config.json").exists(), "a docker config with credentials was written");
+    let mut stack_dirs = vec![dir.to_path_buf()];
+    while let Some(d) = stack_dirs.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack_dirs.push(path);
+                continue;
+            }
+            let Ok(bytes) = std::fs::read(&path) else { continue };
+            let text = String::from_utf8_lossy(&bytes);
+            for secret in stack.secrets() {
+                assert!(!text.contains(&secret), "a secret was written to {}", path.display());
+            }
+        }
     }
 }

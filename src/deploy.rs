@@ -547,7 +547,8 @@ fn prepare_bundle(plan: &BundlePlan, temp_dir: &std::path::Path) -> Result<(bund
     let total = content.total_bytes()?;
     // Deflate never grows data by more than a fraction of a percent; only near the limit is a real zip needed.
     if total > MAX_BUNDLE_BYTES - MAX_BUNDLE_BYTES / 100 {
-        let probe = bundle::build(&content, &template.render("probe", plan.container_port), temp_dir)?;
+        let probe = bundle::build(&content, &template.render("probe", plan.container_port), temp_dir)
+            .context("input `bundle-dir`")?;
         drop(probe);
     }
     Ok((content, template))

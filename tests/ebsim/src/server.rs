@@ -51,7 +51,39 @@ pub async fn serve(sim: Arc<Sim>, listener: TcpListener, shutdown: impl Future<O
     }
 }
 
+/// The region a SigV4 request is signed for (`Credential=AKID/DATE/REGION/SERVICE/aws4_request`).
+fn signed_region(authorization: &str) -> Option<&str> {
+    let scope = authorization.split("Credential=").nth(1)?;
+    scope.split(['/', ',', ' ']).nth(2).filter(|r| !r.is_empty())
+}
+
+/// A request signed for another region reaches that region's (empty) account, as it would at AWS, where
+/// each region has its own endpoint and its own applications and environments.
+fn region_sim(sim: &Arc<Sim>, region: Option<&str>) -> Arc<Sim> {
+    static OTHER_REGIONS: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<String, Arc<Sim>>>> =
+        std::sync::OnceLock::new();
+    match region {
+        Some(r) if r != sim.cfg.region => {
+            let mut regions = OTHER_REGIONS.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+            let other = regions.entry(r.to_owned()).or_insert_with(|| {
+                let mut cfg = sim.cfg.clone();
+                cfg.region = r.to_owned();
+                cfg.request_log = None;
+                Sim::new(cfg, Arc::clone(&sim.store), Arc::clone(&sim.runtime))
+            });
+            Arc::clone(other)
+        }
+        _ => Arc::clone(sim),
+    }
+}
+
 async fn route(sim: &Arc<Sim>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let region = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(signed_region)
+        .map(str::to_owned);
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let query = req.uri().query().map(str::to_string);
@@ -76,7 +108,7 @@ async fn route(sim: &Arc<Sim>, req: Request<Incoming>) -> Response<Full<Bytes>> 
     if let Some(q) = &query {
         params.merge_missing(Params::parse(q.as_bytes()));
     }
-    let (status, xml_body, rid, error_code, op) = api(sim, &params).await;
+    let (status, xml_body, rid, error_code, op) = api(&region_sim(sim, region.as_deref()), &params).await;
     sim.requests().push(RequestRecord {
         seq: 0,
         time_ms: now_ms(),
@@ -120,5 +152,17 @@ pub async fn api(sim: &Arc<Sim>, params: &Params) -> (u16, String, String, Optio
             tracing::debug!(op = %op, "answered {e}");
             (e.status, xml::error(&e, &rid), rid, Some(e.code), op)
         }
+    }
+}
+
+#[cfg(test)]
+mod region_tests {
+    use super::signed_region;
+
+    #[test]
+    fn reads_the_region_of_the_credential_scope() {
+        let auth = "AWS4-HMAC-SHA256 Credential=AKIA/20240101/eu-west-3/elasticbeanstalk/aws4_request, SignedHeaders=host, Signature=abc";
+        assert_eq!(signed_region(auth), Some("eu-west-3"));
+        assert_eq!(signed_region("Basic xyz"), None);
     }
 }

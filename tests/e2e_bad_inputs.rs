@@ -1,0 +1,125 @@
+//! Bad inputs against the real stack: every case of the shared table, plus those only AWS can reveal
+//! (unknown application, environment or label, the wrong region, an oversized bundle). Each exits 1 with
+//! a message naming the input, and makes zero mutating calls, checked in ebsim's request log and in the
+//! recording proxy's log of S3 and ECR requests.
+#![cfg(feature = "e2e")]
+
+#[path = "cases/bad_inputs.rs"]
+mod cases;
+mod support;
+
+use std::io::Write as _;
+
+use support::{Stack, unique};
+
+const MUTATING: &[&str] = &[
+    "CreateApplicationVersion",
+    "UpdateEnvironment",
+    "AbortEnvironmentUpdate",
+    "DeleteApplicationVersion",
+    "CreateStorageLocation",
+    "CreateApplication",
+    "CreateEnvironment",
+];
+
+/// S3 and ECR requests that change something.
+fn is_mutating_proxy_request(r: &serde_json::Value) -> bool {
+    let method = r["method"].as_str().unwrap_or("");
+    let target = r["target"].as_str().unwrap_or("");
+    match r["service"].as_str() {
+        Some("s3") => !matches!(method, "GET" | "HEAD"),
+        Some("ecr") => {
+            !["GetAuthorizationToken", "Describe", "BatchGetImage", "List"].iter().any(|t| target.contains(t))
+        }
+        _ => false,
+    }
+}
+
+fn proxy_requests(stack: &Stack) -> Vec<serde_json::Value> {
+    let admin = stack.env.get("MOTO_PROXY_ADMIN").expect("MOTO_PROXY_ADMIN");
+    let body = support::http_get(admin.trim_start_matches("http://"), "/requests").expect("proxy requests");
+    serde_json::from_str(&body).expect("proxy JSON")
+}
+
+/// A file of incompressible bytes, so the zipped bundle really exceeds 500 MB.
+fn write_noise(path: &std::path::Path, bytes: usize) {
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut block = vec![0u8; 1 << 20];
+    for _ in 0..bytes.div_ceil(block.len()) {
+        for chunk in block.chunks_mut(8) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            chunk.copy_from_slice(&state.to_le_bytes()[..chunk.len()]);
+        }
+        file.write_all(&block).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_inputs_change_nothing_anywhere() {
+    let stack = Stack::load();
+    let (app, env) = (unique("bad"), unique("bad"));
+    stack.create_environment(&app, &env).await;
+    let ws = cases::workspace("e2e");
+    std::fs::create_dir_all(ws.join("huge-bundle")).unwrap();
+    write_noise(&ws.join("huge-bundle/blob.bin"), 510 * 1024 * 1024);
+
+    let seq = stack.admin.last_request_seq().await.unwrap();
+    let proxy_seen = proxy_requests(&stack).len();
+    let s = |v: &str| v.to_owned();
+    let mut table = cases::cases();
+    table.extend([
+        ("unknown application", "application-name", vec![("application-name", unique("nope"))]),
+        ("unknown environment", "environment-name", vec![("environment-name", unique("nope"))]),
+        ("rollback to an unknown label", "version-label", vec![("mode", s("rollback")), ("version-label", s("v404"))]),
+        ("the wrong region", "region", vec![("region", s("eu-west-3"))]),
+        ("bundle over 500 MB", "bundle-dir", vec![("bundle-dir", s("huge-bundle"))]),
+    ]);
+    let mut failures = Vec::new();
+    for (what, input, overrides) in &table {
+        let mut inputs: Vec<(&str, &str)> =
+            vec![("application-name", app.as_str()), ("environment-name", env.as_str()), ("context", "app")];
+        for (k, v) in overrides {
+            inputs.retain(|(name, _)| name != k);
+            inputs.push((k, v.as_str()));
+        }
+        let run = stack.run(&ws, &inputs);
+        let names_it = run.stdout.contains(&format!("`{input}`"))
+            || match *input {
+                "application-name" => run.stdout.contains("check application-name"),
+                "environment-name" => run.stdout.contains("check environment-name"),
+                "version-label" => run.stdout.contains("give an existing version-label"),
+                "region" => {
+                    run.stdout.contains("check application-name and region") && run.stdout.contains("eu-west-3")
+                }
+                _ => false,
+            };
+        if run.code != Some(1) || !names_it || run.out("result") != "failed" {
+            failures.push(format!("{what}: exit {:?}, names `{input}`: {names_it}\n{}", run.code, run.stdout));
+        }
+    }
+    let ebsim_writes: Vec<String> = stack
+        .admin
+        .requests_since(seq)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| MUTATING.contains(&r.op.as_str()))
+        .map(|r| format!("{} {:?}", r.op, r.params))
+        .collect();
+    let proxy_writes: Vec<serde_json::Value> =
+        proxy_requests(&stack).into_iter().skip(proxy_seen).filter(is_mutating_proxy_request).collect();
+    std::fs::remove_dir_all(&ws).unwrap();
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases misbehaved:\n{}",
+        failures.len(),
+        table.len(),
+        failures.join("\n---\n")
+    );
+    assert!(ebsim_writes.is_empty(), "mutating Beanstalk calls: {ebsim_writes:?}");
+    assert!(proxy_writes.is_empty(), "mutating S3/ECR calls: {proxy_writes:?}");
+    assert!(table.len() >= 45, "{} cases", table.len());
+}

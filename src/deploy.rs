@@ -248,7 +248,11 @@ impl<I: ImageStage> Engine<'_, I> {
         match bundle::image_of(&self.aws.s3, bucket, key).await {
             Ok(Some(image)) => {
                 self.console.info(format!("Version {} deploys {image}", version.label));
-                self.progress.update(|r| r.image = Some(image));
+                let digest = image.split_once('@').map(|(_, d)| d.to_owned()).filter(|d| d.starts_with("sha256:"));
+                self.progress.update(|r| {
+                    r.image = Some(image);
+                    r.image_digest = digest;
+                });
             }
             Ok(None) => {}
             Err(e) => self.console.debug(format!("could not read the image of version {}: {e:#}", version.label)),

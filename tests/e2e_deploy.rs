@@ -91,6 +91,7 @@ async fn deploys_the_example_app_then_a_broken_one_is_reverted_then_rolls_back()
     assert_eq!(back.out("previous-version-label"), "v3");
     assert_eq!(back.out("running-version-label"), "v1");
     assert_eq!(back.out("image"), v1.out("image"), "the rollback reports the image v1 deploys");
+    assert_eq!(back.out("image-digest"), v1.out("image-digest"));
     assert!(!back.stdout.contains("Build image"), "a rollback builds nothing");
     assert_eq!(mutating_calls_since(&stack, seq, &app, &env).await, vec!["UpdateEnvironment"]);
     assert!(stack.fetch(&env, "/").await.contains("v1"));

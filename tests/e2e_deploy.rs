@@ -62,6 +62,24 @@ async fn deploys_the_example_app_then_a_broken_one_is_reverted_then_rolls_back()
     assert!(v1.summary.contains("Deployed v1 to"), "{}", v1.summary);
     assert!(v1.stdout.contains("Environment update completed successfully."), "events are streamed");
 
+    // The bundle deploys exactly the pushed image: Dockerrun names the digest the registry serves for the tag.
+    let (bucket, key) = v1.out("bundle").trim_start_matches("s3://").split_once('/').expect("s3 url");
+    let object = stack.s3().await.get_object().bucket(bucket).key(key).send().await.expect("bundle in S3");
+    let zip_bytes = object.body.collect().await.expect("bundle bytes").into_bytes();
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip_bytes)).expect("bundle is a zip");
+    let mut dockerrun = String::new();
+    std::io::Read::read_to_string(&mut archive.by_name("Dockerrun.aws.json").expect("Dockerrun"), &mut dockerrun)
+        .unwrap();
+    let dockerrun: serde_json::Value = serde_json::from_str(&dockerrun).unwrap();
+    assert_eq!(dockerrun["Image"]["Name"], v1.out("image"));
+    for path in [".ebextensions/01-environment.config", ".platform/hooks/predeploy/01-hello.sh"] {
+        assert!(archive.by_name(path).is_ok(), "{path} travels in the bundle");
+    }
+    let repository = eb_deploy::registry::ecr_repository_name(&app);
+    let served = stack.registry_digest(&repository, "v1");
+    assert_eq!(v1.out("image-digest"), served, "image-digest is what the registry serves for the tag");
+    assert!(v1.out("image").ends_with(&format!("@{served}")));
+
     // v2 of the broken app: Beanstalk reverts, v1 keeps serving, the step fails and says so.
     let broken = stack.run(&broken_app(), &inputs(&app, &env, "v2-broken", ""));
     assert_eq!(broken.code, Some(1), "{}", broken.dump());
@@ -113,6 +131,7 @@ async fn re_running_a_label_reuses_it_and_uploads_nothing() {
     assert_eq!(again.code, Some(0), "{}", again.dump());
     assert_eq!(again.out("result"), "unchanged");
     assert!(mutating_calls_since(&stack, seq, &app, &env).await.is_empty());
+    assert!(!again.stdout.contains("Build image") && !again.stdout.contains("::group::Push"), "{}", again.dump());
     let puts: Vec<_> =
         proxy_requests(&stack).await.into_iter().skip(proxy_seq).filter(|r| r["method"] == "PUT").collect();
     assert!(puts.is_empty(), "nothing uploaded: {puts:?}");
@@ -125,6 +144,7 @@ async fn re_running_a_label_reuses_it_and_uploads_nothing() {
     let reuse = stack.run(&example_app(), &inputs(&app, &env, "v1", "APP_VERSION=v1"));
     assert_eq!(reuse.out("result"), "deployed", "{}", reuse.dump());
     assert!(reuse.stdout.contains("deploying it as is"), "{}", reuse.dump());
+    assert!(!reuse.stdout.contains("Build image") && !reuse.stdout.contains("::group::Push"), "{}", reuse.dump());
     assert_eq!(mutating_calls_since(&stack, seq, &app, &env).await, vec!["UpdateEnvironment"]);
     let writes: Vec<_> = proxy_requests(&stack)
         .await

@@ -215,14 +215,34 @@ impl Stack {
         Leftovers { versions, bundles, tags: self.registry_tags(&eb_deploy::registry::ecr_repository_name(app)) }
     }
 
+    fn registry_auth(&self) -> String {
+        use base64::Engine as _;
+        let token = format!("AWS:{}-auth-token", self.var("AWS_ACCOUNT_ID"));
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(token))
+    }
+
+    /// The `Docker-Content-Digest` the local registry serves for `repository:tag`.
+    pub fn registry_digest(&self, repository: &str, tag: &str) -> String {
+        let registry = self.var("LOCAL_REGISTRY");
+        let mut stream = TcpStream::connect(&registry).expect("registry");
+        let request = format!(
+            "HEAD /v2/{repository}/manifests/{tag} HTTP/1.0\r\nHost: {registry}\r\nAuthorization: {}\r\nAccept: application/vnd.docker.distribution.manifest.v2+json\r\n\r\n",
+            self.registry_auth()
+        );
+        stream.write_all(request.as_bytes()).expect("HEAD manifest");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).expect("registry answer");
+        answer
+            .lines()
+            .find_map(|l| l.to_ascii_lowercase().strip_prefix("docker-content-digest:").map(|v| v.trim().to_owned()))
+            .unwrap_or_else(|| panic!("no digest for {repository}:{tag}: {answer}"))
+    }
+
     /// Tags of a repository in the local registry (basic auth with the ECR password).
     pub fn registry_tags(&self, repository: &str) -> Vec<String> {
-        use base64::Engine as _;
-        let auth =
-            base64::engine::general_purpose::STANDARD.encode(format!("AWS:{}-auth-token", self.var("AWS_ACCOUNT_ID")));
         let host = self.var("LOCAL_REGISTRY");
         let path = format!("/v2/{repository}/tags/list");
-        let body = http_request_with(&host, "GET", &path, "", &[("Authorization", &format!("Basic {auth}"))]);
+        let body = http_request_with(&host, "GET", &path, "", &[("Authorization", &self.registry_auth())]);
         let Ok(body) = body else { return Vec::new() };
         let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
         let mut tags: Vec<String> =

@@ -402,7 +402,7 @@ async fn the_action_image_deploys_rolls_back_and_cancels_as_the_runner_runs_it()
 
     // 3. Cancel during the wait: the update sticks in Updating; SIGINT goes to the `docker run` client,
     //    which forwards it to the container's PID 1.
-    stack.admin.set_faults(&json!({"stuck_next_updates": 1})).await.expect("set faults");
+    let faults = stack.faults(&app, &env, json!({"stuck_next_updates": 1})).await;
     let job = Job::new();
     let mut with = deploy(&app, &env, "v3", "APP_VERSION=v3");
     with.push(("abort-on-cancel", "true"));
@@ -421,7 +421,7 @@ async fn the_action_image_deploys_rolls_back_and_cancels_as_the_runner_runs_it()
         }
         if Instant::now() > deadline || matches!(client.try_wait(), Ok(Some(_))) {
             let _ = client.kill();
-            stack.admin.reset_faults().await.ok();
+            drop(faults);
             panic!("the run never reached the wait:\n{log}");
         }
     }
@@ -444,7 +444,7 @@ async fn the_action_image_deploys_rolls_back_and_cancels_as_the_runner_runs_it()
     if status.is_none() {
         let _ = client.kill();
     }
-    stack.admin.reset_faults().await.expect("reset faults");
+    drop(faults);
     while let Ok(line) = lines.recv_timeout(Duration::from_millis(500)) {
         log.push_str(&line);
         log.push('\n');

@@ -374,7 +374,7 @@ fn s3_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::
 ) -> String {
     match (e.code(), e.message()) {
         (Some("AccessDenied"), _) => {
-            "AccessDenied: the credentials need s3:PutObject and s3:GetObject on the bundle bucket".to_owned()
+            "AccessDenied: the credentials need s3:ListBucket on the bundle bucket and s3:GetObject and s3:PutObject on its objects (without ListBucket, S3 answers 403 instead of 404 for a bundle not uploaded yet)".to_owned()
         }
         (Some("NoSuchBucket"), _) => "NoSuchBucket: the bucket does not exist (or is in another region)".to_owned(),
         (Some(code), Some(msg)) => format!("{code}: {msg}"),

@@ -1,0 +1,716 @@
+#!/usr/bin/env python3
+"""eb-deploy's benchmarks against the hand-written pipeline, on the local stack.
+
+Run through `scripts/bench` (it starts the stack and builds the binaries). Measures:
+  1. end to end: eb-deploy vs bench/pipeline.sh (the seed workflow's steps), alternating runs;
+  2. time to verdict: environment's final transition in ebsim -> process exit;
+  3. Beanstalk calls per minute while waiting (ebsim's request log), plus one long deploy;
+  4. build context: eb-deploy's image build (examples/build_context.rs) vs `docker build`, time and peak RSS.
+Prints a results table and writes BENCHMARKS.md. Exit status: 0 when everything ran (targets may be missed,
+which the table says), 1 on errors.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import random
+import re
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SOLUTION_STACK = "64bit Amazon Linux 2023 v4.3.0 running Docker"
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+
+
+class BenchError(Exception):
+    """Something failed that makes the figures meaningless."""
+
+
+def log(msg):
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def load1():
+    return float(loadavg().split()[0])
+
+
+def median(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+# --- the stack ----------------------------------------------------------------------------------
+
+
+def read_stack_env(path):
+    env = {}
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line.startswith("export "):
+                continue
+            name, _, value = line[len("export "):].partition("=")
+            env[name] = shlex.split(value)[0] if value else ""
+    return env
+
+
+def http_json(url, method="GET", timeout=10):
+    req = urllib.request.Request(url, method=method)
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        return json.loads(resp.read() or b"null")
+
+
+def http_text(url, timeout=5):
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        return resp.read().decode()
+
+
+class Ebsim:
+    """An ebsim instance of the benchmark's own, on a free port, with fixed timing."""
+
+    def __init__(self, name, stack, workdir, timing_args):
+        self.name = name
+        self.log_path = os.path.join(workdir, f"ebsim-{name}.log")
+        ecr_host = f"{stack['AWS_ACCOUNT_ID']}.dkr.ecr.{stack['AWS_REGION']}.amazonaws.com"
+        args = [
+            os.path.join(ROOT, "target/debug/ebsim"),
+            "--listen", "127.0.0.1:0",
+            "--region", stack["AWS_REGION"],
+            "--account-id", stack["AWS_ACCOUNT_ID"],
+            "--s3-endpoint", stack["AWS_ENDPOINT_URL_S3"],
+            "--ecr-endpoint", stack["AWS_ENDPOINT_URL_ECR"],
+            "--docker-host", stack["DOCKER_HOST"],
+            "--registry-alias", f"{ecr_host}={stack['LOCAL_REGISTRY']}",
+            "--instance-label", f"ebsim.bench={workdir}",
+            "--request-log", os.path.join(workdir, f"ebsim-{name}-requests.jsonl"),
+        ] + timing_args
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION",
+                  "AWS_DEFAULT_REGION"):
+            env[k] = stack[k]
+        env.update(AWS_EC2_METADATA_DISABLED="true", AWS_CONFIG_FILE="/dev/null",
+                   AWS_SHARED_CREDENTIALS_FILE="/dev/null")
+        self.log_file = open(self.log_path, "w")
+        self.proc = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=self.log_file, text=True)
+        line = self.proc.stdout.readline()
+        m = re.match(r"ebsim listening on (\S+)", line)
+        if not m:
+            self.stop()
+            raise BenchError(f"ebsim ({name}) did not start: {line!r}; log: {self.log_path}")
+        self.url = f"http://{m.group(1)}"
+        self.config = http_json(f"{self.url}/_ebsim/config")
+        log(f"ebsim {name} on {self.url} ({' '.join(timing_args)})")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)  # it removes the containers it started
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log_file.close()
+
+    def requests_since(self, seq):
+        return http_json(f"{self.url}/_ebsim/requests?since={seq}")
+
+    def last_seq(self):
+        reqs = self.requests_since(0)
+        return reqs[-1]["seq"] if reqs else 0
+
+    def environment(self, name):
+        return http_json(f"{self.url}/_ebsim/environments/{name}")
+
+
+# --- one deploy ---------------------------------------------------------------------------------
+
+
+def run_measured(args, env, cwd, stdout_path):
+    """Runs a child to completion; returns (start, end, exit code, peak RSS bytes) with epoch seconds."""
+    with open(stdout_path, "w") as out:
+        start = time.time()
+        proc = subprocess.Popen(args, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        end = time.time()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return start, end, proc.returncode, usage.ru_maxrss * 1024
+
+
+def parse_file_commands(text):
+    """GITHUB_OUTPUT's `name<<DELIM` / `name=value` forms."""
+    out, lines, i = {}, text.split("\n"), 0
+    while i < len(lines):
+        line = lines[i]
+        if "<<" in line:
+            name, delim = line.split("<<", 1)
+            j = lines.index(delim, i + 1)
+            out[name] = "\n".join(lines[i + 1:j])
+            i = j + 1
+            continue
+        if "=" in line:
+            name, value = line.split("=", 1)
+            out[name] = value
+        i += 1
+    return out
+
+
+def parse_phases(summary):
+    phases, inside = {}, False
+    for line in summary.splitlines():
+        if line.startswith("### Phases"):
+            inside = True
+            continue
+        if inside:
+            if line.startswith("#") or line.startswith("<details>"):
+                break
+            m = re.match(r"\|\s*(.+?)\s*\|\s*([0-9.]+)\s*\|$", line)
+            if m:
+                phases[m.group(1)] = float(m.group(2))
+    return phases
+
+
+class Deployer:
+    """Runs one deploy with either contender against one ebsim environment and measures it."""
+
+    def __init__(self, stack, ebsim, app, env_name, workdir, tools):
+        self.stack, self.ebsim, self.app, self.env_name = stack, ebsim, app, env_name
+        self.workdir, self.tools = workdir, tools
+        self.count = 0
+        with open(os.path.join(ROOT, "action.yml")) as f:
+            self.action_inputs = yaml.safe_load(f)["inputs"]
+
+    def base_env(self, home):
+        env = dict(self.stack)
+        env.update(
+            AWS_ENDPOINT_URL_ELASTIC_BEANSTALK=self.ebsim.url, EBSIM_URL=self.ebsim.url,
+            AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null",
+            PATH=os.environ.get("PATH", "/usr/bin:/bin"), HOME=home, LANG="C.UTF-8",
+        )
+        return env
+
+    def workspace(self, run_dir):
+        """A fresh checkout: the example app plus the team's Dockerrun.aws.json, as in the seed."""
+        ws = os.path.join(run_dir, "ws")
+        shutil.copytree(os.path.join(ROOT, "examples/app"), ws, symlinks=True)
+        housekeeping = os.path.join(ws, ".housekeeping/elasticbeanstalk")
+        os.makedirs(housekeeping)
+        shutil.copy(os.path.join(ROOT, "bench/Dockerrun.aws.json"), housekeeping)
+        return ws
+
+    def deploy(self, contender):
+        self.count += 1
+        tag = f"{contender[0]}{self.count:02d}-{random.getrandbits(24):06x}"
+        run_dir = os.path.join(self.workdir, f"{self.ebsim.name}-{self.count:02d}-{contender}")
+        os.makedirs(run_dir)
+        ws = self.workspace(run_dir)
+        app_version = f"bench-{tag}"
+        seq0 = self.ebsim.last_seq()
+        load_at_start = load1()
+        if contender == "eb-deploy":
+            r = self.run_eb_deploy(run_dir, ws, tag, app_version)
+        else:
+            r = self.run_pipeline(run_dir, ws, tag, app_version)
+        r.update(contender=contender, label=r["label"], load=load_at_start, run_dir=run_dir)
+        self.measure_ebsim(r, seq0, app_version)
+        return r
+
+    def run_eb_deploy(self, run_dir, ws, tag, app_version):
+        files = os.path.join(run_dir, "files")
+        os.makedirs(files)
+        env = self.base_env(files)
+        # As the runner starts a container action (tests/support/mod.rs): every input, defaults applied.
+        for name, spec in self.action_inputs.items():
+            env[f"INPUT_{name.upper()}"] = str(spec.get("default", ""))
+        label = f"eb-{tag}"
+        inputs = {
+            "application-name": self.app,
+            "environment-name": self.env_name,
+            "version-label": label,
+            "build-args": f"APP_VERSION={app_version}",
+            "dockerrun": ".housekeeping/elasticbeanstalk/Dockerrun.aws.json",
+            "ecr-repository": self.tools["repository"],
+            "registry": self.stack["LOCAL_REGISTRY"],
+        }
+        for k, v in inputs.items():
+            env[f"INPUT_{k.upper()}"] = v
+        env.update(
+            GITHUB_ACTIONS="true", CI="true", GITHUB_OUTPUT=os.path.join(files, "output"),
+            GITHUB_STEP_SUMMARY=os.path.join(files, "summary"), GITHUB_SHA="%040x" % random.getrandbits(160),
+            GITHUB_REF_TYPE="tag", GITHUB_REF_NAME=tag, GITHUB_REPOSITORY="team/shop",
+            GITHUB_SERVER_URL="https://github.com", GITHUB_RUN_ID="4242", RUNNER_TEMP=files,
+        )
+        start, end, code, _ = run_measured([self.tools["eb_deploy"]], env, ws, os.path.join(run_dir, "log"))
+        outputs = parse_file_commands(open(os.path.join(files, "output")).read())
+        phases = parse_phases(open(os.path.join(files, "summary")).read())
+        if code != 0 or outputs.get("result") != "deployed":
+            raise BenchError(f"eb-deploy run {label} ended {code} / {outputs.get('result')}: see {run_dir}/log")
+        if "Build and push image" not in phases:
+            raise BenchError(f"eb-deploy run {label}: no build phase in its summary ({phases})")
+        return dict(label=label, start=start, end=end, wait_start=None,
+                    build_push=phases["Build and push image"], phases=phases)
+
+    def run_pipeline(self, run_dir, ws, tag, app_version):
+        home = os.path.join(run_dir, "home")
+        os.makedirs(home)
+        marks_path = os.path.join(run_dir, "marks")
+        env = self.base_env(home)
+        label = "%040x" % random.getrandbits(160)  # ${{ github.sha }}
+        env.update(
+            AWS=self.stack["LOCAL_STACK_AWS_CLI"], PYTHON=self.tools["python"],
+            REGISTRY=self.stack["LOCAL_REGISTRY"], ECR_REPOSITORY=self.tools["repository"],
+            REF_NAME=tag, SHA=label, APP_VERSION=app_version, APP=self.app, ENV_NAME=self.env_name,
+            MARKS=marks_path, DOCKER_CONFIG=os.path.join(home, ".docker"),
+        )
+        script = os.path.join(ROOT, "bench/pipeline.sh")
+        start, end, code, _ = run_measured(["bash", script], env, ws, os.path.join(run_dir, "log"))
+        if code != 0:
+            raise BenchError(f"pipeline run {tag} exited {code}: see {run_dir}/log")
+        marks = {}
+        for line in open(marks_path):
+            k, v = line.split()
+            marks[k] = float(v)
+        return dict(label=label, start=start, end=end, wait_start=marks["wait_start"],
+                    build_push=marks["build_end"] - marks["build_start"], marks=marks)
+
+    def measure_ebsim(self, r, seq0, app_version):
+        reqs = self.ebsim.requests_since(seq0)
+        updates = [q for q in reqs if q["op"] == "UpdateEnvironment" and q["status"] == 200]
+        if len(updates) != 1:
+            raise BenchError(f"{r['contender']} run {r['label']}: expected one UpdateEnvironment, saw {len(updates)}")
+        update = updates[0]
+        view = self.ebsim.environment(self.env_name)
+        # The environment was Ready before the run started; ebsim stamps a request when it answers it,
+        # after the Updating transition, so transitions are taken from the run's start.
+        trans = [t for t in view["transitions"] if t["time_ms"] >= r["start"] * 1000]
+        updating = next((t for t in trans if t["status"] == "Updating"), None)
+        final = trans[-1] if trans else None
+        if not updating or final["status"] != "Ready" or final.get("version_label") != r["label"]:
+            raise BenchError(f"{r['contender']} run {r['label']}: the environment did not settle on it: {trans}")
+        served = http_text(f"http://{view['endpoint']}/version").strip()
+        if served != app_version:
+            raise BenchError(f"{r['contender']} run {r['label']}: the environment serves {served!r}, not {app_version}")
+        after = [q for q in reqs if q["seq"] > update["seq"] and q["op"]]
+        end_ms = r["end"] * 1000
+        window_min = (end_ms - update["time_ms"]) / 60000
+        r.update(
+            total=r["end"] - r["start"],
+            eb_deploy_time=(final["time_ms"] - updating["time_ms"]) / 1000,
+            verdict=(end_ms - final["time_ms"]) / 1000,
+            wait_calls=len(after),
+            wait_ops=sorted({q["op"] for q in after}),
+            calls_per_min=len(after) / window_min if window_min > 0 else float("nan"),
+            wait_window=window_min * 60,
+        )
+        r["overhead"] = r["total"] - r["eb_deploy_time"] - r["build_push"]
+
+
+def create_environment(stack, ebsim, app, env_name, workdir):
+    env = dict(stack)
+    env.update(AWS_ENDPOINT_URL_ELASTIC_BEANSTALK=ebsim.url, AWS_CONFIG_FILE="/dev/null",
+               AWS_SHARED_CREDENTIALS_FILE="/dev/null", PATH=os.environ["PATH"], HOME=workdir)
+    aws = stack["LOCAL_STACK_AWS_CLI"]
+
+    def call(*args):
+        res = subprocess.run([aws, *args], env=env, capture_output=True, text=True)
+        if res.returncode != 0:
+            raise BenchError(f"aws {' '.join(args[:2])} failed: {res.stderr.strip()}")
+        return res.stdout
+
+    call("elasticbeanstalk", "create-application", "--application-name", app)
+    call("elasticbeanstalk", "create-environment", "--application-name", app, "--environment-name", env_name,
+         "--solution-stack-name", SOLUTION_STACK)
+    call("elasticbeanstalk", "create-storage-location")
+    return call
+
+
+def wait_ready(ebsim, env_name, timeout):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        view = ebsim.environment(env_name)
+        if view and view["status"] == "Ready":
+            return
+        time.sleep(0.5)
+    raise BenchError(f"environment {env_name} on ebsim {ebsim.name} not Ready after {timeout}s")
+
+
+# --- build context ------------------------------------------------------------------------------
+
+
+def generate_context(root, files, total_bytes, seed):
+    """`files` files of random bytes (~total_bytes) in nested dirs; .dockerignore excludes about half."""
+    rng = random.Random(seed)
+    tops, subs = 40, 10
+    per_dir = files // (tops * subs)
+    avg = total_bytes / (tops * subs * per_dir)
+    written = sent = count = 0
+    for t in range(tops):
+        # Even tops are sources (sent), odd ones build caches (ignored), as in a real repository.
+        top = f"pkg-{t // 2:02d}" if t % 2 == 0 else f"cache-{t // 2:02d}"
+        for s in range(subs):
+            d = os.path.join(root, top, f"mod-{s}", "src" if s % 2 else "lib")
+            os.makedirs(d, exist_ok=True)
+            for i in range(per_dir):
+                size = int(avg * rng.uniform(0.2, 1.8))
+                # A few editor leftovers inside sources are ignored too (**/*.tmp).
+                ext = "tmp" if (t % 2 == 0 and i == 0) else "bin"
+                with open(os.path.join(d, f"f{i:04d}.{ext}"), "wb") as f:
+                    f.write(rng.randbytes(size))
+                written += size
+                count += 1
+                if t % 2 == 0 and ext != "tmp":
+                    sent += size
+    with open(os.path.join(root, ".dockerignore"), "w") as f:
+        f.write("# build caches and editor leftovers stay out of the image\ncache-*\n**/*.tmp\n")
+    with open(os.path.join(root, "Dockerfile"), "w") as f:
+        f.write("FROM scratch\nCOPY . /ctx\n")
+    return dict(files=count, bytes=written, sent=sent)
+
+
+def build_once(tool, ctx, tag, tools, log_path):
+    env = dict(os.environ, DOCKER_HOST=tools["docker_host"], DOCKER_BUILDKIT="0")
+    if tool == "eb-deploy":
+        args = [tools["build_context"], ctx, os.path.join(ctx, "Dockerfile"), tag]
+    else:
+        args = ["docker", "build", "--no-cache", "-t", tag, ctx]
+    start, end, code, rss = run_measured(args, env, ctx, log_path)
+    if code != 0:
+        raise BenchError(f"{tool} build of {ctx} exited {code}: see {log_path}")
+    subprocess.run(["docker", "rmi", "-f", tag], env=env, capture_output=True)
+    return dict(tool=tool, seconds=end - start, rss=rss)
+
+
+def bench_build(workdir, tools, sizes, runs):
+    results = []
+    for label, files, size in sizes:
+        slug = label.replace(" GiB", "g")
+        ctx = os.path.join(workdir, f"ctx-{slug}")
+        os.makedirs(ctx)
+        log(f"generating a {label} build context ({files} files)")
+        info = generate_context(ctx, files, size, seed=files)
+        # Warm the page cache and the daemon once, untimed.
+        build_once("docker", ctx, f"eb-deploy-bench-ctx:warm-{slug}", tools, os.path.join(workdir, "warm.log"))
+        for i in range(runs):
+            order = ("eb-deploy", "docker") if i % 2 == 0 else ("docker", "eb-deploy")
+            for tool in order:
+                r = build_once(tool, ctx, f"eb-deploy-bench-ctx:{tool}-{slug}-{i}", tools,
+                               os.path.join(workdir, f"build-{slug}-{tool}-{i}.log"))
+                r.update(size=label, load=load1(), **info)
+                log(f"build {label} {tool}: {r['seconds']:.1f} s, peak RSS {r['rss'] / MIB:.1f} MiB")
+                results.append(r)
+        shutil.rmtree(ctx)
+    return results
+
+
+# --- report -------------------------------------------------------------------------------------
+
+
+def verdict(ok):
+    return "PASS" if ok else "FAIL"
+
+
+def fmt(x, unit="s", digits=1):
+    return f"{x:.{digits}f} {unit}".strip()
+
+
+def build_tables(deploys, long_runs, builds, meta):
+    e = [r for r in deploys if r["contender"] == "eb-deploy"]
+    p = [r for r in deploys if r["contender"] == "pipeline"]
+    rows = []
+    oe, op = median([r["overhead"] for r in e]), median([r["overhead"] for r in p])
+    ratio = oe / op if op > 0 else float("inf")
+    rows.append(("End to end: median total wall time", fmt(median([r["total"] for r in e])),
+                 fmt(median([r["total"] for r in p])), "—", "—"))
+    rows.append(("End to end: median overhead (total − EB deploy − build+push)", fmt(oe), fmt(op),
+                 f"ratio ≤ 0.50 (measured {ratio:.2f})", verdict(ratio <= 0.5)))
+    ve, vp = median([r["verdict"] for r in e]), median([r["verdict"] for r in p])
+    rows.append(("Time to verdict (median)", fmt(ve, digits=2), fmt(vp, digits=2), "eb-deploy ≤ 2 s",
+                 verdict(ve <= 2.0)))
+    ce, cp = median([r["calls_per_min"] for r in e]), median([r["calls_per_min"] for r in p])
+    rows.append((f"Beanstalk calls/min while waiting (median, ~{median([r['eb_deploy_time'] for r in deploys]):.0f} s deploys)",
+                 fmt(ce, "", 1), fmt(cp, "", 1), "eb-deploy ≤ 30 with verdict ≤ 2 s",
+                 verdict(ce <= 30 and ve <= 2.0)))
+    le = [r for r in long_runs if r["contender"] == "eb-deploy"]
+    lp = [r for r in long_runs if r["contender"] == "pipeline"]
+    if le:
+        rows.append((f"Beanstalk calls/min while waiting (long deploy, {le[0]['eb_deploy_time']:.0f} s)",
+                     fmt(le[0]["calls_per_min"], "", 1), fmt(lp[0]["calls_per_min"], "", 1) if lp else "—",
+                     "eb-deploy ≤ 30", verdict(le[0]["calls_per_min"] <= 30)))
+        rows.append(("Time to verdict (long deploy)", fmt(le[0]["verdict"], digits=2),
+                     fmt(lp[0]["verdict"], digits=2) if lp else "—", "eb-deploy ≤ 2 s",
+                     verdict(le[0]["verdict"] <= 2.0)))
+    sizes = []
+    for r in builds:
+        if r["size"] not in sizes:
+            sizes.append(r["size"])
+    rss_by_size = {}
+    for s in sizes:
+        be = [r for r in builds if r["size"] == s and r["tool"] == "eb-deploy"]
+        bd = [r for r in builds if r["size"] == s and r["tool"] == "docker"]
+        te, td = median([r["seconds"] for r in be]), median([r["seconds"] for r in bd])
+        desc = f"{be[0]['files']} files, {be[0]['bytes'] / GIB:.2f} GiB, {be[0]['sent'] / GIB:.2f} GiB sent"
+        rows.append((f"Build context {s} ({desc}): median time", fmt(te), fmt(td),
+                     f"ratio ≤ 1.00 (measured {te / td:.2f})", verdict(te / td <= 1.0)))
+        re_, rd = max(r["rss"] for r in be), max(r["rss"] for r in bd)
+        rss_by_size[s] = re_
+        rows.append((f"Build context {s}: peak client RSS (max of runs)", fmt(re_ / MIB, "MiB"),
+                     fmt(rd / MIB, "MiB"), "eb-deploy < 64 MiB", verdict(re_ < 64 * MIB)))
+    if len(sizes) >= 2:
+        small, big = rss_by_size[sizes[0]], rss_by_size[sizes[-1]]
+        growth = big / small
+        rows.append((f"Build client RSS growth {sizes[0]} → {sizes[-1]}", f"×{growth:.2f}", "—",
+                     "flat: ≤ ×1.20", verdict(growth <= 1.2)))
+
+    header = "| Measure | eb-deploy | hand-written pipeline / docker CLI | Target | Result |\n|---|---:|---:|---|---|\n"
+    table = header + "".join(f"| {' | '.join(row)} |\n" for row in rows)
+
+    detail = ("| # | Contender | Total s | EB deploy s | Build+push s | Overhead s | Verdict s | "
+              "Calls while waiting | Calls/min | Load (1 min) |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+    for i, r in enumerate(deploys + long_runs, 1):
+        kind = " (long)" if r in long_runs else ""
+        detail += (f"| {i} | {r['contender']}{kind} | {r['total']:.1f} | {r['eb_deploy_time']:.1f} | "
+                   f"{r['build_push']:.1f} | {r['overhead']:.1f} | {r['verdict']:.2f} | {r['wait_calls']} | "
+                   f"{r['calls_per_min']:.1f} | {r['load']:.2f} |\n")
+    phases = {}
+    for r in e:
+        for k, v in r["phases"].items():
+            phases.setdefault(k, []).append(v)
+    phase_table = "| eb-deploy phase | median s |\n|---|---:|\n" + "".join(
+        f"| {k} | {median(v):.1f} |\n" for k, v in phases.items())
+    steps = {}
+    for r in p:
+        m = r["marks"]
+        order = ["start", "login", "build_start", "build_end", "dockerrun", "update_start", "wait_start", "end"]
+        names = ["ECR login", "(echo)", "docker build + tag + push", "Dockerrun edit",
+                 "zip + s3 cp + create-application-version", "update-environment", "wait environment-updated"]
+        for a, b, n in zip(order, order[1:], names):
+            steps.setdefault(n, []).append(m[b] - m[a])
+    steps.pop("(echo)", None)
+    step_table = "| pipeline step | median s |\n|---|---:|\n" + "".join(
+        f"| {k} | {median(v):.1f} |\n" for k, v in steps.items())
+    build_detail = "| Context | Tool | Seconds | Peak RSS MiB | Load (1 min) |\n|---|---|---:|---:|---:|\n" + "".join(
+        f"| {r['size']} | {r['tool']} | {r['seconds']:.1f} | {r['rss'] / MIB:.1f} | {r['load']:.2f} |\n"
+        for r in builds)
+    return table, rows, detail, phase_table, step_table, build_detail
+
+
+def write_markdown(path, meta, tables):
+    table, rows, detail, phase_table, step_table, build_detail = tables
+    missed = [r[0] for r in rows if r[-1] == "FAIL"]
+    missed_text = ("All targets are met." if not missed else
+                   "**Missed targets:** " + "; ".join(missed) + ".")
+    md = f"""# Benchmarks
+
+eb-deploy against the pipeline most teams write by hand (the seed workflow: ECR login, `docker build/tag/push`,
+a script editing `Dockerrun.aws.json`, `zip`, `aws s3 cp`, `create-application-version`, `update-environment`,
+`aws elasticbeanstalk wait environment-updated`), on the local stack (no AWS).
+
+- Command: `{meta['command']}`
+- Date: {meta['date']}
+- Machine: {meta['nproc']} cores, {meta['ram']} RAM, kernel {meta['kernel']}, Docker Engine {meta['docker']}
+  (shared with other jobs compiling and testing at the same time)
+- Load average (1/5/15 min): {meta['load_start']} at the start, {meta['load_end']} at the end; 1-minute load at the
+  start of each measured run: min {meta['load_min']:.2f}, median {meta['load_median']:.2f}, max {meta['load_max']:.2f}
+- Simulated Elastic Beanstalk: the benchmark's own ebsim, `{meta['timing']}` for the deploy runs and
+  `{meta['long_timing']}` for the long deploy
+- Measured runs per contender: {meta['runs']}, alternating, after one untimed warm-up run each
+
+## Results
+
+{table}
+{missed_text}
+
+## How it is measured
+
+- **End to end.** Both contenders deploy `examples/app` (busybox httpd, built `FROM scratch` with the classic
+  builder) to the same environment of an ebsim instance started for the benchmark alone, from a fresh copy of the
+  app with the team's `.housekeeping/elasticbeanstalk/Dockerrun.aws.json`. Every run uses a new version label and
+  a new `APP_VERSION` build argument, so nothing is skipped or cached away, and each run is checked: the
+  environment must end Ready on the run's label and serve the new `APP_VERSION`. eb-deploy is the release binary,
+  started as the runner starts a container action (every `INPUT_*`, `GITHUB_OUTPUT`, `GITHUB_STEP_SUMMARY`), with
+  `dockerrun` pointing at the same template, `registry` at the local registry. The pipeline is
+  `bench/pipeline.sh`, the seed's steps one for one with the venv's AWS CLI (endpoints from the stack's
+  `AWS_ENDPOINT_URL_*`) and `DOCKER_BUILDKIT=0`. Wall time is taken around each process.
+- **Overhead** = total wall time − the simulated Beanstalk deploy (ebsim's transitions: the update's `Updating`
+  to the final `Ready`) − the daemon's build and push (eb-deploy: its `Build and push image` phase, which also
+  holds its ECR token and repository check; pipeline: `docker build` + `docker tag` + `docker push`). What is left
+  is what each tool adds: logins, bundle, upload, version creation, and the wait beyond the deploy itself.
+  eb-deploy's remainder includes waiting until Beanstalk has processed (validated) the new version
+  (`Create version`), which the pipeline does not do.
+- **Time to verdict** = process exit − the time of the environment's last transition in ebsim (the moment it
+  settled). The pipeline's waiter is started right after `update-environment`.
+- **Calls per minute** = Beanstalk API calls in ebsim's request log after the `UpdateEnvironment` call, divided by
+  the time from that call to the process exit. The long deploy runs on a second ebsim instance with a longer step.
+- **Build context.** A generated context of random (incompressible) files in nested directories, with a
+  `.dockerignore` excluding about half (`cache-*` directories and `**/*.tmp`), and a Dockerfile `FROM scratch` +
+  `COPY . /ctx`. eb-deploy's image stage (`eb_deploy::image::build`, driven by `examples/build_context.rs`, release
+  build) vs `DOCKER_BUILDKIT=0 docker build`, both `--no-cache` against the same daemon, alternating after one
+  untimed warm-up build. Peak RSS is the client process's `ru_maxrss` (from `wait4`). Contexts and images are
+  removed afterwards.
+
+## Details
+
+Every run, in the order run:
+
+{detail}
+{phase_table}
+{step_table}
+{build_detail}"""
+    with open(path, "w") as f:
+        f.write(md)
+
+
+# --- main ---------------------------------------------------------------------------------------
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--step-ms", type=int, default=1500, help="ebsim step for the deploy runs (demo timing)")
+    ap.add_argument("--long-step-ms", type=int, default=36000, help="ebsim step for the long deploy; 0 skips it")
+    ap.add_argument("--build-runs", type=int, default=3)
+    ap.add_argument("--build-sizes", default="0.5,1.0", help="GiB, comma-separated; empty skips the build benchmark")
+    ap.add_argument("--skip-deploys", action="store_true")
+    ap.add_argument("--out", default=os.path.join(ROOT, "BENCHMARKS.md"))
+    ap.add_argument("--command", default="make bench")
+    opts = ap.parse_args()
+
+    stack = read_stack_env(os.path.join(ROOT, ".local-stack/env"))
+    docker_env = dict(os.environ, DOCKER_HOST=stack["DOCKER_HOST"])
+    meta = dict(
+        command=opts.command,
+        date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        nproc=os.cpu_count(),
+        ram=f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / GIB:.1f} GiB",
+        kernel=os.uname().release,
+        docker=subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"], env=docker_env,
+                              capture_output=True, text=True).stdout.strip(),
+        load_start=loadavg(), runs=opts.runs,
+        timing=f"--timing demo --step-ms {opts.step_ms}",
+        long_timing=(f"--timing demo --step-ms {opts.long_step_ms}" if opts.long_step_ms > 0 else "(not run)"),
+    )
+    tools = dict(
+        eb_deploy=os.path.join(ROOT, "target/release/eb-deploy"),
+        build_context=os.path.join(ROOT, "target/release/examples/build_context"),
+        python=shutil.which("python3") or stack["LOCAL_STACK_PYTHON"],
+        repository="bench-shop",
+        docker_host=stack["DOCKER_HOST"],
+    )
+    workdir = tempfile.mkdtemp(prefix="eb-deploy-bench-")
+    log(f"work directory {workdir}; load {meta['load_start']}")
+    ebsims, deploys, long_runs, builds = [], [], [], []
+    try:
+        if not opts.skip_deploys:
+            suffix = "%06x" % random.getrandbits(24)
+            app, env_name = f"bench-{suffix}", f"bench-{suffix}-prod"
+            main_sim = Ebsim("main", stack, workdir, ["--timing", "demo", "--step-ms", str(opts.step_ms)])
+            ebsims.append(main_sim)
+            create_environment(stack, main_sim, app, env_name, workdir)
+            # The ECR repository exists already in the seed's world; eb-deploy would create it.
+            subprocess.run([stack["LOCAL_STACK_AWS_CLI"], "ecr", "create-repository", "--repository-name",
+                            tools["repository"]], env=dict(stack, PATH=os.environ["PATH"], HOME=workdir),
+                           capture_output=True)
+            long_sim = None
+            if opts.long_step_ms > 0:
+                long_sim = Ebsim("long", stack, workdir, ["--timing", "demo", "--step-ms", str(opts.long_step_ms)])
+                ebsims.append(long_sim)
+                # Launching takes a few long steps: it happens while the short runs are measured.
+                create_environment(stack, long_sim, app, env_name, workdir)
+            wait_ready(main_sim, env_name, 120)
+            d = Deployer(stack, main_sim, app, env_name, workdir, tools)
+            for contender in ("eb-deploy", "pipeline"):
+                log(f"warm-up: {contender}")
+                d.deploy(contender)
+            for i in range(opts.runs):
+                for contender in ("eb-deploy", "pipeline") if i % 2 == 0 else ("pipeline", "eb-deploy"):
+                    r = d.deploy(contender)
+                    log(f"run {i + 1} {contender}: total {r['total']:.1f} s, EB {r['eb_deploy_time']:.1f} s, "
+                        f"build+push {r['build_push']:.1f} s, overhead {r['overhead']:.1f} s, "
+                        f"verdict {r['verdict']:.2f} s, {r['calls_per_min']:.1f} calls/min (load {r['load']:.2f})")
+                    deploys.append(r)
+            if long_sim:
+                wait_ready(long_sim, env_name, 20 * opts.long_step_ms / 1000)
+                dl = Deployer(stack, long_sim, app, env_name, workdir, tools)
+                for contender in ("eb-deploy", "pipeline"):
+                    log(f"long deploy: {contender} (a few minutes)")
+                    r = dl.deploy(contender)
+                    log(f"long {contender}: EB {r['eb_deploy_time']:.0f} s, verdict {r['verdict']:.2f} s, "
+                        f"{r['wait_calls']} calls, {r['calls_per_min']:.1f} calls/min")
+                    long_runs.append(r)
+            for sim in ebsims:
+                sim.stop()
+            ebsims = []
+        sizes = []
+        for s in filter(None, opts.build_sizes.split(",")):
+            gib = float(s)
+            sizes.append((f"{gib:g} GiB", int(20000 * gib), int(gib * GIB)))
+        if sizes:
+            builds = bench_build(workdir, tools, sizes, opts.build_runs)
+    except BaseException:
+        log(f"logs of the runs kept in {workdir}")
+        raise
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+    finally:
+        for sim in ebsims:
+            sim.stop()
+        cleanup_images(docker_env)
+        for name in os.listdir(workdir) if os.path.isdir(workdir) else []:
+            if name.startswith("ctx-"):
+                shutil.rmtree(os.path.join(workdir, name), ignore_errors=True)
+
+    loads = [r["load"] for r in deploys + long_runs + builds]
+    meta.update(load_end=loadavg(), load_min=min(loads), load_median=median(loads), load_max=max(loads))
+    tables = build_tables(deploys, long_runs, builds, meta)
+    print("\n" + tables[0])
+    print(tables[2])
+    missed = [r[0] for r in tables[1] if r[-1] == "FAIL"]
+    if missed:
+        print("TARGETS MISSED: " + "; ".join(missed))
+    else:
+        print("All targets met.")
+    print(f"load average: {meta['load_start']} at the start, {meta['load_end']} at the end")
+    if deploys and builds:
+        write_markdown(opts.out, meta, tables)
+        log(f"wrote {opts.out}")
+    else:
+        log(f"partial run: {opts.out} not written")
+    return 0
+
+
+def cleanup_images(env):
+    """Removes the images the runs left in the daemon (repositories only this benchmark uses)."""
+    lines = subprocess.run(["docker", "images", "--no-trunc", "--format", "{{.ID}} {{.Repository}}"], env=env,
+                           capture_output=True, text=True).stdout.splitlines()
+    ours = set()
+    for line in lines:
+        image_id, _, repo = line.partition(" ")
+        if repo in ("django-docker", "eb-deploy-bench-ctx") or repo.endswith("/bench-shop"):
+            ours.add(image_id)
+    if ours:
+        subprocess.run(["docker", "rmi", "-f", *sorted(ours)], env=env, capture_output=True)
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BenchError as e:
+        log(f"error: {e}")
+        sys.exit(1)

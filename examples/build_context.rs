@@ -1,0 +1,44 @@
+//! Builds one image with eb-deploy's image stage and nothing else, for the build-context benchmark
+//! (`scripts/bench`): `build_context CONTEXT_DIR [DOCKERFILE] [TAG]`, an empty DOCKERFILE meaning
+//! `CONTEXT_DIR/Dockerfile`. Always a no-cache build, so every run sends and copies the whole context.
+//! The build log goes to stdout; the image id is the last line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use eb_deploy::gha::Console;
+use eb_deploy::image::{BuildRequest, build, connect};
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let Some(context) = args.next().map(PathBuf::from) else {
+        eprintln!("usage: build_context CONTEXT_DIR [DOCKERFILE] [TAG]");
+        return ExitCode::from(2);
+    };
+    let dockerfile = args.next().filter(|d| !d.is_empty()).map(PathBuf::from);
+    let tag = args.next().unwrap_or_default();
+    let docker_host = std::env::var("DOCKER_HOST").ok();
+    // The same runtime shape as eb-deploy's main.
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: failed to start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let request = BuildRequest { context, dockerfile, tag, no_cache: true, ..BuildRequest::default() };
+    let result = runtime.block_on(async {
+        let docker = connect(docker_host.as_deref()).await?;
+        build(&docker, &request, &Console::stdout(false, false)).await
+    });
+    match result {
+        Ok(image) => {
+            println!("{}", image.id);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

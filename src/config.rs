@@ -33,30 +33,16 @@ pub enum OnBusy {
 }
 
 /// How the image to deploy is obtained.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum ImageSource {
-    /// Build it from a context with the Docker Engine.
-    Build(BuildSpec),
+    /// Build it from a context with the Docker Engine (the tag and credentials are filled in at push time).
+    Build(Box<crate::image::BuildRequest>),
     /// Deploy this reference (pushed to ECR first when it exists only locally).
     Given(String),
 }
 
-/// Docker build settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BuildSpec {
-    pub context: PathBuf,
-    pub dockerfile: Option<PathBuf>,
-    pub build_args: Vec<(String, String)>,
-    pub labels: Vec<(String, String)>,
-    pub target: Option<String>,
-    pub platform: Option<String>,
-    pub no_cache: bool,
-    pub pull: bool,
-    pub cache_from: Vec<String>,
-}
-
 /// The image half of a deploy.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ImagePlan {
     pub source: ImageSource,
     pub repository: String,
@@ -67,7 +53,7 @@ pub struct ImagePlan {
 }
 
 /// The source bundle's content and where it goes.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct BundlePlan {
     /// The `dockerrun` template, or a `Dockerrun.aws.json` in `bundle-dir`, already validated.
     pub template: Option<crate::bundle::Template>,
@@ -88,7 +74,7 @@ pub struct WaitPlan {
 }
 
 /// Everything the step will do, validated.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Config {
     pub mode: Mode,
     pub application: String,
@@ -321,11 +307,12 @@ pub fn parse_duration(v: &str) -> Option<Duration> {
     if v.is_empty() {
         return None;
     }
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
     let mut total = Duration::ZERO;
     let mut rest = v;
+    if let Ok(secs) = v.parse::<u64>() {
+        total = Duration::from_secs(secs);
+        rest = "";
+    }
     while !rest.is_empty() {
         let digits = rest.find(|c: char| !c.is_ascii_digit())?;
         if digits == 0 {
@@ -348,22 +335,19 @@ pub fn parse_duration(v: &str) -> Option<Duration> {
     (total <= Duration::from_secs(7 * 24 * 3600)).then_some(total)
 }
 
-/// Formats a duration the way users write it (`1h30m`, `90s` → `1m30s`).
+/// Formats a duration the way users write it (`1h30m`, `90s` → `1m30s`, `1500ms` → `1s500ms`), in a form
+/// [`parse_duration`] reads back exactly (to the millisecond).
 pub fn format_duration(d: Duration) -> String {
     let secs = d.as_secs();
-    if secs == 0 {
-        return format!("{}ms", d.as_millis());
-    }
-    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    let (h, m, s, ms) = (secs / 3600, secs % 3600 / 60, secs % 60, d.subsec_millis());
     let mut out = String::new();
-    if h > 0 {
-        out.push_str(&format!("{h}h"));
+    for (n, unit) in [(h, "h"), (m, "m"), (s, "s"), (u64::from(ms), "ms")] {
+        if n > 0 {
+            out.push_str(&format!("{n}{unit}"));
+        }
     }
-    if m > 0 {
-        out.push_str(&format!("{m}m"));
-    }
-    if s > 0 || out.is_empty() {
-        out.push_str(&format!("{s}s"));
+    if out.is_empty() {
+        out.push_str("0s");
     }
     out
 }
@@ -400,14 +384,16 @@ fn valid_docker_tag(v: &str) -> bool {
         && v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
-/// ECR repository names: lowercase path components of `[a-z0-9._-]` separated by `/`, 2–256 chars.
+/// ECR repository names, as ECR documents them: 2–256 characters of path components
+/// `[a-z0-9]+(?:[._-][a-z0-9]+)*` separated by `/` (so no separator at either end or twice in a row).
 fn valid_ecr_repository(v: &str) -> bool {
+    let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
     (2..=256).contains(&v.len())
         && v.split('/').all(|part| {
-            !part.is_empty()
-                && part.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-                && part.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-                && part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
+            part.starts_with(alnum)
+                && part.ends_with(alnum)
+                && part.chars().all(|c| alnum(c) || matches!(c, '.' | '_' | '-'))
+                && !part.as_bytes().windows(2).any(|w| !alnum(char::from(w[0])) && !alnum(char::from(w[1])))
         })
 }
 
@@ -479,6 +465,9 @@ impl Config {
                 String::new()
             }),
         };
+        if version_label.is_empty() && !c.errors.iter().any(|e| e.input == "version-label") {
+            c.fail("version-label", "came out empty from the run's ref (an empty tag name?); pass --version-label");
+        }
         if version_label.chars().count() > 100 {
             c.fail("version-label", "is longer than 100 characters, the Elastic Beanstalk limit");
         }
@@ -631,7 +620,7 @@ impl Config {
                             }
                         };
                         add_oci_labels(&mut labels, ctx, &version_label);
-                        ImageSource::Build(BuildSpec {
+                        ImageSource::Build(Box::new(crate::image::BuildRequest {
                             context: context_path,
                             dockerfile,
                             build_args,
@@ -641,7 +630,8 @@ impl Config {
                             no_cache,
                             pull,
                             cache_from,
-                        })
+                            ..Default::default()
+                        }))
                     }
                 };
                 let image = ImagePlan {
@@ -782,6 +772,15 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_tag_name_is_not_a_label() {
+        let mut c = ctx();
+        c.ref_type = Some("tag".into());
+        c.ref_name = Some(String::new());
+        let err = Config::from_inputs(&raw(&base()), &c, Path::new("/x")).unwrap_err();
+        assert_eq!(err.0[0].input, "version-label", "{err}");
+    }
+
+    #[test]
     fn description_is_one_line_and_cut_to_200_chars() {
         let long = "é".repeat(300) + "\nsecond line";
         let cfg = check(&[("version-description", &long)]).unwrap();
@@ -891,6 +890,8 @@ mod tests {
         }
         assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
         assert_eq!(format_duration(Duration::from_secs(90)), "1m30s");
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1s500ms");
+        assert_eq!(format_duration(Duration::ZERO), "0s");
     }
 
     #[test]
@@ -913,6 +914,9 @@ mod tests {
             assert!(valid_docker_tag(&crate::registry::docker_tag(label)), "{label}");
         }
         assert!(valid_region("us-east-1") && valid_region("us-gov-west-1") && !valid_region("useast1"));
-        assert!(valid_ecr_repository("team/app-1") && !valid_ecr_repository("Team/App"));
+        assert!(valid_ecr_repository("team/app-1") && valid_ecr_repository("a.b_c-d"));
+        for bad in ["Team/App", "a--b", "a/-b", "a//b", "-ab", "a", "ab/"] {
+            assert!(!valid_ecr_repository(bad), "{bad}");
+        }
     }
 }

@@ -229,6 +229,39 @@ impl Console {
     }
 }
 
+/// Console output kept in memory, for tests.
+#[cfg(test)]
+#[derive(Clone, Default)]
+pub(crate) struct Captured(Arc<Mutex<Vec<u8>>>);
+
+#[cfg(test)]
+impl Write for Captured {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        lock(&self.0).extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+impl Captured {
+    /// Everything written so far.
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8_lossy(&lock(&self.0)).into_owned()
+    }
+}
+
+#[cfg(test)]
+impl Console {
+    /// A console writing into memory.
+    pub(crate) fn captured(actions: bool, debug: bool) -> (Console, Captured) {
+        let out = Captured::default();
+        (Console::with_writer(actions, debug, Box::new(out.clone())), out)
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -250,7 +283,8 @@ pub fn new_delimiter() -> String {
 
 /// Formats one `NAME<<DELIM` file-command entry; refuses names and values the runner would misread.
 pub fn format_file_command(name: &str, value: &str, delimiter: &str) -> Result<String> {
-    if name.is_empty() || name.contains(['\n', '\r', '=']) || name.contains("<<") {
+    // Letters, digits, `-` and `_` only: an `=` or `<` would change how the runner splits the line.
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_')) {
         bail!("invalid output name {name:?}");
     }
     if value.contains(delimiter) {
@@ -354,23 +388,6 @@ pub fn parse_file_commands(content: &str) -> Result<Vec<(String, String)>> {
 mod tests {
     use super::*;
 
-    #[derive(Clone, Default)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-    impl Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            lock(&self.0).extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    impl Buf {
-        fn text(&self) -> String {
-            String::from_utf8(lock(&self.0).clone()).unwrap()
-        }
-    }
-
     #[test]
     fn escapes_follow_runner_rules() {
         assert_eq!(escape_data("a%b\r\nc"), "a%25b%0D%0Ac");
@@ -381,8 +398,7 @@ mod tests {
 
     #[test]
     fn mask_is_emitted_before_and_values_redacted_after() {
-        let buf = Buf::default();
-        let c = Console::with_writer(true, false, Box::new(buf.clone()));
+        let (c, buf) = Console::captured(true, false);
         c.mask("s3cr3t-value");
         c.info("token is s3cr3t-value here");
         c.error("failed with s3cr3t-value", Some(&Annotation::titled("x s3cr3t-value")));
@@ -395,8 +411,7 @@ mod tests {
 
     #[test]
     fn plain_mode_has_no_workflow_commands() {
-        let buf = Buf::default();
-        let c = Console::with_writer(false, false, Box::new(buf.clone()));
+        let (c, buf) = Console::captured(false, false);
         c.mask("hunter22");
         {
             let _g = c.group("Build");
@@ -408,8 +423,7 @@ mod tests {
 
     #[test]
     fn user_text_cannot_inject_workflow_commands() {
-        let buf = Buf::default();
-        let c = Console::with_writer(true, false, Box::new(buf.clone()));
+        let (c, buf) = Console::captured(true, false);
         c.info("ok\n::add-mask::nothing\n  ::error::x");
         assert_eq!(buf.text(), "ok\n ::add-mask::nothing\n   ::error::x\n");
     }

@@ -378,6 +378,12 @@ fn compile(text: &str) -> Kind {
                 tokens.push(token);
                 detected = Detected::Glob;
             }
+            // Docker compiles any pattern with a `]` to a regular expression (where a lone `]` is
+            // literal), so the text shortcuts must not apply to it.
+            ']' => {
+                tokens.push(Token::Lit(']'));
+                detected = Detected::Glob;
+            }
             other => tokens.push(Token::Lit(other)),
         }
         first = false;

@@ -45,17 +45,9 @@ impl ImageStage for DockerImages {
             ImageSource::Build(spec) => {
                 let reference = format!("{}/{}:{}", auth.registry(), plan.repository, plan.tag);
                 let request = crate::image::BuildRequest {
-                    context: spec.context.clone(),
-                    dockerfile: spec.dockerfile.clone(),
-                    build_args: spec.build_args.clone(),
-                    labels: spec.labels.clone(),
-                    target: spec.target.clone(),
-                    platform: spec.platform.clone(),
-                    no_cache: spec.no_cache,
-                    pull: spec.pull,
-                    cache_from: spec.cache_from.clone(),
                     tag: reference.clone(),
                     registry_auth: Some(auth.clone()),
+                    ..spec.as_ref().clone()
                 };
                 // Build before creating anything in ECR: a failing build leaves no trace there.
                 crate::image::build(&docker, &request, console).await?;
@@ -560,7 +552,6 @@ fn prepare_bundle(plan: &BundlePlan, temp_dir: &std::path::Path) -> Result<(bund
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
     use super::*;
@@ -583,18 +574,6 @@ mod tests {
     impl ImageStage for FakeImages {
         async fn ship(&self, _plan: &ImagePlan, _console: &Console) -> Result<ShippedImage> {
             Ok(ShippedImage { reference: "repo@sha256:feed".into(), digest: Some("sha256:feed".into()) })
-        }
-    }
-
-    #[derive(Clone, Default)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
         }
     }
 
@@ -642,8 +621,7 @@ mod tests {
         let cfg = Config::from_inputs(&raw, &crate::config::RunContext::default(), &workspace).unwrap();
         let fake = FakeEb::new(sc);
         let clients = fake.clients();
-        let buf = Buf::default();
-        let console = Console::with_writer(false, true, Box::new(buf.clone()));
+        let (console, buf) = Console::captured(false, true);
         let progress = Progress::default();
         let engine = Engine {
             cfg: &cfg,
@@ -657,7 +635,7 @@ mod tests {
         let t0 = Instant::now();
         let result = engine.run().await;
         let ended = t0.elapsed();
-        let log = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        let log = buf.text();
         Run { result, fake, report: progress.snapshot(), log, ended }
     }
 

@@ -466,7 +466,8 @@ async fn push_once(
             // say so once per episode, so a flaky registry connection is visible in the log.
             let retry = status.starts_with("Retrying in");
             if retry && !retrying {
-                console.info(format!("{reference}: a layer upload failed; the Docker daemon is retrying it ({status})"));
+                console
+                    .info(format!("{reference}: a layer upload failed; the Docker daemon is retrying it ({status})"));
             }
             retrying = retry;
             progress.update(status, info.progress_detail.as_ref());
@@ -651,28 +652,9 @@ mod tests {
     use aws_sdk_ecr::types::AuthorizationData;
     use aws_sdk_ecr::types::error::{RepositoryAlreadyExistsException, RepositoryNotFoundException};
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
-    use std::sync::{Arc, Mutex};
 
-    #[derive(Clone, Default)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    impl Buf {
-        fn text(&self) -> String {
-            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-        }
-    }
-
-    fn console(actions: bool) -> (Console, Buf) {
-        let buf = Buf::default();
-        (Console::with_writer(actions, false, Box::new(buf.clone())), buf)
+    fn console(actions: bool) -> (Console, crate::gha::Captured) {
+        Console::captured(actions, false)
     }
 
     const TOKEN: &str = "QVdTOjEyMzQ1Njc4OTAxMi1hdXRoLXRva2Vu"; // AWS:123456789012-auth-token

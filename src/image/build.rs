@@ -394,24 +394,6 @@ pub(crate) fn random_hex(bytes: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
-
-    #[derive(Clone, Default)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-    impl io::Write for Buf {
-        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-    impl Buf {
-        fn text(&self) -> String {
-            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-        }
-    }
 
     fn stream(text: &str) -> BuildInfo {
         BuildInfo { stream: Some(text.to_owned()), ..Default::default() }
@@ -419,8 +401,7 @@ mod tests {
 
     #[test]
     fn log_lines_are_assembled_and_steps_tracked() {
-        let buf = Buf::default();
-        let console = Console::with_writer(false, false, Box::new(buf.clone()));
+        let (console, buf) = Console::captured(false, false);
         let mut log = BuildLog::new(&console);
         log.handle(&stream("Step 1/3 : FROM scratch"));
         log.handle(&stream("\n"));
@@ -438,8 +419,7 @@ mod tests {
 
     #[test]
     fn pull_progress_ticks_are_not_logged() {
-        let buf = Buf::default();
-        let console = Console::with_writer(false, false, Box::new(buf.clone()));
+        let (console, buf) = Console::captured(false, false);
         let mut log = BuildLog::new(&console);
         let progress = bollard::models::ProgressDetail { current: Some(5), total: Some(10) };
         log.handle(&BuildInfo {
@@ -517,8 +497,7 @@ mod tests {
 
     #[test]
     fn failures_point_at_the_dockerfile_line() {
-        let buf = Buf::default();
-        let console = Console::with_writer(true, false, Box::new(buf.clone()));
+        let (console, buf) = Console::captured(true, false);
         let prepared = Prepared {
             spec: ContextSpec { root: PathBuf::from("/"), matcher: Matcher::default(), outside_dockerfile: None },
             dockerfile_param: "Dockerfile".into(),

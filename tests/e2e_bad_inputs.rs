@@ -10,17 +10,7 @@ mod support;
 
 use std::io::Write as _;
 
-use support::{Stack, unique};
-
-const MUTATING: &[&str] = &[
-    "CreateApplicationVersion",
-    "UpdateEnvironment",
-    "AbortEnvironmentUpdate",
-    "DeleteApplicationVersion",
-    "CreateStorageLocation",
-    "CreateApplication",
-    "CreateEnvironment",
-];
+use support::{MUTATING, Stack, unique};
 
 /// S3 and ECR requests that change something.
 fn is_mutating_proxy_request(r: &serde_json::Value) -> bool {
@@ -33,12 +23,6 @@ fn is_mutating_proxy_request(r: &serde_json::Value) -> bool {
         }
         _ => false,
     }
-}
-
-fn proxy_requests(stack: &Stack) -> Vec<serde_json::Value> {
-    let admin = stack.env.get("MOTO_PROXY_ADMIN").expect("MOTO_PROXY_ADMIN");
-    let body = support::http_get(admin.trim_start_matches("http://"), "/requests").expect("proxy requests");
-    serde_json::from_str(&body).expect("proxy JSON")
 }
 
 /// A file of incompressible bytes, so the zipped bundle really exceeds 500 MB.
@@ -67,7 +51,7 @@ async fn bad_inputs_change_nothing_anywhere() {
     write_noise(&ws.join("huge-bundle/blob.bin"), 510 * 1024 * 1024);
 
     let seq = stack.admin.last_request_seq().await.unwrap();
-    let proxy_seen = proxy_requests(&stack).len();
+    let proxy_seen = stack.proxy_requests().len();
     let s = |v: &str| v.to_owned();
     let mut table = cases::cases();
     table.extend([
@@ -110,7 +94,7 @@ async fn bad_inputs_change_nothing_anywhere() {
         .map(|r| format!("{} {:?}", r.op, r.params))
         .collect();
     let proxy_writes: Vec<serde_json::Value> =
-        proxy_requests(&stack).into_iter().skip(proxy_seen).filter(is_mutating_proxy_request).collect();
+        stack.proxy_requests().into_iter().skip(proxy_seen).filter(is_mutating_proxy_request).collect();
     std::fs::remove_dir_all(&ws).unwrap();
     assert!(
         failures.is_empty(),

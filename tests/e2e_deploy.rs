@@ -8,23 +8,12 @@ mod support;
 use std::time::Duration;
 
 use serde_json::json;
-use support::{Stack, broken_app, example_app, unique};
+use support::{MUTATING, Stack, broken_app, example_app, unique};
 
 /// Inputs for deploying the example app at `version` to `app`/`env`.
 fn inputs<'a>(app: &'a str, env: &'a str, label: &'a str, build_args: &'a str) -> Vec<(&'a str, &'a str)> {
     vec![("application-name", app), ("environment-name", env), ("version-label", label), ("build-args", build_args)]
 }
-
-/// Operations that change something in Beanstalk.
-const MUTATING: &[&str] = &[
-    "CreateApplicationVersion",
-    "UpdateEnvironment",
-    "AbortEnvironmentUpdate",
-    "DeleteApplicationVersion",
-    "CreateStorageLocation",
-    "CreateApplication",
-    "CreateEnvironment",
-];
 
 /// Mutating Beanstalk calls since `seq` that concern `env` (its name or id) or `app`. Tests run in parallel
 /// on one ebsim, so calls are attributed by their parameters. (CreateStorageLocation names nothing and is
@@ -125,29 +114,28 @@ async fn re_running_a_label_reuses_it_and_uploads_nothing() {
     assert_eq!(first.out("result"), "deployed", "{}", first.dump());
 
     // Same label again, environment already on it: unchanged, no update, nothing pushed or uploaded.
-    let proxy_seq = proxy_requests(&stack).await.len();
+    let proxy_seq = stack.proxy_requests().len();
     let seq = stack.admin.last_request_seq().await.unwrap();
     let again = stack.run(&example_app(), &inputs(&app, &env, "v1", "APP_VERSION=v1"));
     assert_eq!(again.code, Some(0), "{}", again.dump());
     assert_eq!(again.out("result"), "unchanged");
     assert!(mutating_calls_since(&stack, seq, &app, &env).await.is_empty());
     assert!(!again.stdout.contains("Build image") && !again.stdout.contains("::group::Push"), "{}", again.dump());
-    let puts: Vec<_> =
-        proxy_requests(&stack).await.into_iter().skip(proxy_seq).filter(|r| r["method"] == "PUT").collect();
+    let puts: Vec<_> = stack.proxy_requests().into_iter().skip(proxy_seq).filter(|r| r["method"] == "PUT").collect();
     assert!(puts.is_empty(), "nothing uploaded: {puts:?}");
 
     // Move to v2, then deploy v1 again: the existing version is reused, nothing is built or uploaded.
     let v2 = stack.run(&example_app(), &inputs(&app, &env, "v2", "APP_VERSION=v2"));
     assert_eq!(v2.out("result"), "deployed", "{}", v2.dump());
-    let proxy_seq = proxy_requests(&stack).await.len();
+    let proxy_seq = stack.proxy_requests().len();
     let seq = stack.admin.last_request_seq().await.unwrap();
     let reuse = stack.run(&example_app(), &inputs(&app, &env, "v1", "APP_VERSION=v1"));
     assert_eq!(reuse.out("result"), "deployed", "{}", reuse.dump());
     assert!(reuse.stdout.contains("deploying it as is"), "{}", reuse.dump());
     assert!(!reuse.stdout.contains("Build image") && !reuse.stdout.contains("::group::Push"), "{}", reuse.dump());
     assert_eq!(mutating_calls_since(&stack, seq, &app, &env).await, vec!["UpdateEnvironment"]);
-    let writes: Vec<_> = proxy_requests(&stack)
-        .await
+    let writes: Vec<_> = stack
+        .proxy_requests()
         .into_iter()
         .skip(proxy_seq)
         .filter(|r| r["method"] != "GET" && r["method"] != "HEAD")
@@ -169,14 +157,6 @@ async fn re_running_a_label_reuses_it_and_uploads_nothing() {
     assert_eq!(refused.code, Some(1));
     assert!(refused.stdout.contains("reuse-existing-version is false"), "{}", refused.dump());
     assert!(mutating_calls_since(&stack, seq, &app, &env).await.is_empty());
-}
-
-/// The faultproxy's record of S3/ECR requests.
-pub async fn proxy_requests(stack: &Stack) -> Vec<serde_json::Value> {
-    let admin = stack.env.get("MOTO_PROXY_ADMIN").expect("MOTO_PROXY_ADMIN");
-    let host = admin.trim_start_matches("http://");
-    let body = support::http_get(host, "/requests").expect("faultproxy requests");
-    serde_json::from_str(&body).expect("faultproxy JSON")
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -87,19 +87,13 @@ async fn bursts_of_5xx_from_beanstalk_s3_and_ecr() {
     drop(faults);
     assert_eq!(run2.code, Some(0), "{}", run2.dump());
     assert_eq!(run2.out("result"), "deployed");
-    let answered_5xx = proxy_requests(&stack).iter().filter(|r| r["status"].as_u64().is_some_and(|s| s >= 500)).count();
+    let answered_5xx = stack.proxy_requests().iter().filter(|r| r["status"].as_u64().is_some_and(|s| s >= 500)).count();
     assert!(answered_5xx >= 6, "the proxy answered {answered_5xx} 5xx");
     let left = stack.leftovers(&app).await;
     assert_eq!(left.versions.len(), 2);
     let rerun = stack.run(&example_app(), &inputs(&app, &env, "v2", "APP_VERSION=v2"));
     assert_eq!(rerun.out("result"), "unchanged");
     record("5xx bursts: 4 from Beanstalk, 3 from S3, then 3 from ECR", &run2, &left, "`unchanged`");
-}
-
-fn proxy_requests(stack: &Stack) -> Vec<serde_json::Value> {
-    let admin = stack.env.get("MOTO_PROXY_ADMIN").expect("MOTO_PROXY_ADMIN");
-    let body = support::http_get(admin.trim_start_matches("http://"), "/requests").expect("proxy requests");
-    serde_json::from_str(&body).expect("proxy JSON")
 }
 
 /// A faultproxy in TCP mode in front of the registry, cutting the first connection that carries more than

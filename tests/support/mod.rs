@@ -30,6 +30,17 @@ pub struct Stack {
     pub admin: Admin,
 }
 
+/// Beanstalk operations that change something.
+pub const MUTATING: &[&str] = &[
+    "CreateApplicationVersion",
+    "UpdateEnvironment",
+    "AbortEnvironmentUpdate",
+    "DeleteApplicationVersion",
+    "CreateStorageLocation",
+    "CreateApplication",
+    "CreateEnvironment",
+];
+
 /// Faults are one setting for the whole ebsim: tests that inject them take turns.
 static FAULTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -249,6 +260,13 @@ impl Stack {
             json["tags"].as_array().into_iter().flatten().filter_map(|t| t.as_str().map(str::to_owned)).collect();
         tags.sort();
         tags
+    }
+
+    /// The recording proxy's log of S3 and ECR requests.
+    pub fn proxy_requests(&self) -> Vec<serde_json::Value> {
+        let admin = self.var("MOTO_PROXY_ADMIN");
+        let body = http_get(admin.trim_start_matches("http://"), "/requests").expect("proxy requests");
+        serde_json::from_str(&body).expect("proxy JSON")
     }
 
     /// The loopback address that serves the environment (its "load balancer").

@@ -164,8 +164,6 @@ mod reference {
 
     use super::Regex;
 
-    const KNOWN_ISSUE_LONE_BRACKET: bool = true;
-
     pub struct Pattern {
         exclusion: bool,
         kind: Kind,
@@ -408,12 +406,6 @@ mod reference {
             return Some(Err(()));
         }
         if lone_bracket && ty != Type::Regexp {
-            // Known issue: eb-deploy keeps such a pattern on its exact/prefix/suffix shortcuts, so `**]`
-            // matches `x]` (Docker: only `]` or `dir/]`). Not modelled until that is fixed; then set
-            // KNOWN_ISSUE_LONE_BRACKET to false.
-            if KNOWN_ISSUE_LONE_BRACKET {
-                return None;
-            }
             if ty == Type::Prefix {
                 re.push_str(".*");
             }

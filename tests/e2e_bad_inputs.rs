@@ -62,6 +62,7 @@ async fn bad_inputs_change_nothing_anywhere() {
         ("bundle over 500 MB", "bundle-dir", vec![("bundle-dir", s("huge-bundle"))]),
     ]);
     let mut failures = Vec::new();
+    let mut report = String::from("| Bad input | Names | Exit | First error line |\n|---|---|---|---|\n");
     for (what, input, overrides) in &table {
         let mut inputs: Vec<(&str, &str)> =
             vec![("application-name", app.as_str()), ("environment-name", env.as_str()), ("context", "app")];
@@ -80,6 +81,14 @@ async fn bad_inputs_change_nothing_anywhere() {
                 }
                 _ => false,
             };
+        let first_error = run
+            .stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("::error ").and_then(|l| l.split_once("::")).map(|(_, m)| m))
+            .unwrap_or("(none)")
+            .replace('|', "\\|");
+        let first_error: String = first_error.chars().take(160).collect();
+        report.push_str(&format!("| {what} | `{input}` | {} | {first_error} |\n", run.code.unwrap_or(-1)));
         if run.code != Some(1) || !names_it || run.out("result") != "failed" {
             failures.push(format!("{what}: exit {:?}, names `{input}`: {names_it}\n{}", run.code, run.stdout));
         }
@@ -96,6 +105,9 @@ async fn bad_inputs_change_nothing_anywhere() {
     let proxy_writes: Vec<serde_json::Value> =
         stack.proxy_requests().into_iter().skip(proxy_seen).filter(is_mutating_proxy_request).collect();
     std::fs::remove_dir_all(&ws).unwrap();
+    let tables = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("reliability");
+    std::fs::create_dir_all(&tables).unwrap();
+    std::fs::write(tables.join("bad-inputs.table"), report).unwrap();
     assert!(
         failures.is_empty(),
         "{} of {} cases misbehaved:\n{}",

@@ -2,7 +2,7 @@
 //! front of moto, a cutting proxy in front of the registry, a dead endpoint, a signal), then checks the
 //! verdict, the exit code, what is left in Beanstalk, S3 and the registry, and that a re-run succeeds.
 //! Every run is also scanned for secrets (see `support::Stack::finish`). Each test appends its row to
-//! `$CARGO_TARGET_TMPDIR/reliability.md`, the matrix RELIABILITY.md reports.
+//! `$CARGO_TARGET_TMPDIR/reliability/`, the matrix RELIABILITY.md reports.
 #![cfg(feature = "e2e")]
 
 mod support;
@@ -27,22 +27,22 @@ async fn running_v1(stack: &Stack) -> (String, String, Run) {
     (app, env, v1)
 }
 
-/// Appends one row of the fault matrix.
+/// Writes one row of the fault matrix to `$CARGO_TARGET_TMPDIR/reliability/` (one file per fault, so a
+/// re-run replaces its row); RELIABILITY.md is assembled from them.
 fn record(fault: &str, run: &Run, left: &Leftovers, rerun: &str) {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("reliability");
+    std::fs::create_dir_all(&dir).expect("reliability dir");
     let versions: Vec<String> = left.versions.iter().map(|(l, s)| format!("{l} {s}")).collect();
     let row = format!(
-        "| {fault} | `{}` | {} | {} | {} bundle(s) | {} tag(s) | {rerun} |\n",
+        "| {fault} | `{}` | {} | {} | {} | {} | {rerun} |\n",
         run.out("result"),
         run.code.map_or("signal".to_owned(), |c| c.to_string()),
         if versions.is_empty() { "none".to_owned() } else { versions.join(", ") },
         left.bundles.len(),
         left.tags.len(),
     );
-    let path = dir.join("reliability.md");
-    let mut text = std::fs::read_to_string(&path).unwrap_or_default();
-    text.push_str(&row);
-    std::fs::write(path, text).expect("write reliability row");
+    let slug: String = fault.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).take(60).collect();
+    std::fs::write(dir.join(format!("{slug}.md")), row).expect("write reliability row");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -32,6 +32,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOLUTION_STACK = "64bit Amazon Linux 2023 v4.3.0 running Docker"
 MIB = 1024 * 1024
 GIB = 1024 * MIB
+# The last run's raw figures (`--report-only` renders them again).
+RESULTS = os.path.join(ROOT, "target/bench/results.json")
 
 
 class BenchError(Exception):
@@ -457,9 +459,10 @@ def build_tables(deploys, long_runs, builds, meta):
         rows.append((f"Beanstalk calls/min while waiting (long deploy, {le[0]['eb_deploy_time']:.0f} s)",
                      fmt(le[0]["calls_per_min"], "", 1), fmt(lp[0]["calls_per_min"], "", 1) if lp else "—",
                      "eb-deploy ≤ 30", verdict(le[0]["calls_per_min"] <= 30)))
-        rows.append(("Time to verdict (long deploy)", fmt(le[0]["verdict"], digits=2),
-                     fmt(lp[0]["verdict"], digits=2) if lp else "—", "eb-deploy ≤ 2 s",
-                     verdict(le[0]["verdict"] <= 2.0)))
+        # One run: the target is on the median, so this row only shows where a minutes-long wait lands.
+        rows.append(("Time to verdict (long deploy, one run)", fmt(le[0]["verdict"], digits=2),
+                     fmt(lp[0]["verdict"], digits=2) if lp else "—", "— (eb-deploy: at most one 2.5 s event poll)",
+                     "—"))
     sizes = []
     for r in builds:
         if r["size"] not in sizes:
@@ -575,7 +578,9 @@ a script editing `Dockerrun.aws.json`, `zip`, `aws s3 cp`, `create-application-v
   `ru_stime`); the daemon's work is the same for both. Contexts and images are removed afterwards.
 - **Long deploy.** Its ebsim step (every lifecycle step, also processing a new version) is long, so its totals and
   overheads are not a comparison: eb-deploy waits until Beanstalk has processed its version (one step there),
-  the pipeline does not. It is there for the call rate and the time to verdict on a wait of minutes.
+  the pipeline does not. It is there for the call rate and the time to verdict on a wait of minutes. Its step
+  makes the deploy end between two of the CLI waiter's 20 s polls (a deploy of a multiple of 20 s would show the
+  waiter's best case); its time-to-verdict row is one run, not a median.
 - **Short deploys and the call rate.** On the ~8 s demo deploys eb-deploy makes a handful of calls (event polls
   at its 2.5 s cadence, then environment reads once an event says the update is ending); divided by a wait of a
   few seconds that can exceed 30 a minute. The long deploy shows the rate over a wait of minutes. The CLI
@@ -600,13 +605,20 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--step-ms", type=int, default=1500, help="ebsim step for the deploy runs (demo timing)")
-    ap.add_argument("--long-step-ms", type=int, default=36000, help="ebsim step for the long deploy; 0 skips it")
+    # 5 steps of 38 s: a ~190 s deploy. Not 36 s: 180 s falls on the CLI waiter's 20 s grid and would show its
+    # best case instead of its average one.
+    ap.add_argument("--long-step-ms", type=int, default=38000, help="ebsim step for the long deploy; 0 skips it")
     ap.add_argument("--build-runs", type=int, default=5)
     ap.add_argument("--build-sizes", default="0.5,1.0", help="GiB, comma-separated; empty skips the build benchmark")
     ap.add_argument("--skip-deploys", action="store_true")
     ap.add_argument("--out", default=os.path.join(ROOT, "BENCHMARKS.md"))
     ap.add_argument("--command", default="make bench")
+    ap.add_argument("--report-only", metavar="JSON", help="render the table and BENCHMARKS.md from saved results")
     opts = ap.parse_args()
+    if opts.report_only:
+        with open(opts.report_only) as f:
+            report(json.load(f), opts.out)
+        return 0
 
     stack = read_stack_env(os.path.join(ROOT, ".local-stack/env"))
     docker_env = dict(os.environ, DOCKER_HOST=stack["DOCKER_HOST"])
@@ -694,6 +706,17 @@ def main():
 
     loads = [r["load"] for r in deploys + long_runs + builds]
     meta.update(load_end=loadavg(), load_min=min(loads), load_median=median(loads), load_max=max(loads))
+    results = dict(meta=meta, deploys=deploys, long_runs=long_runs, builds=builds)
+    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
+    with open(RESULTS, "w") as f:
+        json.dump(results, f, indent=1)
+    log(f"raw results in {RESULTS}")
+    report(results, opts.out, complete=bool(deploys and builds))
+    return 0
+
+
+def report(results, out, complete=True):
+    meta, deploys, long_runs, builds = (results[k] for k in ("meta", "deploys", "long_runs", "builds"))
     tables = build_tables(deploys, long_runs, builds, meta)
     print("\n" + tables[0])
     print(tables[2])
@@ -703,12 +726,11 @@ def main():
     else:
         print("All targets met.")
     print(f"load average: {meta['load_start']} at the start, {meta['load_end']} at the end")
-    if deploys and builds:
-        write_markdown(opts.out, meta, tables)
-        log(f"wrote {opts.out}")
+    if complete:
+        write_markdown(out, meta, tables)
+        log(f"wrote {out}")
     else:
-        log(f"partial run: {opts.out} not written")
-    return 0
+        log(f"partial run: {out} not written")
 
 
 def cleanup_images(env):

@@ -688,6 +688,29 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn short_deploys_stay_within_the_call_budget() {
+        // Beanstalk's own sequence: the "deployed to running instances" step comes before completion.
+        let sc = Scenario {
+            after_update: vec![
+                (Duration::ZERO, snap("Updating", "Grey", "v2")),
+                (secs(8.0), snap("Ready", "Green", "v2")),
+            ],
+            update_events: vec![
+                (secs(0.2), "INFO", "Environment update is starting.", true),
+                (secs(1.5), "INFO", "Deploying new version to instance(s).", true),
+                (secs(6.5), "INFO", "New application version was deployed to running EC2 instances.", true),
+                (secs(8.0), "INFO", "Environment update completed successfully.", true),
+            ],
+            new_version_status: "PROCESSED",
+            ..Scenario::default()
+        };
+        let r = run(sc, &[]).await;
+        assert_eq!(r.outcome(), Outcome::Deployed);
+        assert!(calls_per_minute(&r) <= 30.0, "{} calls/min: {:?}", calls_per_minute(&r), r.fake.calls());
+        assert!(r.ended - r.fake.updated_at().unwrap() <= secs(10.1), "verdict at {:?}", r.ended);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn long_deploys_stay_within_the_call_budget() {
         let r = run(succeeds_at(900.0), &[]).await;
         assert_eq!(r.outcome(), Outcome::Deployed);

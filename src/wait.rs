@@ -173,19 +173,19 @@ pub fn assess(env: &Environment, target: &str, min: MinHealth, seen: &Observed) 
     if health_ok(&env.health, min) { Assessment::Settled } else { Assessment::HealthPending }
 }
 
-/// Event texts that end an update (or report its failure): describe the environment at once.
+/// Event texts that end an update (or report its failure): describe the environment at once. Only the
+/// final ones: an earlier step ("New application version was deployed …", an instance's ERROR) would cost a
+/// describe that still finds the update running.
 fn is_terminal_marker(e: &Event) -> bool {
     const MARKERS: &[&str] = &[
         "Environment update completed successfully.",
         "Failed to deploy application.",
         "Update environment operation is complete, but with errors.",
         "Successfully deployed new configuration to environment.",
-        "New application version was deployed to running EC2 instances.",
         "reverted to the previous",
-        "abort",
-        "Abort",
+        "was aborted",
     ];
-    e.is_error() || MARKERS.iter().any(|m| e.message.contains(m))
+    MARKERS.iter().any(|m| e.message.contains(m))
 }
 
 fn is_failure_marker(e: &Event) -> bool {
@@ -360,7 +360,7 @@ impl<'a> Waiter<'a> {
                             }
                             if is_terminal_marker(e) {
                                 next_env = now;
-                                follow_ups = 5;
+                                follow_ups = 3;
                             }
                         }
                     }
@@ -513,6 +513,15 @@ mod tests {
             assess(&env("Terminating", "v2", "Grey"), "v2", MinHealth::Any, &seen),
             Assessment::Failed(Failure::Terminated)
         );
+    }
+
+    #[test]
+    fn only_final_events_end_the_wait() {
+        let info = |m: &str| Event { date_ms: 0, severity: "INFO".into(), message: m.into(), request_id: None };
+        assert!(is_terminal_marker(&info("Environment update completed successfully.")));
+        assert!(is_terminal_marker(&error_event("Failed to deploy application.")));
+        assert!(!is_terminal_marker(&info("New application version was deployed to running EC2 instances.")));
+        assert!(!is_terminal_marker(&error_event("Instance deployment failed. For details, see 'eb-engine.log'.")));
     }
 
     #[test]

@@ -439,7 +439,7 @@ def fmt(x, unit="s", digits=1):
 def build_tables(deploys, long_runs, builds, meta):
     e = [r for r in deploys if r["contender"] == "eb-deploy"]
     p = [r for r in deploys if r["contender"] == "pipeline"]
-    rows = []
+    rows, notes = [], []
     oe, op = median([r["overhead"] for r in e]), median([r["overhead"] for r in p])
     ratio = oe / op if op > 0 else float("inf")
     rows.append(("End to end: median total wall time", fmt(median([r["total"] for r in e])),
@@ -450,6 +450,9 @@ def build_tables(deploys, long_runs, builds, meta):
     rows.append(("Time to verdict (median)", fmt(ve, digits=2), fmt(vp, digits=2), "eb-deploy ≤ 2 s",
                  verdict(ve <= 2.0)))
     ce, cp = median([r["calls_per_min"] for r in e]), median([r["calls_per_min"] for r in p])
+    if ce > 30:
+        notes.append(f"Calls per minute on the short deploys: {median([r['wait_calls'] for r in e]):.0f} calls in a "
+                     f"{median([r['wait_window'] for r in e]):.1f} s wait (see \"Short deploys and the call rate\").")
     rows.append((f"Beanstalk calls/min while waiting (median, ~{median([r['eb_deploy_time'] for r in deploys]):.0f} s deploys)",
                  fmt(ce, "", 1), fmt(cp, "", 1), "eb-deploy ≤ 30 with verdict ≤ 2 s",
                  verdict(ce <= 30 and ve <= 2.0)))
@@ -475,6 +478,12 @@ def build_tables(deploys, long_runs, builds, meta):
         desc = f"{be[0]['files']} files, {be[0]['bytes'] / GIB:.2f} GiB, {be[0]['sent'] / GIB:.2f} GiB sent"
         rows.append((f"Build context {s} ({desc}): median time", fmt(te), fmt(td),
                      f"ratio ≤ 1.00 (measured {te / td:.2f})", verdict(te / td <= 1.0)))
+        if te > td:
+            spread = max(max(r["seconds"] for r in xs) - min(r["seconds"] for r in xs) for xs in (be, bd))
+            notes.append(f"Build context {s}: the medians differ by {te - td:.1f} s while one tool's runs spread over "
+                         f"up to {spread:.1f} s (see Details); the daemon does nearly all the work, and eb-deploy's "
+                         f"client used {median([r['cpu'] for r in be]) / median([r['cpu'] for r in bd]):.0%} of the "
+                         "docker CLI's CPU time.")
         rows.append((f"Build context {s}: median client CPU time (user + sys)",
                      fmt(median([r["cpu"] for r in be]), digits=2), fmt(median([r["cpu"] for r in bd]), digits=2),
                      "—", "—"))
@@ -519,14 +528,16 @@ def build_tables(deploys, long_runs, builds, meta):
                     "|---|---|---:|---:|---:|---:|\n") + "".join(
         f"| {r['size']} | {r['tool']} | {r['seconds']:.1f} | {r['cpu']:.2f} | {r['rss'] / MIB:.1f} | {r['load']:.2f} |\n"
         for r in builds)
-    return table, rows, detail, phase_table, step_table, build_detail
+    return table, rows, detail, phase_table, step_table, build_detail, notes
 
 
 def write_markdown(path, meta, tables):
-    table, rows, detail, phase_table, step_table, build_detail = tables
+    table, rows, detail, phase_table, step_table, build_detail, notes = tables
     missed = [r[0] for r in rows if r[-1] == "FAIL"]
     missed_text = ("All targets are met." if not missed else
                    "**Missed targets:** " + "; ".join(missed) + ".")
+    if notes:
+        missed_text += "\n\n" + "\n".join(f"- {n}" for n in notes)
     md = f"""# Benchmarks
 
 eb-deploy against the pipeline most teams write by hand (the seed workflow: ECR login, `docker build/tag/push`,

@@ -673,7 +673,7 @@ mod tests {
         assert_eq!(r.outcome(), Outcome::Deployed, "{}", r.log);
         let settled = r.fake.updated_at().unwrap() + secs(40.0);
         let latency = r.ended.saturating_sub(settled);
-        assert!(latency <= secs(2.6), "verdict {latency:?} after Beanstalk settled");
+        assert!(latency <= secs(3.1), "verdict {latency:?} after Beanstalk settled");
         assert!(calls_per_minute(&r) <= 30.0, "{} calls/min: {:?}", calls_per_minute(&r), r.fake.calls());
         assert_eq!(r.report.previous_version_label.as_deref(), Some("v1"));
         assert_eq!(r.report.running_version_label.as_deref(), Some("v2"));
@@ -707,7 +707,9 @@ mod tests {
         let r = run(sc, &[]).await;
         assert_eq!(r.outcome(), Outcome::Deployed);
         assert!(calls_per_minute(&r) <= 30.0, "{} calls/min: {:?}", calls_per_minute(&r), r.fake.calls());
-        assert!(r.ended - r.fake.updated_at().unwrap() <= secs(10.1), "verdict at {:?}", r.ended);
+        // The final event (8.0 s) is seen by the next event poll (9 s), and one describe confirms it.
+        let verdict_at = r.ended - r.fake.updated_at().unwrap();
+        assert!(verdict_at <= secs(9.2), "verdict at {verdict_at:?}: {:?}", r.fake.calls());
     }
 
     #[tokio::test(start_paused = true)]

@@ -78,6 +78,28 @@ async fn login(console: &Console) -> RegistryAuth {
     registry::ecr_login(&ecr().await, Some(&registry), console).await.expect("ECR login against moto")
 }
 
+/// What a push test starts from: the daemon, a login as a deploy makes it, and a new ECR repository.
+struct PushFixture {
+    docker: Docker,
+    registry: String,
+    console: Console,
+    out: Captured,
+    auth: RegistryAuth,
+    password: String,
+    repo: String,
+}
+
+async fn push_fixture(name: &str) -> PushFixture {
+    let docker = docker().await;
+    let registry = registry_host();
+    let (console, out) = console();
+    let auth = login(&console).await;
+    let password = auth.expose_password().to_owned();
+    let repo = unique(&format!("eb-deploy-e2e/{name}"));
+    registry::ensure_repository(&ecr().await, &repo, true, &console).await.unwrap();
+    PushFixture { docker, registry, console, out, auth, password, repo }
+}
+
 /// The password users must never see: the one moto's token decodes to.
 async fn ecr_password() -> String {
     let (console, _) = console();
@@ -307,14 +329,8 @@ async fn unreachable_daemon_is_a_clear_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_registry_password_is_a_clear_error() {
-    let docker = docker().await;
-    let ecr = ecr().await;
-    let registry = registry_host();
-    let (console, out) = console();
-    let real = login(&console).await;
-    let real_password = real.expose_password().to_owned();
-    let repo = unique("eb-deploy-e2e/denied");
-    registry::ensure_repository(&ecr, &repo, true, &console).await.unwrap();
+    let PushFixture { docker, registry, console, out, password: real_password, repo, .. } =
+        push_fixture("denied").await;
 
     let mut ctx = Scratch::new(&[("Dockerfile", SIMPLE_DOCKERFILE), ("hello.txt", &unique("denied"))]);
     let tag = ctx.image(unique("ebd-e2e-denied") + ":x");
@@ -386,14 +402,7 @@ async fn missing_context_or_dockerfile_fails_before_the_daemon() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn given_image_is_pushed_from_the_daemon_or_refused_when_nowhere() {
-    let docker = docker().await;
-    let ecr = ecr().await;
-    let registry = registry_host();
-    let (console, out) = console();
-    let auth = login(&console).await;
-    let password = auth.expose_password().to_owned();
-    let repo = unique("eb-deploy-e2e/given");
-    registry::ensure_repository(&ecr, &repo, true, &console).await.unwrap();
+    let PushFixture { docker, registry, console, out, auth, password, repo } = push_fixture("given").await;
 
     // Only in the local daemon: tagged and pushed to the repository.
     let mut ctx = Scratch::new(&[("Dockerfile", SIMPLE_DOCKERFILE), ("hello.txt", &unique("given"))]);
@@ -431,14 +440,7 @@ async fn given_image_is_pushed_from_the_daemon_or_refused_when_nowhere() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cache_from_is_pulled_and_a_missing_one_only_warns() {
-    let docker = docker().await;
-    let ecr = ecr().await;
-    let registry = registry_host();
-    let (console, out) = console();
-    let auth = login(&console).await;
-    let password = auth.expose_password().to_owned();
-    let repo = unique("eb-deploy-e2e/cache");
-    registry::ensure_repository(&ecr, &repo, true, &console).await.unwrap();
+    let PushFixture { docker, registry, console, out, auth, password, repo } = push_fixture("cache").await;
 
     let content = unique("cached");
     let mut first = Scratch::new(&[("Dockerfile", SIMPLE_DOCKERFILE), ("hello.txt", &content)]);

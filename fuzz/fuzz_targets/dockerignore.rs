@@ -163,6 +163,7 @@ mod reference {
     use std::collections::HashMap;
 
     use super::Regex;
+    use eb_deploy::image::dockerignore::clean;
 
     pub struct Pattern {
         exclusion: bool,
@@ -177,36 +178,6 @@ mod reference {
     }
 
     pub struct Matcher(Vec<Pattern>);
-
-    /// Go's `filepath.Clean` on Unix.
-    fn clean(path: &str) -> String {
-        if path.is_empty() {
-            return ".".into();
-        }
-        let rooted = path.starts_with('/');
-        let mut out: Vec<&str> = Vec::new();
-        for part in path.split('/') {
-            match part {
-                "" | "." => {}
-                ".." => {
-                    if out.last().is_some_and(|l| *l != "..") {
-                        out.pop();
-                    } else if !rooted {
-                        out.push("..");
-                    }
-                }
-                p => out.push(p),
-            }
-        }
-        let joined = out.join("/");
-        if rooted {
-            format!("/{joined}")
-        } else if joined.is_empty() {
-            ".".into()
-        } else {
-            joined
-        }
-    }
 
     fn plain_char(c: char) -> bool {
         c.is_ascii_graphic() || c == ' ' || (!c.is_ascii() && c.is_alphabetic())

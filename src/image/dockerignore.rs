@@ -239,8 +239,8 @@ fn normalize_line(raw: &str) -> Option<String> {
     Some(if invert { format!("!{pattern}") } else { pattern })
 }
 
-/// Lexical path cleaning as Go's `filepath.Clean` does it on Unix.
-pub(crate) fn clean(path: &str) -> String {
+/// Lexical path cleaning as Go's `filepath.Clean` does it on Unix (public for the fuzz target's model).
+pub fn clean(path: &str) -> String {
     if path.is_empty() {
         return ".".to_owned();
     }

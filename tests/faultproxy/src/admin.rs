@@ -26,10 +26,7 @@ pub(crate) struct Admin {
 
 pub(crate) async fn serve(listener: TcpListener, admin: Arc<Admin>) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            continue;
-        };
+        let stream = crate::accept(&listener).await;
         let admin = admin.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| {

@@ -46,15 +46,7 @@ impl HttpProxy {
 /// Accepts connections until the task is dropped.
 pub(crate) async fn serve(listener: TcpListener, proxy: Arc<HttpProxy>) {
     loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(conn) => conn,
-            Err(err) => {
-                // Out of file descriptors and similar: back off instead of spinning.
-                eprintln!("faultproxy: accept failed: {err}");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+        let stream = crate::accept(&listener).await;
         if proxy.faults.refuse_all() {
             drop(stream);
             proxy.recorder.push(Record {
@@ -160,6 +152,13 @@ impl Cut {
     }
 }
 
+/// A data frame's bytes and how many of them the cut lets through; other frames are handed back as they are.
+fn admit(frame: Frame<Bytes>, cut: Option<&Cut>) -> Result<(Bytes, usize), Frame<Bytes>> {
+    let data = frame.into_data()?;
+    let allowed = cut.map_or(data.len(), |cut| cut.admit(data.len()));
+    Ok((data, allowed))
+}
+
 fn cut_error() -> BoxError {
     "connection cut by faultproxy".into()
 }
@@ -185,13 +184,9 @@ impl Body for RequestBody {
             Some(Err(err)) => return Poll::Ready(Some(Err(err.into()))),
             Some(Ok(frame)) => frame,
         };
-        let data = match frame.into_data() {
-            Ok(data) => data,
+        let (data, allowed) = match admit(frame, self.cut.as_deref()) {
+            Ok(admitted) => admitted,
             Err(frame) => return Poll::Ready(Some(Ok(frame))),
-        };
-        let allowed = match &self.cut {
-            Some(cut) => cut.admit(data.len()),
-            None => data.len(),
         };
         self.bytes_in.fetch_add(allowed as u64, Ordering::Relaxed);
         if allowed < data.len() {
@@ -272,13 +267,9 @@ impl Body for ProxyBody {
             }
             Some(Ok(frame)) => frame,
         };
-        let data = match frame.into_data() {
-            Ok(data) => data,
+        let (data, allowed) = match admit(frame, self.cut.as_deref()) {
+            Ok(admitted) => admitted,
             Err(frame) => return Poll::Ready(Some(Ok(frame))),
-        };
-        let allowed = match &self.cut {
-            Some(cut) => cut.admit(data.len()),
-            None => data.len(),
         };
         let expected = self.expected;
         if let Some(guard) = self.guard.as_mut() {

@@ -19,6 +19,19 @@ use tokio::task::JoinHandle;
 use crate::faults::FaultState;
 use crate::record::Recorder;
 
+/// The next connection; accept errors (out of file descriptors and similar) back off instead of spinning.
+pub(crate) async fn accept(listener: &TcpListener) -> tokio::net::TcpStream {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => return stream,
+            Err(err) => {
+                eprintln!("faultproxy: accept failed: {err}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
 /// What the proxy forwards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mode {

@@ -22,14 +22,7 @@ pub(crate) struct TcpProxy {
 /// Accepts connections until the task is dropped.
 pub(crate) async fn serve(listener: TcpListener, proxy: Arc<TcpProxy>) {
     loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(conn) => conn,
-            Err(err) => {
-                eprintln!("faultproxy: accept failed: {err}");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+        let stream = crate::accept(&listener).await;
         let proxy = proxy.clone();
         tokio::spawn(async move { proxy.connection(stream).await });
     }

@@ -673,7 +673,7 @@ def build_tables(deploys, long_runs, builds, startup, rerun, meta):
                      "eb-deploy ≤ 30", verdict(le[0]["calls_per_min"] <= 30)))
         # One run: the target is on the median, so this row only shows where a minutes-long wait lands.
         rows.append(("Time to verdict (long deploy, one run)", fmt(le[0]["verdict"], digits=2),
-                     fmt(lp[0]["verdict"], digits=2) if lp else "—", "— (eb-deploy: at most one 3 s event poll)",
+                     fmt(lp[0]["verdict"], digits=2) if lp else "—", "— (eb-deploy: at most one 2.5 s event poll)",
                      "—"))
     if startup:
         se = [r["seconds"] for r in startup["runs"] if r["tool"] == "eb-deploy"]
@@ -847,8 +847,8 @@ a script editing `Dockerrun.aws.json`, `zip`, `aws s3 cp`, `create-application-v
   makes the deploy end between two of the CLI waiter's 20 s polls (a deploy of a multiple of 20 s would show the
   waiter's best case); its time-to-verdict row is one run, not a median.
 - **Short deploys and the call rate.** On the ~8 s demo deploys eb-deploy makes a handful of calls: event polls
-  every 3 s, then one environment read once the final event is seen. Its verdict therefore comes 0–3 s after the
-  environment settles (1.5 s on average over arbitrary deploy lengths); ebsim's fixed timing puts the final event
+  4 s after the update and every 2.5 s after that, then one environment read once the final event is seen. Its
+  verdict therefore comes 0–2.5 s after the environment settles; ebsim's fixed timing puts the final event
   at the same point of that 3 s grid in every run, so the median shows where these deploys land, not the
   average. The long deploy shows the rate over a wait of minutes. The CLI waiter polls every 20 s, so its verdict
   comes 0–20 s after the environment settles, wherever its poll falls.

@@ -849,7 +849,7 @@ a script editing `Dockerrun.aws.json`, `zip`, `aws s3 cp`, `create-application-v
 - **Short deploys and the call rate.** On the ~8 s demo deploys eb-deploy makes a handful of calls: event polls
   4 s after the update and every 2.5 s after that, then one environment read once the final event is seen. Its
   verdict therefore comes 0–2.5 s after the environment settles; ebsim's fixed timing puts the final event
-  at the same point of that 3 s grid in every run, so the median shows where these deploys land, not the
+  at the same point of that 2.5 s grid in every run, so the median shows where these deploys land, not the
   average. The long deploy shows the rate over a wait of minutes. The CLI waiter polls every 20 s, so its verdict
   comes 0–20 s after the environment settles, wherever its poll falls.
 - **Start-up.** Process start to the first AWS request: every AWS endpoint points at a loopback server of the

@@ -801,7 +801,8 @@ a script editing `Dockerrun.aws.json`, `zip`, `aws s3 cp`, `create-application-v
 - Command: `{meta['command']}`
 - Date: {meta['date']}
 - Machine: {meta['nproc']} cores, {meta['ram']} RAM, kernel {meta['kernel']}, Docker Engine {meta['docker']}
-  (shared with other jobs compiling and testing at the same time)
+  (a shared machine: the load figures below say how busy it was; the build before the first run raises the
+  starting figure)
 - Load average (1/5/15 min): {meta['load_start']} at the start, {meta['load_end']} at the end; 1-minute load at the
   start of each measured run: min {meta['load_min']:.2f}, median {meta['load_median']:.2f}, max {meta['load_max']:.2f}
 - Simulated Elastic Beanstalk: the benchmark's own ebsim, `{meta['timing']}` for the deploy runs and

@@ -87,6 +87,20 @@ def http_text(url, timeout=5):
         return resp.read().decode()
 
 
+class RequestLog:
+    """A request log served as JSON with `?since=SEQ` (ebsim's and faultproxy's admin APIs)."""
+
+    def __init__(self, url):
+        self.url = url
+
+    def since(self, seq):
+        return http_json(f"{self.url}?since={seq}")
+
+    def last_seq(self):
+        reqs = self.since(0)
+        return reqs[-1]["seq"] if reqs else 0
+
+
 class Ebsim:
     """An ebsim instance of the benchmark's own, on a free port, with fixed timing."""
 
@@ -121,6 +135,7 @@ class Ebsim:
             self.stop()
             raise BenchError(f"ebsim ({name}) did not start: {line!r}; log: {self.log_path}")
         self.url = f"http://{m.group(1)}"
+        self.requests = RequestLog(f"{self.url}/_ebsim/requests")
         self.config = http_json(f"{self.url}/_ebsim/config")
         log(f"ebsim {name} on {self.url} ({' '.join(timing_args)})")
 
@@ -133,13 +148,6 @@ class Ebsim:
                 self.proc.kill()
                 self.proc.wait()
         self.log_file.close()
-
-    def requests_since(self, seq):
-        return http_json(f"{self.url}/_ebsim/requests?since={seq}")
-
-    def last_seq(self):
-        reqs = self.requests_since(0)
-        return reqs[-1]["seq"] if reqs else 0
 
     def environment(self, name):
         return http_json(f"{self.url}/_ebsim/environments/{name}")
@@ -229,7 +237,7 @@ class Deployer:
         os.makedirs(run_dir)
         ws = self.workspace(run_dir)
         app_version = f"bench-{tag}"
-        seq0 = self.ebsim.last_seq()
+        seq0 = self.ebsim.requests.last_seq()
         load_at_start = load1()
         if contender == "eb-deploy":
             r = self.run_eb_deploy(run_dir, ws, tag, app_version)
@@ -308,7 +316,7 @@ class Deployer:
                     build_push=marks["build_end"] - marks["build_start"], marks=marks)
 
     def measure_ebsim(self, r, seq0, app_version):
-        reqs = self.ebsim.requests_since(seq0)
+        reqs = self.ebsim.requests.since(seq0)
         updates = [q for q in reqs if q["op"] == "UpdateEnvironment" and q["status"] == 200]
         if len(updates) != 1:
             raise BenchError(f"{r['contender']} run {r['label']}: expected one UpdateEnvironment, saw {len(updates)}")
@@ -491,14 +499,8 @@ class RegistryProxy:
         if not m:
             self.stop()
             raise BenchError(f"the registry proxy did not start: {line!r}; log: {self.log_path}")
-        self.addr, self.admin = m.group(1), m.group(2)
-
-    def requests_since(self, seq):
-        return http_json(f"http://{self.admin}/requests?since={seq}")
-
-    def last_seq(self):
-        reqs = self.requests_since(0)
-        return reqs[-1]["seq"] if reqs else 0
+        self.addr = m.group(1)
+        self.requests = RequestLog(f"http://{m.group(2)}/requests")
 
     def stop(self):
         if self.proc.poll() is None:
@@ -514,15 +516,7 @@ EB_WRITES = {"CreateApplicationVersion", "UpdateEnvironment", "CreateStorageLoca
 def bench_rerun(d, stack, workdir, proxy):
     """Each contender deploys a label, then runs again for the same label and commit (a re-run of the job):
     wall time of the second run and what it sent to the registry, S3 and Beanstalk."""
-    moto_admin = stack["MOTO_PROXY_ADMIN"]
-
-    def moto_since(seq):
-        return http_json(f"{moto_admin}/requests?since={seq}")
-
-    def moto_last():
-        reqs = moto_since(0)
-        return reqs[-1]["seq"] if reqs else 0
-
+    moto = RequestLog(f"{stack['MOTO_PROXY_ADMIN']}/requests")
     out = {}
     for contender in ("eb-deploy", "pipeline"):
         tag = f"{contender[0]}rerun-{random.getrandbits(24):06x}"
@@ -532,7 +526,7 @@ def bench_rerun(d, stack, workdir, proxy):
             run_dir = os.path.join(workdir, f"rerun-{contender}-{attempt}")
             os.makedirs(run_dir)
             ws = d.workspace(run_dir)
-            seqs = (proxy.last_seq(), moto_last(), d.ebsim.last_seq())
+            seqs = (proxy.requests.last_seq(), moto.last_seq(), d.ebsim.requests.last_seq())
             if contender == "eb-deploy":
                 r = d.run_eb_deploy(run_dir, ws, tag, app_version, label=f"eb-{tag}", registry=proxy.addr,
                                     expect="deployed" if attempt == "first" else "unchanged")
@@ -541,11 +535,10 @@ def bench_rerun(d, stack, workdir, proxy):
                                    may_fail=attempt == "rerun")
             if attempt == "first":
                 continue
-            registry = proxy.requests_since(seqs[0])
-            moto = moto_since(seqs[1])
-            eb_reqs = [q for q in d.ebsim.requests_since(seqs[2]) if q["op"]]
+            registry = proxy.requests.since(seqs[0])
+            s3_puts = [q for q in moto.since(seqs[1]) if q.get("service") == "s3" and q["method"] in ("PUT", "POST")]
+            eb_reqs = [q for q in d.ebsim.requests.since(seqs[2]) if q["op"]]
             eb_ops = [q["op"] if q["status"] == 200 else f"{q['op']} ({q['status']})" for q in eb_reqs]
-            s3_puts = [q for q in moto if q.get("service") == "s3" and q["method"] in ("PUT", "POST")]
             view = d.ebsim.environment(d.env_name)
             r.update(
                 contender=contender, seconds=r["end"] - r["start"],

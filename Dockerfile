@@ -42,11 +42,11 @@ RUN set -eux; \
 # Dependencies first, against stub sources: this layer is reused until Cargo.toml or Cargo.lock change.
 # The workspace's member manifests are needed to resolve it (ebsim is a dev-dependency, never built here).
 COPY Cargo.toml Cargo.lock ./
-COPY tests/ebsim/Cargo.toml tests/ebsim/Cargo.toml
-COPY tests/faultproxy/Cargo.toml tests/faultproxy/Cargo.toml
+COPY crates/ebsim/Cargo.toml crates/ebsim/Cargo.toml
+COPY crates/faultproxy/Cargo.toml crates/faultproxy/Cargo.toml
 RUN set -eux; \
     . /etc/cross-env; \
-    for dir in . tests/ebsim tests/faultproxy; do \
+    for dir in . crates/ebsim crates/faultproxy; do \
         mkdir -p "$dir/src"; echo 'fn main() {}' > "$dir/src/main.rs"; : > "$dir/src/lib.rs"; \
     done; \
     cargo build --release --locked -p eb-deploy; \

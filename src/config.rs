@@ -5,12 +5,18 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::beanstalk::Health;
+use crate::dockerrun::{DOCKERRUN, Template};
+use crate::format::parse_duration;
 use crate::inputs::RawInputs;
+use crate::names;
 
 /// What the step does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Build, push, bundle, create a version and deploy it.
+    #[default]
     Deploy,
     /// Deploy an existing version label; nothing is built or uploaded.
     Rollback,
@@ -22,6 +28,26 @@ pub enum MinHealth {
     Any,
     Yellow,
     Green,
+}
+
+impl MinHealth {
+    /// Whether an environment with `health` meets this minimum.
+    pub fn accepts(self, health: Health) -> bool {
+        match self {
+            MinHealth::Any => true,
+            MinHealth::Yellow => health >= Health::Yellow,
+            MinHealth::Green => health >= Health::Green,
+        }
+    }
+
+    /// The input's spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            MinHealth::Green => "green",
+            MinHealth::Yellow => "yellow",
+            MinHealth::Any => "any",
+        }
+    }
 }
 
 /// What to do when the environment is in the middle of another update.
@@ -56,7 +82,7 @@ pub struct ImagePlan {
 #[derive(Debug, Clone)]
 pub struct BundlePlan {
     /// The `dockerrun` template, or a `Dockerrun.aws.json` in `bundle-dir`, already validated.
-    pub template: Option<crate::bundle::Template>,
+    pub template: Option<Template>,
     pub container_port: u16,
     pub bundle_dir: Option<PathBuf>,
     pub workspace: PathBuf,
@@ -73,20 +99,45 @@ pub struct WaitPlan {
     pub health_grace: Duration,
 }
 
+/// What a deploy builds and publishes.
+#[derive(Debug, Clone)]
+pub struct DeployPlan {
+    pub image: ImagePlan,
+    pub bundle: BundlePlan,
+    /// The new version's description.
+    pub description: String,
+    /// When the label already exists: deploy it as is (true) or fail (false).
+    pub reuse_existing: bool,
+}
+
+/// What the step does to the environment.
+#[derive(Debug, Clone)]
+pub enum Plan {
+    /// Build (or take) an image, publish it as a new version (or reuse the label) and deploy it.
+    Deploy(Box<DeployPlan>),
+    /// Deploy an existing version label; nothing is built or uploaded.
+    Rollback,
+}
+
+impl Plan {
+    /// Which mode this plan is.
+    pub fn mode(&self) -> Mode {
+        match self {
+            Plan::Deploy(_) => Mode::Deploy,
+            Plan::Rollback => Mode::Rollback,
+        }
+    }
+}
+
 /// Everything the step will do, validated.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub mode: Mode,
     pub application: String,
     pub environment: String,
+    /// The version deployed: new (deploy) or existing (rollback).
     pub version_label: String,
-    pub version_description: String,
     pub region: Option<String>,
-    /// `None` in rollback mode.
-    pub image: Option<ImagePlan>,
-    /// `None` in rollback mode.
-    pub bundle: Option<BundlePlan>,
-    pub reuse_existing_version: bool,
+    pub plan: Plan,
     pub wait: WaitPlan,
     pub on_busy: OnBusy,
     pub abort_on_timeout: bool,
@@ -166,9 +217,6 @@ impl fmt::Display for InvalidInputs {
 }
 
 impl std::error::Error for InvalidInputs {}
-
-/// Largest source bundle Elastic Beanstalk accepts.
-pub const MAX_BUNDLE_BYTES: u64 = 500 * 1024 * 1024;
 
 struct Checker<'a> {
     raw: &'a RawInputs,
@@ -269,8 +317,8 @@ impl<'a> Checker<'a> {
             .collect()
     }
 
-    fn template(&mut self, name: &'static str, path: &Path) -> Option<crate::bundle::Template> {
-        match crate::bundle::Template::load(path) {
+    fn template(&mut self, name: &'static str, path: &Path) -> Option<Template> {
+        match Template::load(path) {
             Ok(t) => Some(t),
             Err(e) => {
                 self.fail(name, format!("{e:#}; it must be a Dockerrun.aws.json v1 object with an \"Image\" object"));
@@ -299,102 +347,6 @@ pub fn parse_bool(v: &str) -> Option<bool> {
         "false" | "False" | "FALSE" => Some(false),
         _ => None,
     }
-}
-
-/// Parses `90s`, `15m`, `1h`, `1h30m`, `500ms` or plain seconds.
-pub fn parse_duration(v: &str) -> Option<Duration> {
-    let v = v.trim();
-    if v.is_empty() {
-        return None;
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = v;
-    if let Ok(secs) = v.parse::<u64>() {
-        total = Duration::from_secs(secs);
-        rest = "";
-    }
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
-        if digits == 0 {
-            return None;
-        }
-        let n: u64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
-        let unit = match &rest[..unit_len] {
-            "ms" => Duration::from_millis(n),
-            "s" => Duration::from_secs(n),
-            "m" => Duration::from_secs(n.checked_mul(60)?),
-            "h" => Duration::from_secs(n.checked_mul(3600)?),
-            _ => return None,
-        };
-        total = total.checked_add(unit)?;
-        rest = &rest[unit_len..];
-    }
-    // Anything beyond a week is surely a typo, and would overflow deadline arithmetic sooner or later.
-    (total <= Duration::from_secs(7 * 24 * 3600)).then_some(total)
-}
-
-/// Formats a duration the way users write it (`1h30m`, `90s` → `1m30s`, `1500ms` → `1s500ms`), in a form
-/// [`parse_duration`] reads back exactly (to the millisecond).
-pub fn format_duration(d: Duration) -> String {
-    let secs = d.as_secs();
-    let (h, m, s, ms) = (secs / 3600, secs % 3600 / 60, secs % 60, d.subsec_millis());
-    let mut out = String::new();
-    for (n, unit) in [(h, "h"), (m, "m"), (s, "s"), (u64::from(ms), "ms")] {
-        if n > 0 {
-            out.push_str(&format!("{n}{unit}"));
-        }
-    }
-    if out.is_empty() {
-        out.push_str("0s");
-    }
-    out
-}
-
-fn valid_environment_name(v: &str) -> bool {
-    (4..=40).contains(&v.len())
-        && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        && !v.starts_with('-')
-        && !v.ends_with('-')
-}
-
-fn valid_region(v: &str) -> bool {
-    // e.g. us-east-1, eu-central-2, ap-southeast-4, us-gov-west-1, cn-north-1
-    let parts: Vec<&str> = v.split('-').collect();
-    parts.len() >= 3
-        && parts[0].len() == 2
-        && parts.iter().take(parts.len() - 1).all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
-        && parts.last().is_some_and(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
-}
-
-fn valid_bucket(v: &str) -> bool {
-    (3..=63).contains(&v.len())
-        && v.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
-        && v.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && v.ends_with(|c: char| c.is_ascii_alphanumeric())
-        && !v.contains("..")
-}
-
-/// The Docker tag grammar: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
-fn valid_docker_tag(v: &str) -> bool {
-    !v.is_empty()
-        && v.len() <= 128
-        && !v.starts_with(['.', '-'])
-        && v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-}
-
-/// ECR repository names, as ECR documents them: 2–256 characters of path components
-/// `[a-z0-9]+(?:[._-][a-z0-9]+)*` separated by `/` (so no separator at either end or twice in a row).
-fn valid_ecr_repository(v: &str) -> bool {
-    let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
-    (2..=256).contains(&v.len())
-        && v.split('/').all(|part| {
-            part.starts_with(alnum)
-                && part.ends_with(alnum)
-                && part.chars().all(|c| alnum(c) || matches!(c, '.' | '_' | '-'))
-                && !part.as_bytes().windows(2).any(|w| !alnum(char::from(w[0])) && !alnum(char::from(w[1])))
-        })
 }
 
 /// The default version label: the tag on tag refs, else the short commit SHA.
@@ -440,7 +392,7 @@ impl Config {
             c.fail("application-name", "is longer than 100 characters, the Elastic Beanstalk limit");
         }
         let environment = c.required("environment-name", "name the Elastic Beanstalk environment to deploy to");
-        if !environment.is_empty() && !valid_environment_name(&environment) {
+        if !environment.is_empty() && !names::valid_environment_name(&environment) {
             c.fail(
                 "environment-name",
                 format!(
@@ -485,7 +437,7 @@ impl Config {
 
         let region = c.get("region").map(str::to_owned);
         if let Some(r) = &region
-            && !valid_region(r)
+            && !names::valid_region(r)
         {
             c.fail("region", format!("{r:?} is not an AWS region name such as us-east-1 or eu-west-2"));
         }
@@ -517,7 +469,7 @@ impl Config {
         };
         let bucket = c.get("bucket").map(str::to_owned);
         if let Some(b) = &bucket
-            && !valid_bucket(b)
+            && !names::valid_bucket(b)
         {
             c.fail(
                 "bucket",
@@ -537,7 +489,7 @@ impl Config {
         let pin_digest = c.boolean("pin-digest");
         let repository = match c.get("ecr-repository") {
             Some(r) => {
-                if !valid_ecr_repository(r) {
+                if !names::valid_ecr_repository(r) {
                     c.fail(
                         "ecr-repository",
                         format!("{r:?} is not a valid ECR repository name (lowercase letters, digits, . _ - and / between parts; 2-256 characters)"),
@@ -545,11 +497,11 @@ impl Config {
                 }
                 r.to_owned()
             }
-            None => crate::registry::ecr_repository_name(&application),
+            None => names::ecr_repository_name(&application),
         };
         let tag = match c.get("image-tag") {
             Some(t) => {
-                if !valid_docker_tag(t) {
+                if !names::valid_docker_tag(t) {
                     c.fail(
                         "image-tag",
                         format!("{t:?} is not a valid Docker tag (letters, digits, _ . -; not starting with . or -; at most 128)"),
@@ -557,7 +509,7 @@ impl Config {
                 }
                 t.to_owned()
             }
-            None => crate::registry::docker_tag(&version_label),
+            None => names::docker_tag(&version_label),
         };
         if let Some(r) = c.get("registry")
             && (r.contains("://") || r.contains('/') || r.is_empty())
@@ -571,7 +523,7 @@ impl Config {
         }
 
         let mut ignored = Vec::new();
-        let (image, bundle) = match mode {
+        let plan = match mode {
             Mode::Rollback => {
                 for name in [
                     "image",
@@ -588,7 +540,7 @@ impl Config {
                         ignored.push(crate::inputs::spec(name).map_or("image", |s| s.name));
                     }
                 }
-                (None, None)
+                Plan::Rollback
             }
             Mode::Deploy => {
                 let source = match c.get("image") {
@@ -644,7 +596,7 @@ impl Config {
                 };
                 let dockerrun = c.path("dockerrun", workspace, false);
                 let bundle_dir = c.path("bundle-dir", workspace, true);
-                let bundled = bundle_dir.as_ref().map(|d| d.join(crate::bundle::DOCKERRUN)).filter(|p| p.is_file());
+                let bundled = bundle_dir.as_ref().map(|d| d.join(DOCKERRUN)).filter(|p| p.is_file());
                 let template = match (dockerrun, bundled) {
                     (Some(given), Some(bundled)) => {
                         c.fail(
@@ -669,7 +621,12 @@ impl Config {
                     bucket,
                     prefix,
                 };
-                (Some(image), Some(bundle))
+                Plan::Deploy(Box::new(DeployPlan {
+                    image,
+                    bundle,
+                    description: version_description,
+                    reuse_existing: reuse_existing_version,
+                }))
             }
         };
 
@@ -677,15 +634,11 @@ impl Config {
             return Err(InvalidInputs(c.errors));
         }
         Ok(Config {
-            mode,
             application,
             environment,
             version_label,
-            version_description,
             region,
-            image,
-            bundle,
-            reuse_existing_version,
+            plan,
             wait: WaitPlan { enabled: wait_enabled, timeout, min_health, health_grace },
             on_busy,
             abort_on_timeout,
@@ -735,6 +688,13 @@ mod tests {
         vec![("application-name", "My App"), ("environment-name", "my-env"), ("image", "nginx:1")]
     }
 
+    fn deploy(cfg: Config) -> DeployPlan {
+        match cfg.plan {
+            Plan::Deploy(plan) => *plan,
+            Plan::Rollback => panic!("expected a deploy plan"),
+        }
+    }
+
     fn check(extra: &[(&'static str, &str)]) -> Result<Config, InvalidInputs> {
         let mut pairs = base();
         pairs.extend_from_slice(extra);
@@ -745,20 +705,22 @@ mod tests {
     fn defaults_from_the_run() {
         let cfg = check(&[]).unwrap();
         assert_eq!(cfg.version_label, "0123456789ab");
-        assert_eq!(cfg.mode, Mode::Deploy);
+        assert_eq!(cfg.plan.mode(), Mode::Deploy);
         assert_eq!(cfg.wait.timeout, Duration::from_secs(1200));
         assert_eq!(cfg.wait.health_grace, Duration::from_secs(60));
         assert_eq!(cfg.wait.min_health, MinHealth::Green);
         assert_eq!(cfg.on_busy, OnBusy::Wait);
-        assert!(cfg.reuse_existing_version && cfg.wait.enabled && !cfg.abort_on_timeout);
-        let image = cfg.image.unwrap();
+        assert!(cfg.wait.enabled && !cfg.abort_on_timeout);
+        let plan = deploy(cfg);
+        assert!(plan.reuse_existing);
+        let image = plan.image;
         assert_eq!(image.repository, "my-app");
         assert_eq!(image.tag, "0123456789ab");
         assert!(image.pin_digest);
-        let bundle = cfg.bundle.unwrap();
+        let bundle = plan.bundle;
         assert_eq!(bundle.prefix, "My App");
         assert_eq!(bundle.container_port, 80);
-        assert!(cfg.version_description.contains("0123456789abcdef"));
+        assert!(plan.description.contains("0123456789abcdef"));
     }
 
     #[test]
@@ -768,7 +730,7 @@ mod tests {
         c.ref_name = Some("v1.2.3".into());
         let cfg = Config::from_inputs(&raw(&base()), &c, Path::new("/x")).unwrap();
         assert_eq!(cfg.version_label, "v1.2.3");
-        assert_eq!(cfg.image.unwrap().tag, "v1.2.3");
+        assert_eq!(deploy(cfg).image.tag, "v1.2.3");
     }
 
     #[test]
@@ -784,9 +746,9 @@ mod tests {
     fn description_is_one_line_and_cut_to_200_chars() {
         let long = "é".repeat(300) + "\nsecond line";
         let cfg = check(&[("version-description", &long)]).unwrap();
-        assert_eq!(cfg.version_description.chars().count(), 200);
+        assert_eq!(deploy(cfg).description.chars().count(), 200);
         let cfg = check(&[("version-description", "a\nb")]).unwrap();
-        assert_eq!(cfg.version_description, "a b");
+        assert_eq!(deploy(cfg).description, "a b");
     }
 
     #[test]
@@ -831,7 +793,7 @@ mod tests {
             Path::new("/x"),
         )
         .unwrap();
-        assert!(cfg.image.is_none() && cfg.bundle.is_none());
+        assert!(matches!(cfg.plan, Plan::Rollback));
         assert_eq!(cfg.ignored, vec!["image"]);
     }
 
@@ -844,7 +806,7 @@ mod tests {
         assert_eq!(err.0[0].input, "dockerfile", "{err}");
         std::fs::write(dir.join("app/Dockerfile"), "FROM scratch\n").unwrap();
         let cfg = Config::from_inputs(&raw(&pairs), &ctx(), &dir).unwrap();
-        let ImageSource::Build(spec) = cfg.image.unwrap().source else { panic!("expected a build") };
+        let ImageSource::Build(spec) = deploy(cfg).image.source else { panic!("expected a build") };
         assert_eq!(spec.context, dir.join("app"));
         assert!(
             spec.labels
@@ -878,45 +840,12 @@ mod tests {
     }
 
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90s"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_duration("15m"), Some(Duration::from_secs(900)));
-        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_duration("120"), Some(Duration::from_secs(120)));
-        for bad in ["", "m", "10x", "1.5h", "-1s", "s10", "99999999999999999999h", "9000h"] {
-            assert_eq!(parse_duration(bad), None, "{bad}");
-        }
-        assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
-        assert_eq!(format_duration(Duration::from_secs(90)), "1m30s");
-        assert_eq!(format_duration(Duration::from_millis(1500)), "1s500ms");
-        assert_eq!(format_duration(Duration::ZERO), "0s");
-    }
-
-    #[test]
     fn booleans_are_the_toolkits() {
         for ok in ["true", "True", "TRUE", "false", "False", "FALSE"] {
             assert!(parse_bool(ok).is_some());
         }
         for bad in ["yes", "1", "tRUE", "on"] {
             assert!(parse_bool(bad).is_none());
-        }
-    }
-
-    #[test]
-    fn derived_names() {
-        // Derived defaults always pass the checks given values must pass.
-        for app in ["My App_2", "X", "a//b", "-x-"] {
-            assert!(valid_ecr_repository(&crate::registry::ecr_repository_name(app)), "{app}");
-        }
-        for label in ["release/1.0+build", ".hidden", &"x".repeat(300), ""] {
-            assert!(valid_docker_tag(&crate::registry::docker_tag(label)), "{label}");
-        }
-        assert!(valid_region("us-east-1") && valid_region("us-gov-west-1") && !valid_region("useast1"));
-        assert!(valid_ecr_repository("team/app-1") && valid_ecr_repository("a.b_c-d"));
-        for bad in ["Team/App", "a--b", "a/-b", "a//b", "-ab", "a", "ab/"] {
-            assert!(!valid_ecr_repository(bad), "{bad}");
         }
     }
 }

@@ -1,16 +1,25 @@
 //! eb-deploy: build a Docker image, push it to Amazon ECR, and deploy it to AWS Elastic Beanstalk,
 //! waiting until the environment has truly settled. The binary wires these stages together.
+//!
+//! The data flows one way: leaves ([`format`], [`names`], [`dockerrun`], [`docker`], [`gha`], `sdk`,
+//! `beanstalk::model`) → [`inputs`] → [`config`] → stages ([`image`], [`registry`], `bundle`, `beanstalk`,
+//! `verdict`, `wait`) → [`engine`] → [`report`] → `main`. See docs/architecture.md.
 
 pub mod aws;
-pub mod beanstalk;
-pub mod bundle;
+pub(crate) mod beanstalk;
+pub(crate) mod bundle;
 pub mod config;
-pub mod deploy;
+pub mod docker;
+pub mod dockerrun;
+pub mod engine;
+pub mod format;
 pub mod gha;
 pub mod image;
 pub mod inputs;
+pub mod journal;
+pub mod names;
 pub mod registry;
 pub mod report;
-#[cfg(test)]
-mod testing;
-pub mod wait;
+pub(crate) mod sdk;
+pub mod verdict;
+pub(crate) mod wait;

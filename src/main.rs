@@ -1,19 +1,19 @@
 //! eb-deploy's entry point: reads the environment once, then wires inputs → config → engine → report.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Result;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::time::Instant;
 
-use eb_deploy::aws::{self, Clients};
+use eb_deploy::aws;
 use eb_deploy::config::{Config, Mode, RunContext};
-use eb_deploy::deploy::{DockerImages, Engine};
+use eb_deploy::engine::{Conclusion, DockerImages, Engine, Ledger};
 use eb_deploy::gha::{self, Annotation, Console};
 use eb_deploy::inputs;
-use eb_deploy::report::{Outcome, Progress, Report};
-use eb_deploy::wait::Cadence;
+use eb_deploy::journal::Journal;
+use eb_deploy::report::{Heading, Report};
+use eb_deploy::verdict::Outcome;
 
 fn main() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
@@ -89,31 +89,33 @@ async fn run() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut report = Report {
-        mode: raw.get("mode").unwrap_or("deploy").to_owned(),
+    let mut heading = Heading {
+        mode: if raw.get("mode").is_some_and(|m| m.eq_ignore_ascii_case("rollback")) {
+            Mode::Rollback
+        } else {
+            Mode::Deploy
+        },
         application: raw.get("application-name").unwrap_or_default().to_owned(),
         environment: raw.get("environment-name").unwrap_or_default().to_owned(),
         version_label: raw.get("version-label").unwrap_or_default().to_owned(),
         run_url: ctx.run_url(),
-        ..Report::default()
     };
+    let journal = Journal::default();
+    let end = End { ctx: &ctx, console: &console, started, json: flags.json };
     let cfg = match Config::from_inputs(&raw, &ctx, &workspace) {
         Ok(cfg) => cfg,
         Err(invalid) => {
             for e in &invalid.0 {
                 console.error(&e.message, Some(&Annotation::titled(format!("Invalid input `{}`", e.input))));
             }
-            report.result = Some(Outcome::Failed);
-            report.message = invalid.to_string();
-            return finish(&ctx, &console, report, started, flags.json);
+            return end.finish(heading, &journal, Outcome::Failed, invalid.to_string());
         }
     };
     for name in &cfg.ignored {
         console.warning(format!("input `{name}` is not used in rollback mode; it is ignored"), None);
     }
-    report.version_label = cfg.version_label.clone();
-    report.mode = if cfg.mode == Mode::Rollback { "rollback" } else { "deploy" }.to_owned();
-    let progress = Progress::new(report);
+    heading.version_label = cfg.version_label.clone();
+    heading.mode = cfg.plan.mode();
 
     let mut signals = match Signals::new() {
         Ok(s) => s,
@@ -126,117 +128,89 @@ async fn run() -> ExitCode {
     let clients = tokio::select! {
         clients = aws::connect(cfg.region.as_deref(), s3_path_style, &console) => clients,
         signal = signals.next() => {
-            progress.update(|r| r.message = format!("cancelled ({signal}) before anything was changed"));
-            return finish(&ctx, &console, conclude_cancel(&progress), started, flags.json);
+            let message = format!("cancelled ({signal}) before anything was changed");
+            return end.finish(heading, &journal, Outcome::Cancelled, message);
         }
     };
     let clients = match clients {
         Ok(c) => c,
-        Err(e) => return fail(&ctx, &console, &progress, &e, started, flags.json),
+        Err(e) => return end.fail(heading, &journal, &e),
     };
 
     let temp_dir = edge.get("RUNNER_TEMP").map(Into::into).unwrap_or_else(std::env::temp_dir);
     let images = DockerImages { docker_host: ctx.docker_host.clone(), ecr: clients.ecr.clone() };
+    let ledger = Ledger::default();
     let engine = Engine {
         cfg: &cfg,
         aws: &clients,
         console: &console,
-        progress: &progress,
-        cadence: Cadence::default(),
+        journal: &journal,
+        ledger: &ledger,
+        cadence: Default::default(),
         temp_dir,
         images: &images,
     };
     let result = tokio::select! {
         result = engine.run() => result,
         signal = signals.next() => {
-            cancel(&cfg, &clients, &console, &progress, signal).await;
-            return finish(&ctx, &console, conclude_cancel(&progress), started, flags.json);
+            // On SIGINT/SIGTERM: abort the update when asked, drop a version nothing uses yet, within a few
+            // seconds (the runner kills the container 10 s after its first signal).
+            let undone = ledger.undo_on_cancel(&clients.eb, cfg.abort_on_cancel).await;
+            let message = format!("cancelled ({signal}){undone}");
+            console.error(&message, Some(&Annotation::titled("eb-deploy cancelled")));
+            return end.finish(heading, &journal, Outcome::Cancelled, message);
         }
     };
     match result {
-        Ok(outcome) => {
-            progress.update(|r| r.result = Some(outcome));
-            finish(&ctx, &console, progress.snapshot(), started, flags.json)
-        }
-        Err(e) => fail(&ctx, &console, &progress, &e, started, flags.json),
+        Ok(Conclusion { outcome, message }) => end.finish(heading, &journal, outcome, message),
+        Err(e) => end.fail(heading, &journal, &e),
     }
 }
 
-fn fail(
-    ctx: &RunContext,
-    console: &Console,
-    progress: &Progress,
-    error: &anyhow::Error,
+/// How the run ends, whatever ends it: outputs and the summary (also on failure), the result printed, the
+/// exit code.
+struct End<'a> {
+    ctx: &'a RunContext,
+    console: &'a Console,
     started: Instant,
     json: bool,
-) -> ExitCode {
-    let message = format!("{error:#}");
-    console.error(&message, Some(&Annotation::titled("eb-deploy failed")));
-    progress.update(|r| {
-        r.result = Some(Outcome::Failed);
-        r.message = message;
-    });
-    finish(ctx, console, progress.snapshot(), started, json)
 }
 
-fn conclude_cancel(progress: &Progress) -> Report {
-    progress.update(|r| r.result = Some(Outcome::Cancelled));
-    progress.snapshot()
-}
+impl End<'_> {
+    fn fail(&self, heading: Heading, journal: &Journal, error: &anyhow::Error) -> ExitCode {
+        let message = format!("{error:#}");
+        self.console.error(&message, Some(&Annotation::titled("eb-deploy failed")));
+        self.finish(heading, journal, Outcome::Failed, message)
+    }
 
-/// On SIGINT/SIGTERM: abort the update when asked, drop a version nothing uses yet, within a few seconds
-/// (the runner kills the container 10 s after its first signal).
-async fn cancel(cfg: &Config, clients: &Clients, console: &Console, progress: &Progress, signal: &str) {
-    let snapshot = progress.snapshot();
-    let mut message = format!("cancelled ({signal})");
-    if let Some(env_id) = &snapshot.update_in_flight {
-        if cfg.abort_on_cancel {
-            match tokio::time::timeout(Duration::from_secs(3), clients.eb.abort_update(env_id)).await {
-                Ok(Ok(())) => message.push_str("; the update was aborted and Elastic Beanstalk is rolling back"),
-                Ok(Err(e)) => message.push_str(&format!("; aborting the update failed: {e:#}")),
-                Err(_) => message.push_str("; aborting the update did not answer in time"),
+    fn finish(&self, heading: Heading, journal: &Journal, outcome: Outcome, message: String) -> ExitCode {
+        let (ctx, console) = (self.ctx, self.console);
+        let seconds = self.started.elapsed().as_secs_f64();
+        let report = Report::new(heading, journal.snapshot(), outcome, message, seconds);
+        if let Some(path) = &ctx.output_file {
+            let outputs: Vec<(String, String)> =
+                report.outputs().into_iter().map(|(k, v)| (k, console.redact(&v))).collect();
+            if let Err(e) = gha::append_outputs(path, &outputs) {
+                console.error(format!("{e:#}"), None);
             }
-        } else {
-            message.push_str("; the environment update goes on (set abort-on-cancel: true to abort it)");
         }
-    }
-    if let Some(label) = &snapshot.created_version {
-        let delete = clients.eb.delete_version(&cfg.application, label, false);
-        if let Ok(Ok(())) = tokio::time::timeout(Duration::from_secs(2), delete).await {
-            message.push_str(&format!("; version {label}, created by this run and never deployed, was deleted"));
+        if let Some(path) = &ctx.summary_file
+            && let Err(e) = gha::append_summary(path, &console.redact(&report.summary()))
+        {
+            console.warning(format!("{e:#}"), None);
         }
-    }
-    console.error(&message, Some(&Annotation::titled("eb-deploy cancelled")));
-    progress.update(|r| r.message = message);
-}
-
-/// Writes outputs and the summary (also on failure), prints the result, and picks the exit code.
-fn finish(ctx: &RunContext, console: &Console, mut report: Report, started: Instant, json: bool) -> ExitCode {
-    report.duration_seconds = started.elapsed().as_secs_f64();
-    let outcome = report.result.unwrap_or(Outcome::Failed);
-    if let Some(path) = &ctx.output_file {
-        let outputs: Vec<(String, String)> =
-            report.outputs().into_iter().map(|(k, v)| (k, console.redact(&v))).collect();
-        if let Err(e) = gha::append_outputs(path, &outputs) {
-            console.error(format!("{e:#}"), None);
-        }
-    }
-    if let Some(path) = &ctx.summary_file
-        && let Err(e) = gha::append_summary(path, &console.redact(&report.summary()))
-    {
-        console.warning(format!("{e:#}"), None);
-    }
-    if !ctx.actions {
-        if json {
-            match serde_json::to_string_pretty(&report) {
-                Ok(text) => println!("{}", console.redact(&text)),
-                Err(e) => console.error(format!("failed to render the result as JSON: {e}"), None),
+        if !ctx.actions {
+            if self.json {
+                match serde_json::to_string_pretty(&report) {
+                    Ok(text) => println!("{}", console.redact(&text)),
+                    Err(e) => console.error(format!("failed to render the result as JSON: {e}"), None),
+                }
+            } else {
+                console.info(format!("\n{report}"));
             }
-        } else {
-            console.info(format!("\n{report}"));
         }
+        if outcome.is_success() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
     }
-    if outcome.is_success() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
 /// SIGINT and SIGTERM, whichever comes first. As PID 1 in a container nothing else would handle them.

@@ -17,8 +17,10 @@ use bollard::query_parameters::{PushImageOptions, TagImageOptions};
 use futures_util::StreamExt;
 use tokio::time::Instant;
 
+use crate::docker::docker_message;
+use crate::format::human_bytes;
 use crate::gha::Console;
-use crate::image::{docker_message, human_bytes};
+use crate::names::{host_of, reference_host, reference_path, strip_digest, strip_tag};
 
 /// How many times a push whose connection dropped is attempted in all.
 const PUSH_ATTEMPTS: u32 = 3;
@@ -559,90 +561,6 @@ impl PushProgress {
 }
 
 /// Strips a scheme and trailing slash: "https://1.dkr.ecr.x.amazonaws.com/" → "1.dkr.ecr.x.amazonaws.com".
-fn host_of(endpoint: &str) -> String {
-    let endpoint = endpoint.trim();
-    let without_scheme = endpoint.split_once("://").map_or(endpoint, |(_, rest)| rest);
-    without_scheme.split('/').next().unwrap_or_default().to_owned()
-}
-
-/// The registry host of an image reference, if it names one ("localhost:5000/a" → "localhost:5000").
-pub(crate) fn reference_host(reference: &str) -> Option<&str> {
-    let (first, _) = reference.split_once('/')?;
-    (first.contains('.') || first.contains(':') || first == "localhost").then_some(first)
-}
-
-/// The reference without its registry host.
-fn reference_path(reference: &str) -> &str {
-    match reference_host(reference) {
-        Some(host) => &reference[host.len() + 1..],
-        None => reference,
-    }
-}
-
-fn strip_digest(reference: &str) -> &str {
-    reference.split_once('@').map_or(reference, |(name, _)| name)
-}
-
-fn strip_tag(reference: &str) -> &str {
-    let last_slash = reference.rfind('/').map_or(0, |i| i + 1);
-    match reference[last_slash..].rfind(':') {
-        Some(colon) => &reference[..last_slash + colon],
-        None => reference,
-    }
-}
-
-/// An ECR repository name derived from an application name: lowercase, only `[a-z0-9._/-]`, no
-/// leading, trailing or doubled separators, 2–256 characters.
-pub fn ecr_repository_name(application_name: &str) -> String {
-    let mut name = String::new();
-    let mut pending_separator: Option<char> = None;
-    for c in application_name.chars().flat_map(char::to_lowercase) {
-        if c.is_ascii_lowercase() || c.is_ascii_digit() {
-            if let Some(sep) = pending_separator.take()
-                && !name.is_empty()
-            {
-                name.push(sep);
-            }
-            name.push(c);
-        } else {
-            let sep = if matches!(c, '.' | '_' | '-' | '/') { c } else { '-' };
-            // A run of separators collapses to one; a slash wins, since it is the one that means something.
-            pending_separator = match pending_separator {
-                Some('/') => Some('/'),
-                _ if sep == '/' => Some('/'),
-                Some(existing) => Some(existing),
-                None => Some(sep),
-            };
-        }
-        if name.len() >= 256 {
-            break;
-        }
-    }
-    name.truncate(256);
-    let mut name = name.trim_end_matches(['.', '_', '-', '/']).to_owned();
-    if name.len() < 2 {
-        name = if name.is_empty() { "app".to_owned() } else { format!("{name}-app") };
-    }
-    name
-}
-
-/// A valid Docker tag made from any label: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`, other
-/// characters replaced by `-` (a bad first character by `_`).
-pub fn docker_tag(label: &str) -> String {
-    let mut tag: String = label
-        .trim()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') { c } else { '-' })
-        .take(128)
-        .collect();
-    match tag.chars().next() {
-        None => tag.push_str("latest"),
-        Some('.' | '-') => tag.replace_range(..1, "_"),
-        Some(_) => {}
-    }
-    tag
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -776,45 +694,7 @@ mod tests {
     }
 
     #[test]
-    fn repository_names_follow_ecr_rules() {
-        assert_eq!(ecr_repository_name("My App"), "my-app");
-        assert_eq!(ecr_repository_name("My_App.v2"), "my_app.v2");
-        assert_eq!(ecr_repository_name("--team//service--"), "team/service");
-        assert_eq!(ecr_repository_name("a -- b"), "a-b");
-        assert_eq!(ecr_repository_name("a-/b"), "a/b");
-        assert_eq!(ecr_repository_name("Café Ünïcode"), "caf-n-code");
-        assert_eq!(ecr_repository_name("x"), "x-app");
-        assert_eq!(ecr_repository_name("!!!"), "app");
-        let long = ecr_repository_name(&"ab-".repeat(200));
-        assert!(long.len() <= 256 && !long.ends_with('-'), "{long}");
-        for input in ["My App", "a._-b", "..x..", "UPPER/lower", &"z".repeat(300), "/lead", "trail/"] {
-            let name = ecr_repository_name(input);
-            assert!((2..=256).contains(&name.len()), "{input} → {name}");
-            assert!(name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._/-".contains(c)));
-            assert!(!name.starts_with(['.', '_', '-', '/']) && !name.ends_with(['.', '_', '-', '/']), "{name}");
-            let seps: Vec<char> = name.chars().collect();
-            assert!(seps.windows(2).all(|w| !("._/-".contains(w[0]) && "._/-".contains(w[1]))), "{name}");
-        }
-    }
-
-    #[test]
-    fn tags_are_valid_docker_tags() {
-        assert_eq!(docker_tag("v1.2.3"), "v1.2.3");
-        assert_eq!(docker_tag("feature/x y"), "feature-x-y");
-        assert_eq!(docker_tag(".hidden"), "_hidden");
-        assert_eq!(docker_tag("-dash"), "_dash");
-        assert_eq!(docker_tag(""), "latest");
-        assert_eq!(docker_tag("é"), "_");
-        assert_eq!(docker_tag(&"a".repeat(200)).len(), 128);
-    }
-
-    #[test]
     fn references_and_digests() {
-        assert_eq!(reference_host("127.0.0.1:5000/app:1"), Some("127.0.0.1:5000"));
-        assert_eq!(reference_host("localhost/app"), Some("localhost"));
-        assert_eq!(reference_host("library/nginx"), None);
-        assert_eq!(reference_host("nginx"), None);
-        assert_eq!(reference_path("1.dkr.ecr.x.amazonaws.com/team/app:v1"), "team/app:v1");
         let digest = format!("sha256:{}", "a".repeat(64));
         let pushed = PushedImage { reference: "127.0.0.1:5000/team/app:v1".into(), digest: digest.clone() };
         assert_eq!(pushed.pinned(), format!("127.0.0.1:5000/team/app@{digest}"));
@@ -823,7 +703,6 @@ mod tests {
         assert_eq!(digest_from_status(&format!("v1: digest: {digest} size: 528")), Some(digest.clone()));
         assert_eq!(digest_from_status("v1: digest: sha256:short size: 1"), None);
         assert_eq!(digest_from_status("Pushed"), None);
-        assert_eq!(host_of("https://123.dkr.ecr.us-east-1.amazonaws.com"), "123.dkr.ecr.us-east-1.amazonaws.com");
     }
 
     #[test]

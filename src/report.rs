@@ -1,70 +1,23 @@
-//! The step's result: outputs for `GITHUB_OUTPUT`, the Markdown job summary, and the text/JSON printed
-//! outside Actions. One [`Report`] value is filled in as stages finish, so whatever ends the run
-//! (success, failure, cancel) reports what is known.
+//! The step's result, output only: outputs for `GITHUB_OUTPUT`, the Markdown job summary, and the text/JSON
+//! printed outside Actions, built once from what the run learnt ([`Facts`]) and how it ended.
 
 use std::fmt;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::beanstalk::{Environment, Event};
-use crate::wait::clock;
-
-/// How the step ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Outcome {
-    /// The environment settled on the new version with acceptable health.
-    Deployed,
-    /// The environment already ran the version, healthy: nothing to do.
-    Unchanged,
-    /// The update was accepted but not waited for (`wait: false`).
-    Started,
-    Failed,
-    TimedOut,
-    Cancelled,
-}
-
-impl Outcome {
-    /// The `result` output value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Deployed => "deployed",
-            Outcome::Unchanged => "unchanged",
-            Outcome::Started => "started",
-            Outcome::Failed => "failed",
-            Outcome::TimedOut => "timed-out",
-            Outcome::Cancelled => "cancelled",
-        }
-    }
-
-    /// Whether the step succeeds (exit code 0).
-    pub fn is_success(self) -> bool {
-        matches!(self, Outcome::Deployed | Outcome::Unchanged | Outcome::Started)
-    }
-}
-
-impl fmt::Display for Outcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// One timed phase of the run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Phase {
-    pub name: String,
-    pub seconds: f64,
-}
+use crate::beanstalk::Event;
+use crate::config::Mode;
+use crate::format::clock;
+use crate::journal::{Facts, Phase};
+use crate::verdict::Outcome;
 
 /// Everything known about the run; rendered as outputs, summary, text or JSON.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub result: Option<Outcome>,
     /// One sentence on what happened (and what to do, on failure).
     pub message: String,
-    pub mode: String,
+    pub mode: Mode,
     pub application: String,
     pub environment: String,
     pub version_label: String,
@@ -83,27 +36,48 @@ pub struct Report {
     pub phases: Vec<Phase>,
     #[serde(skip)]
     pub events: Vec<Event>,
-    /// The environment whose update this step started and has not seen settle (for abort on cancel).
-    #[serde(skip)]
-    pub update_in_flight: Option<String>,
-    /// A version this step created that no update uses yet (deleted if the run ends before the update).
-    #[serde(skip)]
-    pub created_version: Option<String>,
     /// Links for the summary.
     #[serde(skip)]
     pub run_url: Option<String>,
 }
 
+/// What the report says before anything is learnt: the step's own inputs.
+#[derive(Debug, Clone, Default)]
+pub struct Heading {
+    pub mode: Mode,
+    pub application: String,
+    pub environment: String,
+    pub version_label: String,
+    pub run_url: Option<String>,
+}
+
 impl Report {
-    /// Takes the environment's latest state into the report.
-    pub fn observe(&mut self, env: &Environment) {
-        self.environment_id = Some(env.id.clone()).filter(|s| !s.is_empty()).or(self.environment_id.take());
-        self.environment_cname = env.cname.clone().or(self.environment_cname.take());
-        self.environment_url = env.url().or(self.environment_url.take());
-        self.running_version_label = env.version_label.clone();
-        self.status = Some(env.status.clone()).filter(|s| !s.is_empty());
-        self.health = Some(env.health.clone()).filter(|s| !s.is_empty());
-        self.health_status = Some(env.health_status.clone());
+    /// The report of a run that ended with `result` after `seconds`, from what it learnt.
+    pub fn new(heading: Heading, facts: Facts, result: Outcome, message: String, seconds: f64) -> Self {
+        let env = facts.environment;
+        Self {
+            result: Some(result),
+            message,
+            mode: heading.mode,
+            application: heading.application,
+            environment: heading.environment,
+            version_label: heading.version_label,
+            previous_version_label: env.previous_version_label,
+            running_version_label: env.running_version_label,
+            image: facts.image,
+            image_digest: facts.image_digest,
+            bundle: facts.bundle,
+            environment_id: env.id,
+            environment_url: env.url,
+            environment_cname: env.cname,
+            status: env.status,
+            health: env.health,
+            health_status: env.health_status,
+            duration_seconds: seconds,
+            phases: facts.phases,
+            events: env.events,
+            run_url: heading.run_url,
+        }
     }
 
     /// Output name/value pairs, in `action.yml` order.
@@ -131,7 +105,7 @@ impl Report {
     /// The Markdown job summary.
     pub fn summary(&self) -> String {
         let outcome = self.result.unwrap_or(Outcome::Failed);
-        let rollback = self.mode == "rollback";
+        let rollback = self.mode == Mode::Rollback;
         let (label, env) = (&self.version_label, &self.environment);
         let what = if rollback { "Rollback" } else { "Deploy" };
         let (icon, headline) = match outcome {
@@ -191,11 +165,6 @@ impl Report {
         }
         md
     }
-
-    /// Records how long a phase took.
-    pub fn phase(&mut self, name: &str, took: Duration) {
-        self.phases.push(Phase { name: name.to_owned(), seconds: (took.as_secs_f64() * 10.0).round() / 10.0 });
-    }
 }
 
 /// Makes text safe inside a Markdown table cell.
@@ -219,49 +188,28 @@ impl fmt::Display for Report {
     }
 }
 
-/// The report shared between the running stages and whoever ends the run (a signal, an error).
-#[derive(Debug, Clone, Default)]
-pub struct Progress(Arc<Mutex<Report>>);
-
-impl Progress {
-    /// A shared report starting from `report`.
-    pub fn new(report: Report) -> Self {
-        Self(Arc::new(Mutex::new(report)))
-    }
-
-    /// Changes the report.
-    pub fn update<T>(&self, f: impl FnOnce(&mut Report) -> T) -> T {
-        let mut guard = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        f(&mut guard)
-    }
-
-    /// A copy of the report as it is now.
-    pub fn snapshot(&self) -> Report {
-        self.update(|r| r.clone())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn report() -> Report {
-        Report {
-            result: Some(Outcome::Failed),
-            message: "the deploy of v2 failed | reverted".into(),
+        let heading = Heading {
+            mode: Mode::Deploy,
             application: "app".into(),
             environment: "env".into(),
             version_label: "v2".into(),
-            previous_version_label: Some("v1".into()),
-            running_version_label: Some("v1".into()),
-            events: vec![Event {
-                date_ms: 1_704_164_645_123,
-                severity: "ERROR".into(),
-                message: "Failed to deploy application.".into(),
-                request_id: None,
-            }],
-            ..Report::default()
-        }
+            run_url: None,
+        };
+        let mut facts = Facts::default();
+        facts.environment.previous_version_label = Some("v1".into());
+        facts.environment.running_version_label = Some("v1".into());
+        facts.environment.events = vec![Event {
+            date_ms: 1_704_164_645_123,
+            severity: "ERROR".into(),
+            message: "Failed to deploy application.".into(),
+            request_id: None,
+        }];
+        Report::new(heading, facts, Outcome::Failed, "the deploy of v2 failed | reverted".into(), 0.0)
     }
 
     #[test]
@@ -286,27 +234,11 @@ mod tests {
     #[test]
     fn rollback_headlines_say_rollback() {
         let mut r = report();
-        r.mode = "rollback".into();
+        r.mode = Mode::Rollback;
         r.version_label = "v1".into();
         r.result = Some(Outcome::Deployed);
         assert!(r.summary().starts_with("## ✅ Rolled env back to v1"), "{}", r.summary());
         r.result = Some(Outcome::Failed);
         assert!(r.summary().starts_with("## ❌ Rollback of v1 to env failed"), "{}", r.summary());
-    }
-
-    #[test]
-    fn observe_takes_the_environment_state() {
-        let mut r = Report::default();
-        r.observe(&Environment {
-            id: "e-abc".into(),
-            status: "Ready".into(),
-            health: "Green".into(),
-            cname: Some("x.us-east-1.elasticbeanstalk.com".into()),
-            version_label: Some("v3".into()),
-            ..Environment::default()
-        });
-        assert_eq!(r.environment_url.as_deref(), Some("http://x.us-east-1.elasticbeanstalk.com"));
-        assert_eq!(r.running_version_label.as_deref(), Some("v3"));
-        assert_eq!(r.status.as_deref(), Some("Ready"));
     }
 }

@@ -471,7 +471,8 @@ fn resolve_hardlinks(files: &BTreeMap<String, Listed>) -> BTreeMap<String, Liste
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dockerignore_matches_the_docker_cli() {
     let docker_host = std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty());
-    let docker = image::connect(docker_host.as_deref()).await.expect("a Docker daemon is needed for this test");
+    let docker =
+        eb_deploy::docker::connect(docker_host.as_deref()).await.expect("a Docker daemon is needed for this test");
     let run = random_hex();
     let base = Scratch(std::env::temp_dir().join(format!("dockerignore-conformance-{run}")));
     let console = Console::with_writer(false, false, Box::new(std::io::sink()));

@@ -64,7 +64,7 @@ async fn deploys_the_example_app_then_a_broken_one_is_reverted_then_rolls_back()
     for path in [".ebextensions/01-environment.config", ".platform/hooks/predeploy/01-hello.sh"] {
         assert!(archive.by_name(path).is_ok(), "{path} travels in the bundle");
     }
-    let repository = eb_deploy::registry::ecr_repository_name(&app);
+    let repository = eb_deploy::names::ecr_repository_name(&app);
     let served = stack.registry_digest(&repository, "v1");
     assert_eq!(v1.out("image-digest"), served, "image-digest is what the registry serves for the tag");
     assert!(v1.out("image").ends_with(&format!("@{served}")));

@@ -3,8 +3,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use eb_deploy::bundle::Template;
-use eb_deploy::config::{Config, RunContext, format_duration, parse_duration};
+use eb_deploy::config::{Config, RunContext};
+use eb_deploy::dockerrun::Template;
+use eb_deploy::format::{format_duration, parse_duration};
 use eb_deploy::gha::{format_file_command, parse_file_commands};
 use eb_deploy::image::dockerignore::Matcher;
 use eb_deploy::inputs::RawInputs;

@@ -63,7 +63,7 @@ fn unique(prefix: &str) -> String {
 
 async fn docker() -> Docker {
     let host = std::env::var("DOCKER_HOST").ok();
-    image::connect(host.as_deref()).await.expect("the local Docker daemon must be running")
+    eb_deploy::docker::connect(host.as_deref()).await.expect("the local Docker daemon must be running")
 }
 
 async fn ecr() -> aws_sdk_ecr::Client {
@@ -319,7 +319,7 @@ async fn dockerfile_parse_error_is_annotated_at_its_line() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_daemon_is_a_clear_error() {
     let password = ecr_password().await;
-    let err = image::connect(Some("tcp://127.0.0.1:1")).await.unwrap_err();
+    let err = eb_deploy::docker::connect(Some("tcp://127.0.0.1:1")).await.unwrap_err();
     let message = format!("{err:#}");
     eprintln!("error: {message}");
     assert!(message.contains("failed to connect to the Docker daemon at tcp://127.0.0.1:1"), "{message}");

@@ -3,7 +3,7 @@
 
 #![no_main]
 
-use eb_deploy::bundle::Template;
+use eb_deploy::dockerrun::Template;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Value, json};
 

@@ -17,8 +17,11 @@ use futures_util::StreamExt;
 use super::context::{self, ContextSpec, ContextStats, ExtraDockerfile};
 use super::dockerfile;
 use super::dockerignore::Matcher;
+use crate::docker::docker_message;
+use crate::format::human_bytes;
 use crate::gha::{Annotation, Console};
-use crate::registry::{RegistryAuth, reference_host};
+use crate::names::reference_host;
+use crate::registry::RegistryAuth;
 
 /// The classic builder answers only once the whole context is uploaded, and the client timeout
 /// covers that wait; builds of big contexts over slow sockets need far more than the default.
@@ -320,30 +323,6 @@ impl<'a> BuildLog<'a> {
     }
 }
 
-/// The daemon's own message from a bollard error, without bollard's wrapping.
-pub(crate) fn docker_message(err: &DockerError) -> String {
-    match err {
-        DockerError::DockerStreamError { error } => error.clone(),
-        DockerError::DockerResponseServerError { message, .. } => message.clone(),
-        other => error_chain(other),
-    }
-}
-
-/// An error and its sources on one line, skipping sources whose text is already included.
-fn error_chain(err: &DockerError) -> String {
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !text.contains(&s_text) {
-            text.push_str(": ");
-            text.push_str(&s_text);
-        }
-        source = s.source();
-    }
-    text
-}
-
 fn short_id(id: &str) -> &str {
     let hex = id.strip_prefix("sha256:").unwrap_or(id);
     hex.get(..12).unwrap_or(hex)
@@ -351,18 +330,6 @@ fn short_id(id: &str) -> &str {
 
 fn describe_stats(stats: ContextStats) -> String {
     format!("{}-entry, {}", stats.entries, human_bytes(stats.bytes))
-}
-
-/// "12.3 MB"-style sizes for log lines.
-pub(crate) fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit < UNITS.len() - 1 {
-        value /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
 }
 
 fn display_path(path: &Path) -> String {
@@ -526,8 +493,6 @@ mod tests {
 
     #[test]
     fn sizes_and_ids_are_readable() {
-        assert_eq!(human_bytes(999), "999 B");
-        assert_eq!(human_bytes(12_345_678), "12.3 MB");
         assert_eq!(short_id("sha256:0123456789abcdef"), "0123456789ab");
     }
 }

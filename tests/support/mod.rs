@@ -223,7 +223,7 @@ impl Stack {
             .map(|l| l.contents().iter().filter_map(|o| o.key().map(str::to_owned)).collect())
             .unwrap_or_default();
         bundles.sort();
-        Leftovers { versions, bundles, tags: self.registry_tags(&eb_deploy::registry::ecr_repository_name(app)) }
+        Leftovers { versions, bundles, tags: self.registry_tags(&eb_deploy::names::ecr_repository_name(app)) }
     }
 
     fn registry_auth(&self) -> String {

@@ -1,0 +1,97 @@
+//! The Docker Engine connection (`DOCKER_HOST` or the local socket, API version negotiated) and how its
+//! errors read. A leaf: it imports nothing of the crate.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use bollard::errors::Error as DockerError;
+use bollard::{API_DEFAULT_VERSION, Docker};
+
+/// Where the daemon is when `DOCKER_HOST` is not set.
+pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
+
+/// Default per-request timeout (seconds) for ordinary API calls.
+const REQUEST_TIMEOUT_SECS: u64 = 120;
+/// How long to wait for the daemon to answer the first calls before calling it unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+
+const CONNECT_HINT: &str = "start Docker, or set DOCKER_HOST to the daemon's address (unix:///path/to/docker.sock or \
+     tcp://host:port); in GitHub Actions the runner mounts /var/run/docker.sock into the action's container";
+
+/// Connects to the Docker Engine at `docker_host` (the `DOCKER_HOST` value, read by the caller) or
+/// the local socket, negotiates the API version and checks the daemon answers.
+pub async fn connect(docker_host: Option<&str>) -> Result<Docker> {
+    let host = docker_host.map(str::trim).filter(|h| !h.is_empty()).unwrap_or(DEFAULT_DOCKER_HOST);
+    let docker = if let Some(path) = host.strip_prefix("unix://") {
+        if !Path::new(path).exists() {
+            bail!("failed to connect to the Docker daemon at {host}: the socket {path} does not exist; {CONNECT_HINT}");
+        }
+        Docker::connect_with_unix(host, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION)
+    } else if host.starts_with("tcp://") || host.starts_with("http://") {
+        Docker::connect_with_http(host, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION)
+    } else {
+        bail!(
+            "failed to connect to the Docker daemon: DOCKER_HOST={host} uses a scheme eb-deploy does not support; \
+             use unix:///path/to/docker.sock or tcp://host:port"
+        );
+    }
+    .map_err(|e| {
+        anyhow::anyhow!("failed to connect to the Docker daemon at {host}: {}; {CONNECT_HINT}", docker_message(&e))
+    })?;
+
+    let unreachable =
+        |cause: String| anyhow::anyhow!("failed to connect to the Docker daemon at {host}: {cause}; {CONNECT_HINT}");
+    // Runners have newer engines than the local 20.10: ask the daemon rather than assume a version.
+    let docker = match tokio::time::timeout(CONNECT_TIMEOUT, docker.negotiate_version()).await {
+        Ok(Ok(docker)) => docker,
+        Ok(Err(err)) => return Err(unreachable(docker_message(&err))),
+        Err(_) => return Err(unreachable(format!("no answer within {}s", CONNECT_TIMEOUT.as_secs()))),
+    };
+    match tokio::time::timeout(CONNECT_TIMEOUT, docker.ping()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(err)) => return Err(unreachable(docker_message(&err))),
+        Err(_) => return Err(unreachable(format!("no answer to ping within {}s", CONNECT_TIMEOUT.as_secs()))),
+    }
+    let version = docker.client_version();
+    tracing::debug!(host, api = %format!("{}.{}", version.major_version, version.minor_version), "connected to Docker");
+    Ok(docker)
+}
+
+/// The daemon's own message from a bollard error, without bollard's wrapping.
+pub fn docker_message(err: &DockerError) -> String {
+    match err {
+        DockerError::DockerStreamError { error } => error.clone(),
+        DockerError::DockerResponseServerError { message, .. } => message.clone(),
+        other => error_chain(other),
+    }
+}
+
+/// An error and its sources on one line, skipping sources whose text is already included.
+fn error_chain(err: &DockerError) -> String {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn unsupported_and_missing_hosts_are_clear() {
+        let err = connect(Some("ssh://user@host")).await.unwrap_err();
+        assert!(format!("{err:#}").contains("does not support"), "{err:#}");
+        let err = connect(Some("unix:///nonexistent/docker.sock")).await.unwrap_err();
+        let text = format!("{err:#}");
+        assert!(text.contains("/nonexistent/docker.sock") && text.contains("DOCKER_HOST"), "{text}");
+    }
+}

@@ -1,0 +1,86 @@
+//! What this run changed that must be undone if it ends early: a version it created that no update uses
+//! yet, and updates it started that have not settled. Errors and cancel share it.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::beanstalk::Beanstalk;
+use crate::gha::Console;
+
+#[derive(Debug, Default)]
+struct Entries {
+    /// (application, label) of a version this run created and no update uses yet.
+    created_version: Option<(String, String)>,
+    /// Environments (by id) whose update this run started and has not seen settle.
+    updates_in_flight: Vec<String>,
+}
+
+/// The record of what to undo; clone freely, all clones share it.
+#[derive(Debug, Clone, Default)]
+pub struct Ledger(Arc<Mutex<Entries>>);
+
+impl Ledger {
+    fn with<T>(&self, f: impl FnOnce(&mut Entries) -> T) -> T {
+        f(&mut self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    /// A version was created by this run.
+    pub fn version_created(&self, application: &str, label: &str) {
+        self.with(|e| e.created_version = Some((application.to_owned(), label.to_owned())));
+    }
+
+    /// An update now uses the version: it is no longer this run's to delete.
+    pub fn version_used(&self) {
+        self.with(|e| e.created_version = None);
+    }
+
+    /// An update of `env_id` was started.
+    pub fn update_started(&self, env_id: &str) {
+        self.with(|e| e.updates_in_flight.push(env_id.to_owned()));
+    }
+
+    /// The update of `env_id` settled (or was aborted): nothing to abort any more.
+    pub fn update_settled(&self, env_id: &str) {
+        self.with(|e| e.updates_in_flight.retain(|id| id != env_id));
+    }
+
+    /// Environments whose update this run started and has not seen settle.
+    pub fn updates_in_flight(&self) -> Vec<String> {
+        self.with(|e| e.updates_in_flight.clone())
+    }
+
+    /// Deletes the version this run created and never deployed, so a re-run does not trip on it; with its
+    /// bundle when `with_bundle` (only one this run uploaded).
+    pub async fn discard_version(&self, eb: &Beanstalk, console: &Console, with_bundle: bool) {
+        let Some((application, label)) = self.with(|e| e.created_version.take()) else { return };
+        match eb.delete_version(&application, &label, with_bundle).await {
+            Ok(()) => console.info(format!("Deleted version {label}, which this run created and could not deploy")),
+            Err(e) => console.warning(format!("could not delete version {label}: {e:#}"), None),
+        }
+    }
+
+    /// Undoes what it can within a few seconds (the runner kills the container 10 s after its first signal):
+    /// aborts the updates in flight when `abort`, deletes a version nothing uses yet. Returns what was done,
+    /// as clauses to append to the cancel message.
+    pub async fn undo_on_cancel(&self, eb: &Beanstalk, abort: bool) -> String {
+        let mut message = String::new();
+        for env_id in self.updates_in_flight() {
+            if abort {
+                match tokio::time::timeout(Duration::from_secs(3), eb.abort_update(&env_id)).await {
+                    Ok(Ok(())) => message.push_str("; the update was aborted and Elastic Beanstalk is rolling back"),
+                    Ok(Err(e)) => message.push_str(&format!("; aborting the update failed: {e:#}")),
+                    Err(_) => message.push_str("; aborting the update did not answer in time"),
+                }
+            } else {
+                message.push_str("; the environment update goes on (set abort-on-cancel: true to abort it)");
+            }
+        }
+        if let Some((application, label)) = self.with(|e| e.created_version.take()) {
+            let delete = eb.delete_version(&application, &label, false);
+            if let Ok(Ok(())) = tokio::time::timeout(Duration::from_secs(2), delete).await {
+                message.push_str(&format!("; version {label}, created by this run and never deployed, was deleted"));
+            }
+        }
+        message
+    }
+}

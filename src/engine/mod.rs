@@ -1,0 +1,590 @@
+//! The deploy and rollback engine: local checks first, then the environment, then the version (reused, or
+//! published: image → bundle → version), then the rollout and its verdict. Each stage is a function with a
+//! typed result; [`Journal`] records what is learnt for the report and [`Ledger`] what must be undone if the
+//! run ends early.
+
+#[cfg(test)]
+mod fake_eb;
+mod ledger;
+mod publish;
+mod rollout;
+mod ship;
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use tokio::time::Instant;
+
+pub use ledger::Ledger;
+pub use ship::{DockerImages, ImageStage, ShippedImage};
+
+use crate::aws::Clients;
+use crate::config::{Config, Plan};
+use crate::gha::{Annotation, Console};
+use crate::journal::Journal;
+use crate::verdict::{self, Outcome};
+use crate::wait::Cadence;
+
+/// How the run ended, and the sentence that says so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conclusion {
+    pub outcome: Outcome,
+    pub message: String,
+}
+
+/// Everything the engine works with.
+pub struct Engine<'a, I: ImageStage> {
+    pub cfg: &'a Config,
+    pub aws: &'a Clients,
+    pub console: &'a Console,
+    pub journal: &'a Journal,
+    pub ledger: &'a Ledger,
+    pub cadence: Cadence,
+    /// Where the bundle zip is written.
+    pub temp_dir: PathBuf,
+    pub images: &'a I,
+}
+
+impl<I: ImageStage> Engine<'_, I> {
+    /// Runs the plan to its conclusion. Errors are failures the caller reports as `failed`.
+    pub async fn run(&self) -> Result<Conclusion> {
+        let (app, label) = (self.cfg.application.as_str(), self.cfg.version_label.as_str());
+        // Local checks first: a bad bundle must fail before anything is asked of AWS.
+        let deploy = match &self.cfg.plan {
+            Plan::Deploy(plan) => {
+                let started = Instant::now();
+                let _group = self.console.group("Check bundle content");
+                let prepared = publish::prepare(&plan.bundle, &self.temp_dir)?;
+                self.journal.phase("Check bundle content", started.elapsed());
+                Some((plan, prepared))
+            }
+            Plan::Rollback => None,
+        };
+        let started = Instant::now();
+        let env = rollout::check_environment(self).await?;
+        let existing = self.aws.eb.version(app, label).await?;
+        self.journal.phase("Check environment", started.elapsed());
+
+        let created_here = match (deploy, existing) {
+            (None, None) => bail!(publish::missing_version_message(&self.aws.eb, app, label).await),
+            (Some((plan, _)), Some(_)) if !plan.reuse_existing => bail!(
+                "version {label} already exists in application {app}, and reuse-existing-version is false; choose a new version-label, or set reuse-existing-version: true to deploy the existing one"
+            ),
+            (deploy, Some(version)) => {
+                publish::check_deployable(&version)?;
+                publish::record_existing(self, &version).await;
+                if verdict::unchanged(&env, label, self.cfg.wait.min_health) {
+                    return Ok(rollout::unchanged(self, &env));
+                }
+                if deploy.is_some() {
+                    self.console.info(format!(
+                        "Version {label} already exists: deploying it as is (reuse-existing-version); nothing is built or uploaded"
+                    ));
+                } else {
+                    self.console.info(format!(
+                        "Rolling back {} from {} to {label}",
+                        self.cfg.environment,
+                        env.version_label.as_deref().unwrap_or("(no version)")
+                    ));
+                }
+                false
+            }
+            (Some((plan, prepared)), None) => {
+                publish::publish(self, plan, prepared).await?;
+                true
+            }
+        };
+        rollout::rollout(self, env, created_here).await
+    }
+
+    /// Announces an outcome (a notice or an error annotation) and returns it with its message.
+    fn announce(&self, outcome: Outcome, message: String) -> Conclusion {
+        if outcome.is_success() {
+            self.console.notice(&message, Some(&Annotation::titled("eb-deploy")));
+        } else {
+            self.console.error(&message, Some(&Annotation::titled("eb-deploy")));
+        }
+        Conclusion { outcome, message }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::fake_eb::{FakeEb, Scenario, snap};
+    use super::*;
+    use crate::inputs::RawInputs;
+    use crate::report::{Heading, Report};
+
+    const MUTATING: &[&str] = &[
+        "CreateApplicationVersion",
+        "UpdateEnvironment",
+        "AbortEnvironmentUpdate",
+        "DeleteApplicationVersion",
+        "CreateStorageLocation",
+    ];
+
+    fn secs(s: f64) -> Duration {
+        Duration::from_secs_f64(s)
+    }
+
+    struct FakeImages;
+    impl ImageStage for FakeImages {
+        async fn ship(&self, _plan: &crate::config::ImagePlan, _console: &Console) -> Result<ShippedImage> {
+            Ok(ShippedImage { reference: "repo@sha256:feed".into(), digest: Some("sha256:feed".into()) })
+        }
+    }
+
+    struct Run {
+        result: Result<Conclusion>,
+        fake: FakeEb,
+        report: Report,
+        ledger: Ledger,
+        log: String,
+        ended: Duration,
+    }
+
+    impl Run {
+        fn outcome(&self) -> Outcome {
+            match &self.result {
+                Ok(c) => c.outcome,
+                Err(e) => panic!("expected an outcome, got error: {e:#}\n{}", self.log),
+            }
+        }
+        fn error(&self) -> String {
+            match &self.result {
+                Ok(c) => panic!("expected an error, got {}\n{}", c.outcome, self.log),
+                Err(e) => format!("{e:#}"),
+            }
+        }
+        fn mutations(&self) -> Vec<&'static str> {
+            self.fake.calls().iter().map(|c| c.op).filter(|op| MUTATING.contains(op)).collect()
+        }
+    }
+
+    async fn run(sc: Scenario, inputs: &[(&'static str, &str)]) -> Run {
+        let workspace = std::env::temp_dir().join(format!("engine-ws-{}", std::process::id()));
+        std::fs::create_dir_all(&workspace).unwrap();
+        let mut raw = RawInputs::default();
+        for (k, v) in [
+            ("application-name", "app"),
+            ("environment-name", "web-prod"),
+            ("image", "nginx:1"),
+            ("version-label", "v2"),
+        ]
+        .iter()
+        .chain(inputs)
+        {
+            raw.set(k, v);
+        }
+        let cfg = Config::from_inputs(&raw, &crate::config::RunContext::default(), &workspace).unwrap();
+        let fake = FakeEb::new(sc);
+        let clients = fake.clients();
+        let (console, buf) = Console::captured(false, true);
+        let (journal, ledger) = (Journal::default(), Ledger::default());
+        let engine = Engine {
+            cfg: &cfg,
+            aws: &clients,
+            console: &console,
+            journal: &journal,
+            ledger: &ledger,
+            cadence: Cadence::default(),
+            temp_dir: workspace.clone(),
+            images: &FakeImages,
+        };
+        let t0 = Instant::now();
+        let result = engine.run().await;
+        let ended = t0.elapsed();
+        let log = buf.text();
+        let (outcome, message) = match &result {
+            Ok(c) => (c.outcome, c.message.clone()),
+            Err(e) => (Outcome::Failed, format!("{e:#}")),
+        };
+        let report = Report::new(Heading::default(), journal.snapshot(), outcome, message, 0.0);
+        Run { result, fake, report, ledger, log, ended }
+    }
+
+    fn deploy_events() -> Vec<(Duration, &'static str, &'static str, bool)> {
+        vec![
+            (secs(0.2), "INFO", "Environment update is starting.", true),
+            (secs(5.0), "INFO", "Deploying new version to instance(s).", true),
+            (secs(39.9), "INFO", "Environment update completed successfully.", true),
+        ]
+    }
+
+    fn succeeds_at(at: f64) -> Scenario {
+        Scenario {
+            after_update: vec![
+                (Duration::ZERO, snap("Updating", "Grey", "v2")),
+                (secs(at), snap("Ready", "Green", "v2")),
+            ],
+            update_events: deploy_events(),
+            new_version_status: "PROCESSED",
+            ..Scenario::default()
+        }
+    }
+
+    /// Beanstalk calls a minute while waiting, from the update to the verdict.
+    fn calls_per_minute(r: &Run) -> f64 {
+        let calls = r.fake.calls();
+        let update = calls.iter().rposition(|c| c.op == "UpdateEnvironment").unwrap();
+        let waiting = calls[update + 1..].iter().filter(|c| c.op.starts_with("Describe")).count();
+        waiting as f64 / ((r.ended - calls[update].at).as_secs_f64() / 60.0)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn success_reaches_a_verdict_fast_and_cheaply() {
+        let r = run(succeeds_at(40.0), &[]).await;
+        assert_eq!(r.outcome(), Outcome::Deployed, "{}", r.log);
+        let settled = r.fake.updated_at().unwrap() + secs(40.0);
+        let latency = r.ended.saturating_sub(settled);
+        assert!(latency <= secs(2.6), "verdict {latency:?} after Beanstalk settled");
+        assert!(calls_per_minute(&r) <= 30.0, "{} calls/min: {:?}", calls_per_minute(&r), r.fake.calls());
+        assert_eq!(r.report.previous_version_label.as_deref(), Some("v1"));
+        assert_eq!(r.report.running_version_label.as_deref(), Some("v2"));
+        assert_eq!(r.report.image.as_deref(), Some("repo@sha256:feed"));
+        assert_eq!(r.fake.created(), vec!["v2"]);
+        assert_eq!(r.mutations(), vec!["CreateStorageLocation", "CreateApplicationVersion", "UpdateEnvironment"]);
+        // Every event once, oldest first.
+        let starting = r.log.find("Environment update is starting.").unwrap();
+        let done = r.log.find("Environment update completed successfully.").unwrap();
+        assert!(starting < done);
+        assert_eq!(r.log.matches("Deploying new version to instance(s).").count(), 1, "{}", r.log);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn short_deploys_stay_within_the_call_budget() {
+        // Beanstalk's own sequence: the "deployed to running instances" step comes before completion.
+        let sc = Scenario {
+            after_update: vec![
+                (Duration::ZERO, snap("Updating", "Grey", "v2")),
+                (secs(8.0), snap("Ready", "Green", "v2")),
+            ],
+            update_events: vec![
+                (secs(0.2), "INFO", "Environment update is starting.", true),
+                (secs(1.5), "INFO", "Deploying new version to instance(s).", true),
+                (secs(6.5), "INFO", "New application version was deployed to running EC2 instances.", true),
+                (secs(8.0), "INFO", "Environment update completed successfully.", true),
+            ],
+            new_version_status: "PROCESSED",
+            ..Scenario::default()
+        };
+        let r = run(sc, &[]).await;
+        assert_eq!(r.outcome(), Outcome::Deployed);
+        assert!(calls_per_minute(&r) <= 30.0, "{} calls/min: {:?}", calls_per_minute(&r), r.fake.calls());
+        // Event polls at 4, 6.5 and 9 s: the last sees the final event (8.0 s), and one describe confirms it.
+        let verdict_at = r.ended - r.fake.updated_at().unwrap();
+        assert!(verdict_at <= secs(9.2), "verdict at {verdict_at:?}: {:?}", r.fake.calls());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deploys_of_any_length_keep_the_budget_and_a_prompt_verdict() {
+        for at in [3.0, 4.5, 6.0, 7.3, 8.0, 9.9, 12.4, 15.0, 21.7, 64.0] {
+            let sc = Scenario {
+                update_events: vec![
+                    (secs(0.2), "INFO", "Environment update is starting.", true),
+                    (secs(at), "INFO", "Environment update completed successfully.", true),
+                ],
+                ..succeeds_at(at)
+            };
+            let r = run(sc, &[]).await;
+            assert_eq!(r.outcome(), Outcome::Deployed, "{at} s: {}", r.log);
+            let latency = r.ended - (r.fake.updated_at().unwrap() + secs(at));
+            assert!(latency <= secs(2.6), "{at} s deploy: verdict {latency:?} after Beanstalk settled");
+            let rate = calls_per_minute(&r);
+            assert!(rate <= 30.0, "{at} s deploy: {rate} calls/min: {:?}", r.fake.calls());
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn long_deploys_stay_within_the_call_budget() {
+        let r = run(succeeds_at(900.0), &[]).await;
+        assert_eq!(r.outcome(), Outcome::Deployed);
+        assert!(calls_per_minute(&r) <= 30.0, "{} calls/min", calls_per_minute(&r));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ready_on_the_previous_label_is_a_revert() {
+        let sc = Scenario {
+            after_update: vec![
+                (Duration::ZERO, snap("Updating", "Grey", "v2")),
+                (secs(30.0), snap("Ready", "Red", "v1")),
+            ],
+            update_events: vec![
+                (secs(0.2), "INFO", "Environment update is starting.", true),
+                (secs(25.0), "ERROR", "Instance deployment failed. For details, see 'eb-engine.log'.", true),
+                (secs(29.0), "ERROR", "Failed to deploy application.", true),
+            ],
+            new_version_status: "PROCESSED",
+            ..Scenario::default()
+        };
+        let r = run(sc, &[]).await;
+        assert_eq!(r.outcome(), Outcome::Failed);
+        assert!(r.report.message.contains("reverted the environment: it runs v1"), "{}", r.report.message);
+        assert!(r.report.message.contains("Failed to deploy application."), "{}", r.report.message);
+        assert_eq!(r.report.running_version_label.as_deref(), Some("v1"));
+        assert!(r.ended <= r.fake.updated_at().unwrap() + secs(32.0), "ended at {:?}", r.ended);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_revert_is_still_a_failure() {
+        let sc = Scenario {
+            after_update: vec![
+                (Duration::ZERO, snap("Updating", "Grey", "v2")),
+                (secs(30.0), snap("Ready", "Green", "v1")),
+            ],
+            new_version_status: "PROCESSED",
+            ..Scenario::default()
+        };
+        let r = run(sc, &[]).await;
+        assert_eq!(r.outcome(), Outcome::Failed);
+        assert_eq!(r.report.running_version_label.as_deref(), Some("v1"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_error_event_on_the_target_label_fails() {
+        let sc = Scenario {
+            after_update: vec![
+                (Duration::ZERO, snap("Updating", "Grey", "v2")),
+                (secs(20.0), snap("Ready", "Green", "v2")),
+            ],
+            update_events: vec![(
+                secs(19.0),
+                "ERROR",
+                "Update environment operation is complete, but with errors.",
+                true,
+            )],
+            new_version_status: "PROCESSED",
+            ..Scenario::default()
+        };
+        let r = run(sc, &[]).await;
+        assert_eq!(r.outcome(), Outcome::Failed);
+        assert!(r.report.message.contains("but with errors"), "{}", r.report.message);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn errors_of_other_operations_are_not_ours() {
+        let mut sc = succeeds_at(20.0);
+        // Another operation's error, carrying another RequestId, arrives during our deploy.
+        sc.update_events.push((secs(10.0), "ERROR", "Some other operation failed.", false));
+        let r = run(sc, &[]).await;
+        // No RequestId on it: attributed by time, so it counts.
+        assert_eq!(r.outcome(), Outcome::Failed);
+    }
+
+    fn stuck_yellow() -> Scenario {
+        Scenario {
+            after_update: vec![
+                (Duration::ZERO, snap("Updating", "Grey", "v2")),
+                (secs(20.0), snap("Ready", "Yellow", "v2")),
+            ],
+            update_events: vec![(secs(19.9), "INFO", "Environment update completed successfully.", true)],
+            new_version_status: "PROCESSED",
+            ..Scenario::default()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn health_stuck_yellow_fails_under_green_and_passes_under_yellow() {
+        let r = run(stuck_yellow(), &[("health-grace", "60s")]).await;
+        assert_eq!(r.outcome(), Outcome::Failed);
+        assert!(r.report.message.contains("health is Yellow"), "{}", r.report.message);
+        let waited = r.ended - r.fake.updated_at().unwrap();
+        assert!(waited >= secs(80.0) && waited <= secs(90.0), "waited {waited:?}\n{}\n{:?}", r.log, r.fake.calls());
+
+        let r = run(stuck_yellow(), &[("min-health", "yellow")]).await;
+        assert_eq!(r.outcome(), Outcome::Deployed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn health_recovering_within_the_grace_succeeds() {
+        let mut sc = stuck_yellow();
+        sc.after_update.push((secs(50.0), snap("Ready", "Green", "v2")));
+        let r = run(sc, &[]).await;
+        assert_eq!(r.outcome(), Outcome::Deployed);
+    }
+
+    fn busy_then_ready() -> Scenario {
+        let mut sc = succeeds_at(20.0);
+        sc.before = vec![(Duration::ZERO, snap("Updating", "Grey", "v1")), (secs(45.0), snap("Ready", "Green", "v1"))];
+        sc
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn busy_environment_is_waited_for() {
+        let r = run(busy_then_ready(), &[]).await;
+        assert_eq!(r.outcome(), Outcome::Deployed, "{}", r.log);
+        assert!(r.fake.updated_at().unwrap() >= secs(45.0));
+        assert_eq!(r.fake.count("AbortEnvironmentUpdate"), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn busy_environment_is_aborted_with_on_busy_abort() {
+        let mut sc = succeeds_at(20.0);
+        sc.before = vec![(Duration::ZERO, snap("Updating", "Grey", "v1"))];
+        sc.after_abort =
+            vec![(Duration::ZERO, snap("Aborting", "Grey", "v1")), (secs(8.0), snap("Ready", "Green", "v1"))];
+        let r = run(sc, &[("on-busy", "abort")]).await;
+        assert_eq!(r.outcome(), Outcome::Deployed, "{}", r.log);
+        assert_eq!(r.fake.count("AbortEnvironmentUpdate"), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn busy_environment_fails_at_once_with_on_busy_fail() {
+        let r = run(busy_then_ready(), &[("on-busy", "fail")]).await;
+        assert!(r.error().contains("on-busy is fail"), "{}", r.error());
+        assert!(r.mutations().is_empty(), "{:?}", r.mutations());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn busy_for_too_long_times_out_and_drops_the_unused_version() {
+        let mut sc = succeeds_at(20.0);
+        sc.before = vec![(Duration::ZERO, snap("Updating", "Grey", "v1"))];
+        let r = run(sc, &[("wait-timeout", "2m")]).await;
+        assert_eq!(r.outcome(), Outcome::TimedOut);
+        assert!(r.report.message.contains("stayed busy"), "{}", r.report.message);
+        assert_eq!(r.fake.count("UpdateEnvironment"), 0);
+        assert!(r.fake.created().is_empty(), "the version this run created is deleted");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_update_refused_as_busy_waits_and_retries() {
+        let mut sc = succeeds_at(20.0);
+        sc.refuse_update_busy = 1;
+        let r = run(sc, &[]).await;
+        assert_eq!(r.outcome(), Outcome::Deployed, "{}", r.log);
+        assert_eq!(r.fake.count("UpdateEnvironment"), 2);
+    }
+
+    fn stuck() -> Scenario {
+        Scenario {
+            after_update: vec![(Duration::ZERO, snap("Updating", "Grey", "v2"))],
+            after_abort: vec![
+                (Duration::ZERO, snap("Aborting", "Grey", "v2")),
+                (secs(30.0), snap("Ready", "Green", "v1")),
+            ],
+            new_version_status: "PROCESSED",
+            ..Scenario::default()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stuck_update_times_out_without_abort_by_default() {
+        let r = run(stuck(), &[("wait-timeout", "5m")]).await;
+        assert_eq!(r.outcome(), Outcome::TimedOut);
+        assert_eq!(r.fake.count("AbortEnvironmentUpdate"), 0);
+        let waited = r.ended - r.fake.updated_at().unwrap();
+        assert!(waited >= secs(300.0) && waited <= secs(301.0), "{waited:?}");
+        assert!(r.report.message.contains("abort-on-timeout"), "{}", r.report.message);
+        assert!(!r.ledger.updates_in_flight().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stuck_update_is_aborted_with_abort_on_timeout() {
+        let r = run(stuck(), &[("wait-timeout", "5m"), ("abort-on-timeout", "true")]).await;
+        assert_eq!(r.outcome(), Outcome::TimedOut);
+        assert_eq!(r.fake.count("AbortEnvironmentUpdate"), 1);
+        assert!(r.report.message.contains("was aborted"), "{}", r.report.message);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttling_answers_do_not_fail_the_deploy() {
+        let mut sc = succeeds_at(30.0);
+        sc.throttle_first = 8;
+        let r = run(sc, &[]).await;
+        assert_eq!(r.outcome(), Outcome::Deployed, "{}", r.log);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_existing_label_is_reused_without_building() {
+        let mut sc = succeeds_at(20.0);
+        sc.versions = vec![("v1", "PROCESSED"), ("v2", "PROCESSED")];
+        let r = run(sc, &[]).await;
+        assert_eq!(r.outcome(), Outcome::Deployed);
+        assert_eq!(r.fake.count("CreateApplicationVersion"), 0);
+        assert_eq!(r.fake.count("CreateStorageLocation"), 0);
+        assert!(r.log.contains("deploying it as is"), "{}", r.log);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_existing_label_is_refused_without_reuse() {
+        let mut sc = succeeds_at(20.0);
+        sc.versions = vec![("v2", "PROCESSED")];
+        let r = run(sc, &[("reuse-existing-version", "false")]).await;
+        assert!(r.error().contains("reuse-existing-version is false"), "{}", r.error());
+        assert!(r.mutations().is_empty(), "{:?}", r.mutations());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_healthy_environment_already_on_the_label_is_unchanged() {
+        let mut sc = succeeds_at(20.0);
+        sc.before = vec![(Duration::ZERO, snap("Ready", "Green", "v2"))];
+        sc.versions = vec![("v2", "PROCESSED")];
+        let r = run(sc, &[]).await;
+        assert_eq!(r.outcome(), Outcome::Unchanged);
+        assert!(r.mutations().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rollback_deploys_an_existing_label_and_names_the_replaced_one() {
+        let mut sc = succeeds_at(20.0);
+        sc.before = vec![(Duration::ZERO, snap("Ready", "Green", "v3"))];
+        sc.versions = vec![("v1", "PROCESSED"), ("v2", "PROCESSED"), ("v3", "PROCESSED")];
+        let r = run(sc, &[("mode", "rollback")]).await;
+        assert_eq!(r.outcome(), Outcome::Deployed, "{}", r.log);
+        assert_eq!(r.report.previous_version_label.as_deref(), Some("v3"));
+        assert_eq!(r.mutations(), vec!["UpdateEnvironment"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rollback_to_a_missing_label_lists_recent_ones() {
+        let mut sc = succeeds_at(20.0);
+        sc.versions = vec![("v1", "PROCESSED"), ("v3", "PROCESSED")];
+        let r = run(sc, &[("mode", "rollback"), ("version-label", "v9")]).await;
+        let err = r.error();
+        assert!(err.contains("version v9 does not exist") && err.contains("v1") && err.contains("v3"), "{err}");
+        assert!(r.mutations().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_version_beanstalk_cannot_process_is_deleted() {
+        let mut sc = succeeds_at(20.0);
+        sc.new_version_status = "FAILED";
+        let r = run(sc, &[]).await;
+        assert!(r.error().contains("could not process version v2"), "{}", r.error());
+        assert_eq!(r.fake.count("DeleteApplicationVersion"), 1);
+        assert_eq!(r.fake.count("UpdateEnvironment"), 0);
+        assert!(r.fake.created().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_missing_environment_changes_nothing() {
+        let sc = Scenario { no_environment: true, ..Scenario::default() };
+        let r = run(sc, &[]).await;
+        assert!(r.error().contains("environment web-prod does not exist in application app"), "{}", r.error());
+        assert!(r.mutations().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn termination_during_the_wait_fails() {
+        let sc = Scenario {
+            after_update: vec![
+                (Duration::ZERO, snap("Updating", "Grey", "v2")),
+                (secs(10.0), snap("Terminated", "Grey", "v2")),
+            ],
+            new_version_status: "PROCESSED",
+            ..Scenario::default()
+        };
+        let r = run(sc, &[]).await;
+        assert_eq!(r.outcome(), Outcome::Failed);
+        assert!(r.report.message.contains("terminated"), "{}", r.report.message);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_wait_the_result_is_started() {
+        let r = run(succeeds_at(20.0), &[("wait", "false")]).await;
+        assert_eq!(r.outcome(), Outcome::Started);
+        assert_eq!(r.fake.count("DescribeEvents"), 0);
+    }
+}

@@ -18,7 +18,6 @@ import json
 import os
 import random
 import re
-import shlex
 import shutil
 import signal
 import socket
@@ -65,15 +64,9 @@ def median(xs):
 
 
 def read_stack_env(path):
-    env = {}
+    """The stack's settings, from the JSON twin of `.local-stack/env`."""
     with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if not line.startswith("export "):
-                continue
-            name, _, value = line[len("export "):].partition("=")
-            env[name] = shlex.split(value)[0] if value else ""
-    return env
+        return json.load(f)
 
 
 def http_json(url, method="GET", timeout=10):
@@ -896,7 +889,7 @@ def main():
             report(json.load(f), opts.out)
         return 0
 
-    stack = read_stack_env(os.path.join(ROOT, ".local-stack/env"))
+    stack = read_stack_env(os.path.join(ROOT, ".local-stack/env.json"))
     docker_env = dict(os.environ, DOCKER_HOST=stack["DOCKER_HOST"])
     meta = dict(
         command=opts.command,

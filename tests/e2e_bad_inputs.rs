@@ -10,7 +10,8 @@ mod support;
 
 use std::io::Write as _;
 
-use support::{MUTATING, Stack, unique};
+use stackkit::MUTATING;
+use support::{Stack, unique};
 
 /// S3 and ECR requests that change something.
 fn is_mutating_proxy_request(r: &serde_json::Value) -> bool {

@@ -8,7 +8,8 @@ mod support;
 use std::time::Duration;
 
 use serde_json::json;
-use support::{MUTATING, Stack, broken_app, example_app, unique};
+use stackkit::MUTATING;
+use support::{Stack, broken_app, example_app, unique};
 
 /// Inputs for deploying the example app at `version` to `app`/`env`.
 fn inputs<'a>(app: &'a str, env: &'a str, label: &'a str, build_args: &'a str) -> Vec<(&'a str, &'a str)> {

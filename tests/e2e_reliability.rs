@@ -124,7 +124,7 @@ impl CuttingProxy {
             std::thread::sleep(Duration::from_millis(50));
         }
         let settings = json!({"cut_after_bytes": cut_after, "cut_times": 1});
-        support::http_request(&admin, "POST", "/faults", &settings.to_string()).expect("set cut");
+        stackkit::ProxyAdmin::new(&admin).set_faults_now(&settings).expect("set cut");
         Self { child, addr: format!("127.0.0.1:{port}") }
     }
 }
@@ -233,7 +233,7 @@ async fn wait_for_update(stack: &Stack, env: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     loop {
         let view = stack.admin.environment(env).await.unwrap().expect("environment");
-        if format!("{:?}", view.status) == "Updating" && view.version_label.as_deref() != Some("v1") {
+        if view.status == "Updating" && view.version_label.as_deref() != Some("v1") {
             return;
         }
         assert!(tokio::time::Instant::now() < deadline, "no update reached {env}");
@@ -320,7 +320,7 @@ async fn sigint_and_sigterm_as_pid1_write_outputs_and_abort_when_asked() {
     assert!(took < Duration::from_secs(5), "exited {took:?} after SIGINT");
     assert!(run.stdout.contains("set abort-on-cancel: true to abort it"), "{}", run.dump());
     let view = stack.admin.environment(&env).await.unwrap().unwrap();
-    assert_eq!(format!("{:?}", view.status), "Updating", "without abort-on-cancel the update goes on");
+    assert_eq!(view.status, "Updating", "without abort-on-cancel the update goes on");
     let left = stack.leftovers(&app).await;
     record(
         &format!("SIGINT to PID 1 during the wait (exited in {:.1} s)", took.as_secs_f64()),

@@ -9,11 +9,10 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use eb_deploy::config::{
-    Config, ImageSource, InvalidInputs, Mode, RunContext, format_duration, parse_bool, parse_duration,
-};
+use eb_deploy::config::{Config, ImageSource, InvalidInputs, Mode, Plan, RunContext, parse_bool};
+use eb_deploy::format::{format_duration, parse_duration};
 use eb_deploy::inputs::{INPUTS, Kind, RawInputs, env_var_name, read};
-use eb_deploy::registry::{docker_tag, ecr_repository_name};
+use eb_deploy::names::{docker_tag, ecr_repository_name};
 use libfuzzer_sys::fuzz_target;
 
 /// The input, as text split on NUL, each part one of:
@@ -307,17 +306,10 @@ fn check_config(cfg: &Config, raw: &RawInputs) {
     if let Some(given) = raw.get("version-label") {
         assert_eq!(label, given);
     }
-    if cfg.mode == Mode::Rollback {
+    if cfg.plan.mode() == Mode::Rollback {
         assert!(raw.get("version-label").is_some(), "rollback without an explicit label");
     }
-
-    let desc = &cfg.version_description;
-    assert!(desc.chars().count() <= 200, "description of {} chars", desc.chars().count());
-    assert!(!desc.chars().any(|c| c.is_whitespace() && c != ' '), "description is not one line: {desc:?}");
-    if let Some(given) = raw.get("version-description") {
-        let one_line = given.split_whitespace().collect::<Vec<_>>().join(" ");
-        assert_eq!(*desc, one_line.chars().take(200).collect::<String>());
-    }
+    assert_eq!(cfg.plan.mode() == Mode::Rollback, raw.get("mode").is_some_and(|m| m.eq_ignore_ascii_case("rollback")));
 
     if let Some(region) = &cfg.region {
         let parts: Vec<&str> = region.split('-').collect();
@@ -333,10 +325,18 @@ fn check_config(cfg: &Config, raw: &RawInputs) {
     let timeout_text = raw.get("wait-timeout").unwrap_or("20m");
     assert_eq!(Some(wait.timeout), parse_duration(timeout_text));
 
-    match (cfg.mode, &cfg.image, &cfg.bundle) {
-        (Mode::Rollback, None, None) => {}
-        (Mode::Deploy, Some(image), Some(bundle)) => {
+    match &cfg.plan {
+        Plan::Rollback => {}
+        Plan::Deploy(plan) => {
+            let (image, bundle) = (&plan.image, &plan.bundle);
             assert!(cfg.ignored.is_empty(), "deploy ignored {:?}", cfg.ignored);
+            let desc = &plan.description;
+            assert!(desc.chars().count() <= 200, "description of {} chars", desc.chars().count());
+            assert!(!desc.chars().any(|c| c.is_whitespace() && c != ' '), "description is not one line: {desc:?}");
+            if let Some(given) = raw.get("version-description") {
+                let one_line = given.split_whitespace().collect::<Vec<_>>().join(" ");
+                assert_eq!(*desc, one_line.chars().take(200).collect::<String>());
+            }
             assert!(valid_docker_tag(&image.tag), "image tag {:?}", image.tag);
             // Derived names meet ECR's strict pattern; given ones the rule the action documents (parts of
             // `[a-z0-9._-]` that start and end with a letter or digit), which also admits `a--b`.
@@ -384,13 +384,12 @@ fn check_config(cfg: &Config, raw: &RawInputs) {
                 assert_eq!(rendered["Image"]["Name"], "img:1");
             }
         }
-        other => panic!("mode and plans disagree: {:?}", (other.0, other.1.is_some(), other.2.is_some())),
     }
 }
 
 fn without_created(mut cfg: Config) -> Config {
-    if let Some(image) = &mut cfg.image
-        && let ImageSource::Build(build) = &mut image.source
+    if let Plan::Deploy(plan) = &mut cfg.plan
+        && let ImageSource::Build(build) = &mut plan.image.source
     {
         build.labels.retain(|(k, _)| k != "org.opencontainers.image.created");
     }

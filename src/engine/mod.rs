@@ -112,18 +112,12 @@ impl<I: ImageStage> Engine<'_, I> {
 mod tests {
     use std::time::Duration;
 
+    use stackkit::MUTATING;
+
     use super::fake_eb::{FakeEb, Scenario, snap};
     use super::*;
     use crate::inputs::RawInputs;
     use crate::report::{Heading, Report};
-
-    const MUTATING: &[&str] = &[
-        "CreateApplicationVersion",
-        "UpdateEnvironment",
-        "AbortEnvironmentUpdate",
-        "DeleteApplicationVersion",
-        "CreateStorageLocation",
-    ];
 
     fn secs(s: f64) -> Duration {
         Duration::from_secs_f64(s)

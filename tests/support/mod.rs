@@ -3,14 +3,13 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use aws_sdk_elasticbeanstalk::Client as EbClient;
-use ebsim::testkit::{Admin, StackEnv};
+pub use stackkit::http::get as http_get;
+use stackkit::{EbsimAdmin, ProxyAdmin, StackEnv};
 
 /// The repository root.
 pub fn root() -> PathBuf {
@@ -27,27 +26,17 @@ pub fn unique(prefix: &str) -> String {
 /// The running local stack.
 pub struct Stack {
     pub env: StackEnv,
-    pub admin: Admin,
+    pub admin: EbsimAdmin,
+    pub proxy: ProxyAdmin,
 }
-
-/// Beanstalk operations that change something.
-pub const MUTATING: &[&str] = &[
-    "CreateApplicationVersion",
-    "UpdateEnvironment",
-    "AbortEnvironmentUpdate",
-    "DeleteApplicationVersion",
-    "CreateStorageLocation",
-    "CreateApplication",
-    "CreateEnvironment",
-];
 
 /// Faults are one setting for the whole ebsim: tests that inject them take turns.
 static FAULTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Injected faults, scoped to one test's application and environment; cleared when dropped (even on panic).
 pub struct FaultGuard {
-    ebsim: String,
-    proxy: String,
+    ebsim: EbsimAdmin,
+    proxy: ProxyAdmin,
     _turn: tokio::sync::MutexGuard<'static, ()>,
 }
 
@@ -55,16 +44,14 @@ impl FaultGuard {
     /// Also injects faults into the recording proxy in front of moto (S3 and ECR), e.g.
     /// `{"next_5xx": 3, "match": {"service": "s3"}}`.
     pub fn proxy(&self, settings: &serde_json::Value) {
-        let host = self.proxy.trim_start_matches("http://");
-        http_request(host, "DELETE", "/faults", "").expect("reset proxy faults");
-        http_request(host, "POST", "/faults", &settings.to_string()).expect("set proxy faults");
+        self.proxy.set_faults_now(settings).expect("set proxy faults");
     }
 }
 
 impl Drop for FaultGuard {
     fn drop(&mut self) {
-        let _ = http_request(self.ebsim.trim_start_matches("http://"), "DELETE", "/_ebsim/faults", "");
-        let _ = http_request(self.proxy.trim_start_matches("http://"), "DELETE", "/faults", "");
+        let _ = self.ebsim.reset_faults_now();
+        let _ = self.proxy.reset_faults_now();
     }
 }
 
@@ -116,8 +103,9 @@ impl Stack {
         let env = StackEnv::load().unwrap_or_else(|e| {
             panic!("the local stack is not up ({e:#}); run `make test`, or `scripts/local-stack up` first")
         });
-        let admin = env.admin().expect("ebsim admin");
-        Self { env, admin }
+        let admin = env.ebsim().expect("ebsim admin");
+        let proxy = ProxyAdmin::new(env.require("MOTO_PROXY_ADMIN").expect("MOTO_PROXY_ADMIN"));
+        Self { env, admin, proxy }
     }
 
     fn var(&self, name: &str) -> String {
@@ -127,7 +115,7 @@ impl Stack {
     /// The secrets a run must never print.
     pub fn secrets(&self) -> Vec<String> {
         use base64::Engine as _;
-        let ecr_password = format!("{}-auth-token", self.var("AWS_ACCOUNT_ID"));
+        let ecr_password = self.env.registry_password().expect("AWS_ACCOUNT_ID");
         let ecr_token = base64::engine::general_purpose::STANDARD.encode(format!("AWS:{ecr_password}"));
         vec![self.var("AWS_SECRET_ACCESS_KEY"), self.var("AWS_SESSION_TOKEN"), ecr_password, ecr_token]
     }
@@ -182,7 +170,7 @@ impl Stack {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let view = self.admin.environment(env).await.expect("admin environment");
-            if view.as_ref().is_some_and(|v| format!("{:?}", v.status) == "Ready") {
+            if view.as_ref().is_some_and(|v| v.status == "Ready") {
                 return;
             }
             assert!(tokio::time::Instant::now() < deadline, "{env} not Ready after {timeout:?}: {view:?}");
@@ -201,7 +189,7 @@ impl Stack {
         settings["environments"] = serde_json::json!(scope);
         self.admin.reset_faults().await.expect("reset faults");
         self.admin.set_faults(&settings).await.expect("set faults");
-        FaultGuard { ebsim: self.var("EBSIM_URL"), proxy: self.var("MOTO_PROXY_ADMIN"), _turn: turn }
+        FaultGuard { ebsim: self.admin.clone(), proxy: self.proxy.clone(), _turn: turn }
     }
 
     /// Versions, bundles and image tags of `app`, read directly (not through the recording proxy).
@@ -226,47 +214,20 @@ impl Stack {
         Leftovers { versions, bundles, tags: self.registry_tags(&eb_deploy::names::ecr_repository_name(app)) }
     }
 
-    fn registry_auth(&self) -> String {
-        use base64::Engine as _;
-        let token = format!("AWS:{}-auth-token", self.var("AWS_ACCOUNT_ID"));
-        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(token))
-    }
-
     /// The `Docker-Content-Digest` the local registry serves for `repository:tag`.
     pub fn registry_digest(&self, repository: &str, tag: &str) -> String {
-        let registry = self.var("LOCAL_REGISTRY");
-        let mut stream = TcpStream::connect(&registry).expect("registry");
-        let request = format!(
-            "HEAD /v2/{repository}/manifests/{tag} HTTP/1.0\r\nHost: {registry}\r\nAuthorization: {}\r\nAccept: application/vnd.docker.distribution.manifest.v2+json\r\n\r\n",
-            self.registry_auth()
-        );
-        stream.write_all(request.as_bytes()).expect("HEAD manifest");
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).expect("registry answer");
-        answer
-            .lines()
-            .find_map(|l| l.to_ascii_lowercase().strip_prefix("docker-content-digest:").map(|v| v.trim().to_owned()))
-            .unwrap_or_else(|| panic!("no digest for {repository}:{tag}: {answer}"))
+        stackkit::registry::digest(&self.env, repository, tag)
+            .unwrap_or_else(|e| panic!("no digest for {repository}:{tag}: {e:#}"))
     }
 
-    /// Tags of a repository in the local registry (basic auth with the ECR password).
+    /// Tags of a repository in the local registry.
     pub fn registry_tags(&self, repository: &str) -> Vec<String> {
-        let host = self.var("LOCAL_REGISTRY");
-        let path = format!("/v2/{repository}/tags/list");
-        let body = http_request_with(&host, "GET", &path, "", &[("Authorization", &self.registry_auth())]);
-        let Ok(body) = body else { return Vec::new() };
-        let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-        let mut tags: Vec<String> =
-            json["tags"].as_array().into_iter().flatten().filter_map(|t| t.as_str().map(str::to_owned)).collect();
-        tags.sort();
-        tags
+        stackkit::registry::tags(&self.env, repository).unwrap_or_default()
     }
 
     /// The recording proxy's log of S3 and ECR requests.
     pub fn proxy_requests(&self) -> Vec<serde_json::Value> {
-        let admin = self.var("MOTO_PROXY_ADMIN");
-        let body = http_get(admin.trim_start_matches("http://"), "/requests").expect("proxy requests");
-        serde_json::from_str(&body).expect("proxy JSON")
+        self.proxy.requests_now().expect("proxy requests")
     }
 
     /// The loopback address that serves the environment (its "load balancer").
@@ -277,7 +238,7 @@ impl Stack {
     /// The page the environment serves at `path`.
     pub async fn fetch(&self, env: &str, path: &str) -> String {
         let endpoint = self.endpoint(env).await;
-        http_get(&endpoint, path).unwrap_or_else(|e| panic!("GET http://{endpoint}{path}: {e}"))
+        http_get(&endpoint, path).unwrap_or_else(|e| panic!("{e:#}"))
     }
 
     /// The eb-deploy command, set up as the runner sets up a container action: every input from action.yml
@@ -396,43 +357,6 @@ pub fn example_app() -> PathBuf {
 /// The broken variant (builds fine, fails its health check).
 pub fn broken_app() -> PathBuf {
     root().join("examples/app-broken")
-}
-
-/// A minimal HTTP/1.0 GET over loopback; returns the body of a 2xx answer.
-pub fn http_get(host_port: &str, path: &str) -> Result<String, String> {
-    http_request(host_port, "GET", path, "")
-}
-
-/// A minimal HTTP/1.0 request over loopback (usable where no runtime is, e.g. in `Drop`).
-pub fn http_request(host_port: &str, method: &str, path: &str, body: &str) -> Result<String, String> {
-    http_request_with(host_port, method, path, body, &[])
-}
-
-/// [`http_request`] with extra headers.
-pub fn http_request_with(
-    host_port: &str,
-    method: &str,
-    path: &str,
-    body: &str,
-    headers: &[(&str, &str)],
-) -> Result<String, String> {
-    let mut stream = TcpStream::connect(host_port).map_err(|e| e.to_string())?;
-    stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
-    let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
-    let head = format!(
-        "{method} {path} HTTP/1.0\r\nHost: {host_port}\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(body.as_bytes())).map_err(|e| e.to_string())?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").ok_or("no HTTP header")?;
-    let status = head.split_whitespace().nth(1).unwrap_or("");
-    if !status.starts_with('2') {
-        return Err(format!("HTTP {status}: {body}"));
-    }
-    Ok(body.to_owned())
 }
 
 /// Asserts none of the secrets appear anywhere in what the run printed or wrote, except in the

@@ -19,7 +19,6 @@ pub mod render;
 pub mod server;
 pub mod state;
 pub mod store;
-pub mod testkit;
 
 pub use config::{Config, Timing};
 pub use state::Sim;

@@ -20,6 +20,19 @@ pub enum Mode {
     Deploy,
     /// Deploy an existing version label; nothing is built or uploaded.
     Rollback,
+    /// Swap the CNAMEs of two environments; nothing is deployed.
+    Swap,
+}
+
+impl Mode {
+    /// The input's spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Deploy => "deploy",
+            Mode::Rollback => "rollback",
+            Mode::Swap => "swap",
+        }
+    }
 }
 
 /// Lowest environment health accepted once the deploy has settled.
@@ -110,13 +123,15 @@ pub struct DeployPlan {
     pub reuse_existing: bool,
 }
 
-/// What the step does to the environment.
+/// What the step does to the environments.
 #[derive(Debug, Clone)]
 pub enum Plan {
     /// Build (or take) an image, publish it as a new version (or reuse the label) and deploy it.
     Deploy(Box<DeployPlan>),
     /// Deploy an existing version label; nothing is built or uploaded.
     Rollback,
+    /// Swap the CNAMEs of the environment and `swap-with`; nothing is deployed.
+    Swap,
 }
 
 impl Plan {
@@ -125,15 +140,47 @@ impl Plan {
         match self {
             Plan::Deploy(_) => Mode::Deploy,
             Plan::Rollback => Mode::Rollback,
+            Plan::Swap => Mode::Swap,
         }
     }
+}
+
+/// In which order several environments are rolled out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// Up to `max` at once, in the order given.
+    Parallel { max: usize },
+    /// One after another, in the order given: the first ones are the canaries.
+    Sequential,
+}
+
+impl Strategy {
+    /// How many environments may be under way at once.
+    pub fn concurrency(self) -> usize {
+        match self {
+            Strategy::Parallel { max } => max.max(1),
+            Strategy::Sequential => 1,
+        }
+    }
+}
+
+/// What a fleet does when one of its environments fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFailure {
+    /// Start no more environments; those under way finish.
+    Stop,
+    /// Carry on with the others.
+    Continue,
+    /// Stop, then return every environment this step moved to its previous version.
+    Rollback,
 }
 
 /// Everything the step will do, validated.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub application: String,
-    pub environment: String,
+    /// One or more environments of the application, in the order given (never empty).
+    pub environments: Vec<String>,
     /// The version deployed: new (deploy) or existing (rollback).
     pub version_label: String,
     pub region: Option<String>,
@@ -142,8 +189,20 @@ pub struct Config {
     pub on_busy: OnBusy,
     pub abort_on_timeout: bool,
     pub abort_on_cancel: bool,
+    pub strategy: Strategy,
+    pub on_failure: OnFailure,
+    /// Blue/green: the live environment whose CNAME the deployed one takes once verified (or, in swap mode,
+    /// the other one of the pair).
+    pub swap_with: Option<String>,
     /// Inputs given that this mode does not use (reported as warnings).
     pub ignored: Vec<&'static str>,
+}
+
+impl Config {
+    /// The environments as one phrase for headlines: `shop-prod`, or `shop-eu, shop-us`.
+    pub fn environments_phrase(&self) -> String {
+        self.environments.join(", ")
+    }
 }
 
 /// The GitHub run this step belongs to, read once from `GITHUB_*` / `RUNNER_*` variables.
@@ -217,6 +276,10 @@ impl fmt::Display for InvalidInputs {
 }
 
 impl std::error::Error for InvalidInputs {}
+
+/// The most environments one step deploys (Beanstalk's own default quota is 200 per region; beyond a few
+/// dozen, split the fleet over jobs).
+pub const MAX_ENVIRONMENTS: usize = 50;
 
 struct Checker<'a> {
     raw: &'a RawInputs,
@@ -307,6 +370,33 @@ impl<'a> Checker<'a> {
         pairs
     }
 
+    /// `environment-name`: one or more valid names, one per line or comma-separated, each once.
+    fn environment_names(&mut self) -> Vec<String> {
+        let given = self.required("environment-name", "name the Elastic Beanstalk environment(s) to deploy to");
+        let mut names: Vec<String> = Vec::new();
+        for name in given.split(['\n', ',']).map(str::trim).filter(|n| !n.is_empty()) {
+            if !names::valid_environment_name(name) {
+                self.fail(
+                    "environment-name",
+                    format!(
+                        "{name:?} is not a valid environment name: 4 to 40 letters, digits or hyphens, not starting or ending with a hyphen"
+                    ),
+                );
+            } else if names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+                self.fail("environment-name", format!("{name} is given twice"));
+            } else {
+                names.push(name.to_owned());
+            }
+        }
+        if names.len() > MAX_ENVIRONMENTS {
+            self.fail(
+                "environment-name",
+                format!("names {} environments; one step deploys at most {MAX_ENVIRONMENTS}", names.len()),
+            );
+        }
+        names
+    }
+
     fn lines(&self, name: &str) -> Vec<String> {
         self.get(name)
             .unwrap_or_default()
@@ -391,20 +481,15 @@ impl Config {
         if !application.is_empty() && application.chars().count() > 100 {
             c.fail("application-name", "is longer than 100 characters, the Elastic Beanstalk limit");
         }
-        let environment = c.required("environment-name", "name the Elastic Beanstalk environment to deploy to");
-        if !environment.is_empty() && !names::valid_environment_name(&environment) {
-            c.fail(
-                "environment-name",
-                format!(
-                    "{environment:?} is not a valid environment name: 4 to 40 letters, digits or hyphens, not starting or ending with a hyphen"
-                ),
-            );
-        }
-
-        let mode = c.choice("mode", &[("deploy", Mode::Deploy), ("rollback", Mode::Rollback)]).unwrap_or(Mode::Deploy);
+        let environments = c.environment_names();
+        let mode = c
+            .choice("mode", &[("deploy", Mode::Deploy), ("rollback", Mode::Rollback), ("swap", Mode::Swap)])
+            .unwrap_or(Mode::Deploy);
 
         let version_label = match (c.get("version-label"), mode) {
             (Some(v), _) => v.to_owned(),
+            // Nothing is deployed: the label only names the step in the report.
+            (None, Mode::Swap) => default_label(ctx).unwrap_or_else(|| "swap".to_owned()),
             (None, Mode::Rollback) => {
                 c.fail("version-label", "is required in rollback mode: give the existing version label to return to");
                 String::new()
@@ -457,6 +542,59 @@ impl Config {
             .unwrap_or(OnBusy::Wait);
         let abort_on_timeout = c.boolean("abort-on-timeout");
         let abort_on_cancel = c.boolean("abort-on-cancel");
+        let max_parallel = match c.get("max-parallel") {
+            None => environments.len().max(1),
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if n > 0 => n,
+                _ => {
+                    let v = v.to_owned();
+                    c.fail("max-parallel", format!("{v:?} is not a positive whole number"));
+                    1
+                }
+            },
+        };
+        let strategy = c
+            .choice(
+                "strategy",
+                &[("parallel", Strategy::Parallel { max: max_parallel }), ("sequential", Strategy::Sequential)],
+            )
+            .unwrap_or(Strategy::Sequential);
+        let on_failure = c
+            .choice(
+                "on-failure",
+                &[("stop", OnFailure::Stop), ("continue", OnFailure::Continue), ("rollback", OnFailure::Rollback)],
+            )
+            .unwrap_or(OnFailure::Stop);
+        let swap_with = c.get("swap-with").map(str::to_owned);
+        if let Some(live) = &swap_with {
+            if !names::valid_environment_name(live) {
+                c.fail(
+                    "swap-with",
+                    format!("{live:?} is not a valid environment name: 4 to 40 letters, digits or hyphens, not starting or ending with a hyphen"),
+                );
+            } else if environments.iter().any(|e| e.eq_ignore_ascii_case(live)) {
+                c.fail(
+                    "swap-with",
+                    format!(
+                        "{live} is also in environment-name; name the live environment here and the idle one there"
+                    ),
+                );
+            }
+            if environments.len() > 1 {
+                c.fail(
+                    "swap-with",
+                    "pairs one idle environment with one live one; give a single environment-name with it",
+                );
+            }
+            if !wait_enabled && mode == Mode::Deploy {
+                c.fail("swap-with", "needs wait: true: the CNAMEs are swapped only once the deploy is verified");
+            }
+        } else if mode == Mode::Swap {
+            c.fail("swap-with", "is required with mode: swap: name the environment whose CNAME environment-name takes");
+        }
+        if mode == Mode::Swap && environments.len() > 1 {
+            c.fail("environment-name", "mode: swap swaps two environments: give one here and the other in swap-with");
+        }
 
         // Image and bundle inputs: always syntax-checked, used only when deploying.
         let container_port = match c.or_default("container-port").parse::<u16>() {
@@ -524,7 +662,7 @@ impl Config {
 
         let mut ignored = Vec::new();
         let plan = match mode {
-            Mode::Rollback => {
+            Mode::Rollback | Mode::Swap => {
                 for name in [
                     "image",
                     "dockerrun",
@@ -540,7 +678,7 @@ impl Config {
                         ignored.push(crate::inputs::spec(name).map_or("image", |s| s.name));
                     }
                 }
-                Plan::Rollback
+                if mode == Mode::Swap { Plan::Swap } else { Plan::Rollback }
             }
             Mode::Deploy => {
                 let source = match c.get("image") {
@@ -635,7 +773,7 @@ impl Config {
         }
         Ok(Config {
             application,
-            environment,
+            environments,
             version_label,
             region,
             plan,
@@ -643,6 +781,9 @@ impl Config {
             on_busy,
             abort_on_timeout,
             abort_on_cancel,
+            strategy,
+            on_failure,
+            swap_with,
             ignored,
         })
     }
@@ -691,7 +832,7 @@ mod tests {
     fn deploy(cfg: Config) -> DeployPlan {
         match cfg.plan {
             Plan::Deploy(plan) => *plan,
-            Plan::Rollback => panic!("expected a deploy plan"),
+            Plan::Rollback | Plan::Swap => panic!("expected a deploy plan"),
         }
     }
 

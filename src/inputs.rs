@@ -61,14 +61,14 @@ pub const INPUTS: &[InputSpec] = &[
         name: "environment-name",
         required: true,
         default: NoDefault,
-        kind: Text,
-        description: "Elastic Beanstalk environment to deploy to. It must already exist in the application.",
+        kind: Lines,
+        description: "Elastic Beanstalk environment(s) to deploy to: one name, or several of the same application (one per line, or comma-separated). They must already exist. The image is built and the version created once for all of them.",
     },
     input(
         "mode",
         Value("deploy"),
         Text,
-        "`deploy` (build, push, bundle and deploy a new version) or `rollback` (deploy an existing version-label; no build, no upload).",
+        "`deploy` (build, push, bundle and deploy a new version), `rollback` (deploy an existing version-label; no build, no upload) or `swap` (swap the CNAMEs of environment-name and swap-with; nothing is deployed).",
     ),
     input(
         "version-label",
@@ -147,6 +147,30 @@ pub const INPUTS: &[InputSpec] = &[
         "Abort the environment update when wait-timeout is reached (Elastic Beanstalk then rolls back).",
     ),
     input("abort-on-cancel", Value("false"), Bool, "Abort the environment update when the workflow is cancelled."),
+    input(
+        "strategy",
+        Value("parallel"),
+        Text,
+        "With several environments: `parallel` (up to max-parallel at once) or `sequential` (one after another, in the order given: the first ones are the canaries).",
+    ),
+    input(
+        "max-parallel",
+        NoDefault,
+        Text,
+        "With strategy: parallel, how many environments are updated at once. Default: all of them.",
+    ),
+    input(
+        "on-failure",
+        Value("stop"),
+        Text,
+        "With several environments, when one fails: `stop` (start no more; those under way finish), `continue`, or `rollback` (also return every environment this step moved to its previous version, and wait for it).",
+    ),
+    input(
+        "swap-with",
+        NoDefault,
+        Text,
+        "Blue/green: the live environment. The version is deployed to environment-name (the idle one) and, only once that deploy is verified, the two swap CNAMEs (SwapEnvironmentCNAMEs); the step waits for the swap to complete. A failed deploy never swaps.",
+    ),
     input("context", Value("."), Text, "Docker build context directory."),
     input(
         "dockerfile",
@@ -197,10 +221,13 @@ pub const INPUTS: &[InputSpec] = &[
 pub const OUTPUTS: &[OutputSpec] = &[
     OutputSpec {
         name: "result",
-        description: "`deployed`, `unchanged`, `started` (with `wait: false`), `failed`, `timed-out` or `cancelled`.",
+        description: "`deployed`, `unchanged`, `started` (with `wait: false`), `swapped` (mode `swap`), `failed`, `timed-out` or `cancelled`. With several environments, the worst of their results.",
     },
     OutputSpec { name: "version-label", description: "The version label deployed (or attempted)." },
-    OutputSpec { name: "previous-version-label", description: "The version the environment ran before this step." },
+    OutputSpec {
+        name: "previous-version-label",
+        description: "The version the environment ran before this step. This and the other environment outputs below are empty when several environments are given: see `environments`.",
+    },
     OutputSpec {
         name: "running-version-label",
         description: "The version the environment runs when the step ends (differs from version-label when Elastic Beanstalk reverted the deploy).",
@@ -218,6 +245,14 @@ pub const OUTPUTS: &[OutputSpec] = &[
         description: "Enhanced health status when the step ended, e.g. `Ok` (empty without enhanced health).",
     },
     OutputSpec { name: "duration-seconds", description: "Wall-clock seconds the step took." },
+    OutputSpec {
+        name: "environments",
+        description: "JSON array, one object per environment: `name`, `id`, `result`, `version_label`, `previous_version_label`, `running_version_label`, `status`, `health`, `url`, `seconds`, `message`.",
+    },
+    OutputSpec {
+        name: "live-environment",
+        description: "With swap-with or mode `swap`: the environment that serves the live CNAME when the step ends.",
+    },
 ];
 
 /// Looks an input up by name.

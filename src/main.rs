@@ -96,11 +96,18 @@ async fn run() -> ExitCode {
             Mode::Deploy
         },
         application: raw.get("application-name").unwrap_or_default().to_owned(),
-        environment: raw.get("environment-name").unwrap_or_default().to_owned(),
+        environment: raw
+            .get("environment-name")
+            .unwrap_or_default()
+            .split(['\n', ','])
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .collect::<Vec<_>>()
+            .join(", "),
         version_label: raw.get("version-label").unwrap_or_default().to_owned(),
         run_url: ctx.run_url(),
     };
-    let journal = Journal::default();
+    let mut journal = Journal::default();
     let end = End { ctx: &ctx, console: &console, started, json: flags.json };
     let cfg = match Config::from_inputs(&raw, &ctx, &workspace) {
         Ok(cfg) => cfg,
@@ -112,10 +119,12 @@ async fn run() -> ExitCode {
         }
     };
     for name in &cfg.ignored {
-        console.warning(format!("input `{name}` is not used in rollback mode; it is ignored"), None);
+        console.warning(format!("input `{name}` is not used in {} mode; it is ignored", cfg.plan.mode().name()), None);
     }
     heading.version_label = cfg.version_label.clone();
     heading.mode = cfg.plan.mode();
+    heading.environment = cfg.environments_phrase();
+    journal = Journal::new(&cfg.environments);
 
     let mut signals = match Signals::new() {
         Ok(s) => s,

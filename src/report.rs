@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::beanstalk::Event;
 use crate::config::Mode;
 use crate::format::clock;
-use crate::journal::{Facts, Phase};
+use crate::journal::{EnvironmentFacts, Facts, Phase, Span};
 use crate::verdict::Outcome;
 
 /// Everything known about the run; rendered as outputs, summary, text or JSON.
@@ -34,11 +34,34 @@ pub struct Report {
     pub health_status: Option<String>,
     pub duration_seconds: f64,
     pub phases: Vec<Phase>,
+    /// One entry per environment, in the order given.
+    pub environments: Vec<EnvironmentReport>,
+    /// With blue/green: the environment serving the live CNAME now.
+    pub live_environment: Option<String>,
     #[serde(skip)]
     pub events: Vec<Event>,
     /// Links for the summary.
     #[serde(skip)]
     pub run_url: Option<String>,
+}
+
+/// One environment's line of the report (and of the `environments` output).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EnvironmentReport {
+    pub name: String,
+    pub id: Option<String>,
+    /// Its own result: `deployed`, `unchanged`, `failed`, `skipped`, …
+    pub result: Option<Outcome>,
+    pub version_label: String,
+    pub previous_version_label: Option<String>,
+    pub running_version_label: Option<String>,
+    pub status: Option<String>,
+    pub health: Option<String>,
+    pub url: Option<String>,
+    pub seconds: f64,
+    pub message: String,
+    #[serde(skip)]
+    pub spans: Vec<Span>,
 }
 
 /// What the report says before anything is learnt: the step's own inputs.
@@ -54,7 +77,29 @@ pub struct Heading {
 impl Report {
     /// The report of a run that ended with `result` after `seconds`, from what it learnt.
     pub fn new(heading: Heading, facts: Facts, result: Outcome, message: String, seconds: f64) -> Self {
-        let env = facts.environment;
+        let environments: Vec<EnvironmentReport> = facts
+            .environments
+            .iter()
+            .map(|e| EnvironmentReport {
+                name: e.name.clone(),
+                id: e.id.clone(),
+                result: e.result,
+                version_label: heading.version_label.clone(),
+                previous_version_label: e.previous_version_label.clone(),
+                running_version_label: e.running_version_label.clone(),
+                status: e.status.clone(),
+                health: e.health.clone(),
+                url: e.url.clone(),
+                seconds: (e.seconds() * 10.0).round() / 10.0,
+                message: e.message.clone(),
+                spans: e.spans.clone(),
+            })
+            .collect();
+        // The single-environment outputs describe the one environment; with several, see `environments`.
+        let one = match facts.environments.as_slice() {
+            [one] => one.clone(),
+            _ => EnvironmentFacts::default(),
+        };
         Self {
             result: Some(result),
             message,
@@ -62,20 +107,22 @@ impl Report {
             application: heading.application,
             environment: heading.environment,
             version_label: heading.version_label,
-            previous_version_label: env.previous_version_label,
-            running_version_label: env.running_version_label,
+            previous_version_label: one.previous_version_label,
+            running_version_label: one.running_version_label,
             image: facts.image,
             image_digest: facts.image_digest,
             bundle: facts.bundle,
-            environment_id: env.id,
-            environment_url: env.url,
-            environment_cname: env.cname,
-            status: env.status,
-            health: env.health,
-            health_status: env.health_status,
+            environment_id: one.id,
+            environment_url: one.url,
+            environment_cname: one.cname,
+            status: one.status,
+            health: one.health,
+            health_status: one.health_status,
             duration_seconds: seconds,
             phases: facts.phases,
-            events: env.events,
+            environments,
+            live_environment: facts.live_environment,
+            events: one.events,
             run_url: heading.run_url,
         }
     }
@@ -98,6 +145,8 @@ impl Report {
             ("health", s(&self.health)),
             ("health-status", s(&self.health_status)),
             ("duration-seconds", format!("{:.0}", self.duration_seconds)),
+            ("environments", serde_json::to_string(&self.environments).unwrap_or_else(|_| "[]".to_owned())),
+            ("live-environment", s(&self.live_environment)),
         ];
         values.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
     }
@@ -107,13 +156,21 @@ impl Report {
         let outcome = self.result.unwrap_or(Outcome::Failed);
         let rollback = self.mode == Mode::Rollback;
         let (label, env) = (&self.version_label, &self.environment);
-        let what = if rollback { "Rollback" } else { "Deploy" };
+        let what = match self.mode {
+            Mode::Rollback => "Rollback",
+            Mode::Deploy => "Deploy",
+            Mode::Swap => "Swap",
+        };
         let (icon, headline) = match outcome {
+            _ if self.mode == Mode::Swap && outcome.is_success() => {
+                ("🔀", format!("{} is live", self.live_environment.as_deref().unwrap_or(env)))
+            }
             Outcome::Deployed if rollback => ("✅", format!("Rolled {env} back to {label}")),
-            Outcome::Deployed => ("✅", format!("Deployed {label} to {env}")),
+            Outcome::Deployed | Outcome::Swapped => ("✅", format!("Deployed {label} to {env}")),
             Outcome::Unchanged => ("✅", format!("{env} already runs {label}")),
             Outcome::Started => ("🚀", format!("Started {} {label} on {env}", what.to_lowercase())),
-            Outcome::Failed => ("❌", format!("{what} of {label} to {env} failed")),
+            Outcome::RolledBack => ("↩️", format!("{what} of {label} to {env} was rolled back")),
+            Outcome::Failed | Outcome::Skipped => ("❌", format!("{what} of {label} to {env} failed")),
             Outcome::TimedOut => ("⏱️", format!("{what} of {label} to {env} timed out")),
             Outcome::Cancelled => ("🚫", format!("{what} of {label} to {env} was cancelled")),
         };
@@ -145,6 +202,7 @@ impl Report {
         };
         row("Status", self.status.clone());
         row("Health", health);
+        row("Live now", self.live_environment.clone());
         row("Duration", Some(format!("{:.0} s", self.duration_seconds)));
         row("Run", self.run_url.clone());
         if !self.phases.is_empty() {
@@ -153,18 +211,82 @@ impl Report {
                 md.push_str(&format!("| {} | {:.1} |\n", cell(&p.name), p.seconds));
             }
         }
+        if self.environments.len() > 1 || self.live_environment.is_some() {
+            md.push_str(&self.environments_section());
+        }
         if !self.events.is_empty() {
-            md.push_str(&format!(
-                "\n<details><summary>Elastic Beanstalk events ({})</summary>\n\n| Time (UTC) | Severity | Message |\n|---|---|---|\n",
-                self.events.len()
-            ));
-            for e in &self.events {
-                md.push_str(&format!("| {} | {} | {} |\n", clock(e.date_ms), e.severity, cell(&e.message)));
-            }
-            md.push_str("\n</details>\n");
+            md.push_str(&events_section("Elastic Beanstalk events", &self.events));
         }
         md
     }
+
+    /// One row per environment, and a Mermaid gantt chart of their phases (GitHub renders it).
+    fn environments_section(&self) -> String {
+        let mut md = String::from(
+            "\n### Environments\n\n| Environment | Result | Running | Status | Health | Seconds | URL |\n|---|---|---|---|---|---:|---|\n",
+        );
+        for e in &self.environments {
+            let opt = |v: &Option<String>| cell(v.as_deref().unwrap_or(""));
+            md.push_str(&format!(
+                "| {} | `{}` | {} | {} | {} | {:.0} | {} |\n",
+                cell(&e.name),
+                e.result.map_or("—", Outcome::as_str),
+                e.running_version_label.as_ref().map(|v| format!("`{}`", cell(v))).unwrap_or_default(),
+                opt(&e.status),
+                opt(&e.health),
+                e.seconds,
+                opt(&e.url),
+            ));
+        }
+        if self.environments.iter().any(|e| !e.spans.is_empty()) {
+            md.push_str(&gantt(&self.environments));
+        }
+        if self.environments.len() > 1 {
+            for e in
+                self.environments.iter().filter(|e| !e.message.is_empty() && !e.result.is_some_and(Outcome::is_success))
+            {
+                md.push_str(&format!("\n**{}**: {}\n", cell(&e.name), cell(&e.message)));
+            }
+        }
+        md
+    }
+}
+
+/// A collapsed table of events.
+fn events_section(title: &str, events: &[Event]) -> String {
+    let mut md = format!(
+        "\n<details><summary>{} ({})</summary>\n\n| Time (UTC) | Severity | Message |\n|---|---|---|\n",
+        cell(title),
+        events.len()
+    );
+    for e in events {
+        md.push_str(&format!("| {} | {} | {} |\n", clock(e.date_ms), e.severity, cell(&e.message)));
+    }
+    md.push_str("\n</details>\n");
+    md
+}
+
+/// The rollout as a Mermaid `gantt` chart: one section per environment, one bar per phase, in seconds since
+/// the step started (failed ones marked critical).
+fn gantt(environments: &[EnvironmentReport]) -> String {
+    // Mermaid reads `:` and `#` as syntax in task names.
+    let name = |s: &str| s.replace([':', '#', ';'], " ");
+    let mut chart = String::from(
+        "\n```mermaid\ngantt\n    title Rollout (seconds since the step started)\n    dateFormat X\n    axisFormat %M:%S\n",
+    );
+    for e in environments.iter().filter(|e| !e.spans.is_empty()) {
+        chart.push_str(&format!("    section {}\n", name(&e.name)));
+        let failed = e.result.is_some_and(|o| !o.is_success());
+        for (i, span) in e.spans.iter().enumerate() {
+            let start = span.start.floor() as u64;
+            let end = (span.end.ceil() as u64).max(start + 1);
+            let last = i + 1 == e.spans.len();
+            let tag = if failed && last { "crit, " } else { "done, " };
+            chart.push_str(&format!("    {} :{tag}{start}, {end}\n", name(&span.name)));
+        }
+    }
+    chart.push_str("```\n");
+    chart
 }
 
 /// Makes text safe inside a Markdown table cell.
@@ -201,13 +323,15 @@ mod tests {
             run_url: None,
         };
         let mut facts = Facts::default();
-        facts.environment.previous_version_label = Some("v1".into());
-        facts.environment.running_version_label = Some("v1".into());
-        facts.environment.events = vec![Event {
+        let env = facts.environment("env");
+        env.previous_version_label = Some("v1".into());
+        env.running_version_label = Some("v1".into());
+        env.events = vec![Event {
             date_ms: 1_704_164_645_123,
             severity: "ERROR".into(),
             message: "Failed to deploy application.".into(),
             request_id: None,
+            environment: None,
         }];
         Report::new(heading, facts, Outcome::Failed, "the deploy of v2 failed | reverted".into(), 0.0)
     }

@@ -15,8 +15,8 @@ use crate::beanstalk::{Environment, Event, Health, Status, Version, VersionStatu
 use crate::config::{MinHealth, OnBusy, WaitPlan};
 use crate::format::format_duration;
 
-/// How the step ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+/// How the step (or one environment's rollout) ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Outcome {
     /// The environment settled on the new version with acceptable health.
@@ -25,6 +25,12 @@ pub enum Outcome {
     Unchanged,
     /// The update was accepted but not waited for (`wait: false`).
     Started,
+    /// Two environments swapped CNAMEs (mode `swap`).
+    Swapped,
+    /// Not started, because another environment of the fleet failed first (`on-failure: stop`).
+    Skipped,
+    /// The deploy did not go out: the environment was returned to its previous version.
+    RolledBack,
     Failed,
     TimedOut,
     Cancelled,
@@ -37,6 +43,9 @@ impl Outcome {
             Outcome::Deployed => "deployed",
             Outcome::Unchanged => "unchanged",
             Outcome::Started => "started",
+            Outcome::Swapped => "swapped",
+            Outcome::Skipped => "skipped",
+            Outcome::RolledBack => "rolled-back",
             Outcome::Failed => "failed",
             Outcome::TimedOut => "timed-out",
             Outcome::Cancelled => "cancelled",
@@ -45,7 +54,27 @@ impl Outcome {
 
     /// Whether the step succeeds (exit code 0).
     pub fn is_success(self) -> bool {
-        matches!(self, Outcome::Deployed | Outcome::Unchanged | Outcome::Started)
+        matches!(self, Outcome::Deployed | Outcome::Unchanged | Outcome::Started | Outcome::Swapped)
+    }
+
+    /// How bad it is, to pick the worst result of a fleet: nothing to do < done < not verified < not done
+    /// < timed out < undone < failed < cancelled.
+    fn badness(self) -> u8 {
+        match self {
+            Outcome::Unchanged => 0,
+            Outcome::Deployed | Outcome::Swapped => 1,
+            Outcome::Started => 2,
+            Outcome::Skipped => 3,
+            Outcome::TimedOut => 4,
+            Outcome::RolledBack => 5,
+            Outcome::Failed => 6,
+            Outcome::Cancelled => 7,
+        }
+    }
+
+    /// The worst of several results (`Unchanged` when there are none).
+    pub fn worst(outcomes: impl IntoIterator<Item = Outcome>) -> Outcome {
+        outcomes.into_iter().max_by_key(|o| o.badness()).unwrap_or(Outcome::Unchanged)
     }
 }
 
@@ -321,6 +350,21 @@ impl Tracker {
         is_terminal_marker(e)
     }
 
+    /// The label being deployed.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// The timing rules this wait follows.
+    pub fn timing(&self) -> Timing {
+        self.timing
+    }
+
+    /// The lowest health accepted.
+    pub fn min_health(&self) -> MinHealth {
+        self.min
+    }
+
     /// True while health is being waited for (events are then polled on the grace cadence).
     pub fn in_grace(&self) -> bool {
         self.grace_started.is_some()
@@ -419,7 +463,7 @@ mod tests {
     }
 
     fn error_event(msg: &str) -> Event {
-        Event { date_ms: 0, severity: "ERROR".into(), message: msg.into(), request_id: None }
+        Event { date_ms: 0, severity: "ERROR".into(), message: msg.into(), request_id: None, environment: None }
     }
 
     #[test]
@@ -473,7 +517,13 @@ mod tests {
 
     #[test]
     fn only_final_events_end_the_wait() {
-        let info = |m: &str| Event { date_ms: 0, severity: "INFO".into(), message: m.into(), request_id: None };
+        let info = |m: &str| Event {
+            date_ms: 0,
+            severity: "INFO".into(),
+            message: m.into(),
+            request_id: None,
+            environment: None,
+        };
         assert!(is_terminal_marker(&info("Environment update completed successfully.")));
         assert!(is_terminal_marker(&error_event("Failed to deploy application.")));
         assert!(!is_terminal_marker(&info("New application version was deployed to running EC2 instances.")));
@@ -501,6 +551,17 @@ mod tests {
         e.request_id = Some("r2".into());
         assert!(!belongs_to_update(&e, Some("r1"), 0));
         assert!(belongs_to_update(&e, Some("r2"), 5_000));
+    }
+
+    #[test]
+    fn the_worst_result_of_a_fleet_wins() {
+        use Outcome::*;
+        assert_eq!(Outcome::worst([Unchanged, Deployed, Unchanged]), Deployed);
+        assert_eq!(Outcome::worst([Deployed, Started]), Started);
+        assert_eq!(Outcome::worst([Deployed, Failed, Skipped, TimedOut]), Failed);
+        assert_eq!(Outcome::worst([Failed, Cancelled]), Cancelled);
+        assert_eq!(Outcome::worst([RolledBack, Deployed, TimedOut]), RolledBack);
+        assert!(!Skipped.is_success() && Swapped.is_success());
     }
 
     #[test]

@@ -40,6 +40,7 @@ fn event_from_sdk(e: &EventDescription) -> Event {
         severity: e.severity().map(|s| s.as_str().to_uppercase()).unwrap_or_else(|| "INFO".to_owned()),
         message: e.message().unwrap_or_default().to_owned(),
         request_id: e.request_id().filter(|r| !r.is_empty()).map(str::to_owned),
+        environment: e.environment_name().filter(|n| !n.is_empty()).map(str::to_owned),
     }
 }
 
@@ -99,19 +100,31 @@ impl Beanstalk {
             .find(|e| e.name.eq_ignore_ascii_case(name) && !e.is_terminated()))
     }
 
-    /// The environment by id, including a terminated one (so a wait can tell it disappeared).
-    pub async fn environment_by_id(&self, id: &str) -> Result<Option<Environment>> {
+    /// The live environments of `application` among `names` (unknown names are left out), in one call.
+    pub async fn environments(&self, application: &str, names: &[String]) -> Result<Vec<Environment>> {
         let out = self
             .client
             .describe_environments()
-            .environment_ids(id)
+            .application_name(application)
+            .set_environment_names(Some(names.to_vec()))
+            .include_deleted(false)
+            .send()
+            .await
+            .aws_context(|| format!("failed to describe the environments of application {application}"))?;
+        Ok(out.environments().iter().map(|e| environment_from!(e)).filter(|e| !e.is_terminated()).collect())
+    }
+
+    /// Environments by id, in one call, including terminated ones (so a wait can tell one disappeared).
+    pub async fn environments_by_id(&self, ids: &[String]) -> Result<Vec<Environment>> {
+        let out = self
+            .client
+            .describe_environments()
+            .set_environment_ids(Some(ids.to_vec()))
             .include_deleted(true)
             .send()
             .await
-            .aws_context(|| format!("failed to describe environment {id}"))?;
-        // A deleted environment can appear more than once (old incarnations): prefer a live one.
-        let envs: Vec<Environment> = out.environments().iter().map(|e| environment_from!(e)).collect();
-        Ok(envs.iter().find(|e| !e.is_terminated()).or(envs.first()).cloned())
+            .aws_context(|| format!("failed to describe environment(s) {}", ids.join(", ")))?;
+        Ok(out.environments().iter().map(|e| environment_from!(e)).collect())
     }
 
     /// Whether the application exists (for a clearer error when the environment is missing).
@@ -251,6 +264,20 @@ impl Beanstalk {
         }
     }
 
+    /// Swaps the CNAMEs of two environments (blue/green); the answer carries only the request's id, the
+    /// swap itself completes later (an event says so).
+    pub async fn swap_cnames(&self, source_id: &str, destination_id: &str) -> Result<Option<String>> {
+        let out = self
+            .client
+            .swap_environment_cnames()
+            .source_environment_id(source_id)
+            .destination_environment_id(destination_id)
+            .send()
+            .await
+            .aws_context(|| format!("failed to swap the CNAMEs of environments {source_id} and {destination_id}"))?;
+        Ok(out.request_id().map(str::to_owned))
+    }
+
     /// Aborts the environment's in-progress update (Beanstalk then rolls back).
     pub async fn abort_update(&self, env_id: &str) -> Result<()> {
         self.client
@@ -262,8 +289,8 @@ impl Beanstalk {
         Ok(())
     }
 
-    /// Events of the environment at or after `since_ms`, oldest first (all pages).
-    pub async fn events_since(&self, application: &str, env_id: &str, since_ms: i64) -> Result<Vec<Event>> {
+    /// Events of every environment of the application at or after `since_ms`, oldest first (all pages).
+    pub async fn events_since(&self, application: &str, since_ms: i64) -> Result<Vec<Event>> {
         let mut events = Vec::new();
         let mut token: Option<String> = None;
         // A bounded number of pages: a verdict never needs more than the newest few thousand events.
@@ -272,7 +299,6 @@ impl Beanstalk {
                 .client
                 .describe_events()
                 .application_name(application)
-                .environment_id(env_id)
                 .start_time(DateTime::from_millis(since_ms))
                 .set_next_token(token.clone())
                 .send()

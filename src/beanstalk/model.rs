@@ -197,6 +197,8 @@ pub struct Event {
     pub severity: String,
     pub message: String,
     pub request_id: Option<String>,
+    /// The environment it is about (none for application-wide events).
+    pub environment: Option<String>,
 }
 
 impl Event {

@@ -59,6 +59,9 @@ pub struct Scenario {
     pub update_events: Vec<(Duration, &'static str, &'static str, bool)>,
     /// After AbortEnvironmentUpdate.
     pub after_abort: Vec<(Duration, Snap)>,
+    /// After the second and later UpdateEnvironment calls (a rollback), with their events.
+    pub after_rollback: Vec<(Duration, Snap)>,
+    pub rollback_events: Vec<(Duration, &'static str, &'static str, bool)>,
     /// Existing versions: (label, status).
     pub versions: Vec<(&'static str, &'static str)>,
     /// Status a newly created version reports.
@@ -78,16 +81,60 @@ pub struct Scenario {
 pub struct Call {
     pub at: Duration,
     pub op: &'static str,
+    /// The environment it named, when it named one.
+    pub env: Option<String>,
+}
+
+/// One environment of the fake.
+#[derive(Debug)]
+struct Env {
+    name: String,
+    id: String,
+    request_id: String,
+    sc: Scenario,
+    timeline: Vec<(Duration, Snap)>,
+    /// (offset from t0, severity, message, request id)
+    events: Vec<(Duration, &'static str, &'static str, Option<String>)>,
+    refused: u32,
+    updates: u32,
+    cname: String,
+}
+
+impl Env {
+    fn snap(&self, now: Duration) -> Snap {
+        self.timeline.iter().rev().find(|(at, _)| *at <= now).map(|(_, s)| *s).unwrap_or(snap("Ready", "Green", "v1"))
+    }
+
+    /// Replaces the future of the timeline with `steps` starting `now`.
+    fn schedule(&mut self, now: Duration, steps: &[(Duration, Snap)]) {
+        self.timeline.retain(|(at, _)| *at <= now);
+        self.timeline.extend(steps.iter().map(|(off, s)| (now + *off, *s)));
+    }
+
+    fn description(&self, now: Duration) -> EnvironmentDescription {
+        let s = self.snap(now);
+        EnvironmentDescription::builder()
+            .environment_name(&self.name)
+            .environment_id(&self.id)
+            .application_name(APP)
+            .status(EnvironmentStatus::from(s.status))
+            .health(EnvironmentHealth::from(s.health))
+            .version_label(s.label)
+            .cname(&self.cname)
+            .date_updated(millis(BASE_MS + now.as_millis() as i64))
+            .build()
+    }
 }
 
 #[derive(Debug)]
 struct World {
-    sc: Scenario,
     t0: Instant,
-    timeline: Vec<(Duration, Snap)>,
-    events: Vec<(Duration, &'static str, &'static str, Option<&'static str>)>,
+    envs: Vec<Env>,
+    /// Existing versions: (label, status).
+    versions: Vec<(&'static str, &'static str)>,
+    /// Status a newly created version reports.
+    new_version_status: &'static str,
     calls: Vec<Call>,
-    refused: u32,
     created: Vec<String>,
 }
 
@@ -96,21 +143,13 @@ impl World {
         self.t0.elapsed()
     }
 
-    fn snap(&self) -> Snap {
-        let now = self.now();
-        self.timeline.iter().rev().find(|(at, _)| *at <= now).map(|(_, s)| *s).unwrap_or(snap("Ready", "Green", "v1"))
-    }
-
-    fn record(&mut self, op: &'static str) {
+    fn record(&mut self, op: &'static str, env: Option<&str>) {
         let at = self.now();
-        self.calls.push(Call { at, op });
+        self.calls.push(Call { at, op, env: env.map(str::to_owned) });
     }
 
-    /// Replaces the future of the timeline with `steps` starting now.
-    fn schedule(&mut self, steps: &[(Duration, Snap)]) {
-        let now = self.now();
-        self.timeline.retain(|(at, _)| *at <= now);
-        self.timeline.extend(steps.iter().map(|(off, s)| (now + *off, *s)));
+    fn env_by_id(&mut self, id: &str) -> Option<&mut Env> {
+        self.envs.iter_mut().find(|e| e.id == id && !e.sc.no_environment)
     }
 }
 
@@ -122,19 +161,6 @@ pub struct FakeEb {
 
 fn millis(ms: i64) -> DateTime {
     DateTime::from_millis(ms)
-}
-
-fn env_description(s: Snap, at_ms: i64) -> EnvironmentDescription {
-    EnvironmentDescription::builder()
-        .environment_name(ENV)
-        .environment_id(ENV_ID)
-        .application_name(APP)
-        .status(EnvironmentStatus::from(s.status))
-        .health(EnvironmentHealth::from(s.health))
-        .version_label(s.label)
-        .cname("web-prod.us-east-1.elasticbeanstalk.com")
-        .date_updated(millis(at_ms))
-        .build()
 }
 
 fn query_error(status: u16, code: &str, message: &str) -> HttpResponse {
@@ -150,19 +176,33 @@ fn query_error(status: u16, code: &str, message: &str) -> HttpResponse {
 }
 
 impl FakeEb {
-    /// A fake following `sc`, its clock starting now.
+    /// A fake with one environment (`web-prod`) following `sc`, its clock starting now.
     pub fn new(sc: Scenario) -> Self {
-        let mut timeline = vec![(Duration::ZERO, snap("Ready", "Green", "v1"))];
-        timeline.extend(sc.before.iter().copied());
-        let world = World {
-            sc,
-            t0: Instant::now(),
-            timeline,
-            events: Vec::new(),
-            calls: Vec::new(),
-            refused: 0,
-            created: Vec::new(),
-        };
+        Self::fleet(vec![(ENV.to_owned(), sc)])
+    }
+
+    /// A fake with one environment per `(name, scenario)`; versions and the new version's status come from the
+    /// first scenario.
+    pub fn fleet(envs: Vec<(String, Scenario)>) -> Self {
+        let (versions, new_version_status) =
+            envs.first().map(|(_, sc)| (sc.versions.clone(), sc.new_version_status)).unwrap_or_default();
+        let envs = envs
+            .into_iter()
+            .enumerate()
+            .map(|(i, (name, sc))| {
+                let mut timeline = vec![(Duration::ZERO, snap("Ready", "Green", "v1"))];
+                timeline.extend(sc.before.iter().copied());
+                let (id, request_id) = if i == 0 {
+                    (ENV_ID.to_owned(), REQUEST_ID.to_owned())
+                } else {
+                    (format!("e-fleet{i:05}"), format!("{REQUEST_ID}-{i}"))
+                };
+                let cname = format!("{name}.us-east-1.elasticbeanstalk.com");
+                Env { name, id, request_id, sc, timeline, events: Vec::new(), refused: 0, updates: 0, cname }
+            })
+            .collect();
+        let world =
+            World { t0: Instant::now(), envs, versions, new_version_status, calls: Vec::new(), created: Vec::new() };
         Self { world: Arc::new(Mutex::new(world)) }
     }
 
@@ -183,6 +223,11 @@ impl FakeEb {
     /// When UpdateEnvironment was (last) called.
     pub fn updated_at(&self) -> Option<Duration> {
         self.calls().iter().rev().find(|c| c.op == "UpdateEnvironment").map(|c| c.at)
+    }
+
+    /// When UpdateEnvironment was (last) called for environment `name`.
+    pub fn updated_at_env(&self, name: &str) -> Option<Duration> {
+        self.calls().iter().rev().find(|c| c.op == "UpdateEnvironment" && c.env.as_deref() == Some(name)).map(|c| c.at)
     }
 
     /// Labels created through CreateApplicationVersion.
@@ -211,88 +256,139 @@ impl FakeEb {
 
     fn rules(&self) -> Vec<Rule> {
         let f = self.clone();
-        let describe_envs = mock!(Client::describe_environments).then_compute_response(move |_| {
+        let describe_envs = mock!(Client::describe_environments).then_compute_response(move |req| {
             f.with(|w| {
-                w.record("DescribeEnvironments");
-                let at = BASE_MS + w.now().as_millis() as i64;
-                let envs = if w.sc.no_environment { vec![] } else { vec![env_description(w.snap(), at)] };
+                w.record("DescribeEnvironments", None);
+                let now = w.now();
+                let (names, ids) = (req.environment_names(), req.environment_ids());
+                let envs = w
+                    .envs
+                    .iter()
+                    .filter(|e| !e.sc.no_environment)
+                    .filter(|e| names.is_empty() || names.iter().any(|n| n.eq_ignore_ascii_case(&e.name)))
+                    .filter(|e| ids.is_empty() || ids.contains(&e.id))
+                    .map(|e| e.description(now))
+                    .collect();
                 MockResponse::Output(DescribeEnvironmentsOutput::builder().set_environments(Some(envs)).build())
             })
         });
         let f = self.clone();
         let describe_events = mock!(Client::describe_events).then_compute_response(move |req| {
             f.with(|w| {
-                w.record("DescribeEvents");
+                w.record("DescribeEvents", req.environment_name());
                 let now = w.now();
                 let since = req.start_time().and_then(|t| t.to_millis().ok()).unwrap_or(i64::MIN);
-                let mut events: Vec<EventDescription> = w
-                    .events
-                    .iter()
-                    .filter(|(at, ..)| *at <= now && BASE_MS + at.as_millis() as i64 >= since)
-                    .map(|(at, sev, msg, rid)| {
-                        EventDescription::builder()
+                let mut all: Vec<(Duration, EventDescription)> = Vec::new();
+                for env in &w.envs {
+                    if req.environment_name().is_some_and(|n| n != env.name)
+                        || req.environment_id().is_some_and(|i| i != env.id)
+                    {
+                        continue;
+                    }
+                    for (at, sev, msg, rid) in
+                        env.events.iter().filter(|(at, ..)| *at <= now && BASE_MS + at.as_millis() as i64 >= since)
+                    {
+                        let event = EventDescription::builder()
                             .event_date(millis(BASE_MS + at.as_millis() as i64))
                             .severity(EventSeverity::from(*sev))
                             .message(*msg)
-                            .set_request_id(rid.map(str::to_owned))
-                            .environment_name(ENV)
-                            .build()
-                    })
-                    .collect();
-                events.reverse(); // newest first, as the service answers
+                            .set_request_id(rid.clone())
+                            .environment_name(&env.name)
+                            .application_name(APP)
+                            .build();
+                        all.push((*at, event));
+                    }
+                }
+                all.sort_by_key(|(at, _)| std::cmp::Reverse(*at)); // newest first, as the service answers
+                let events = all.into_iter().map(|(_, e)| e).collect();
                 MockResponse::Output(DescribeEventsOutput::builder().set_events(Some(events)).build())
             })
         });
         let f = self.clone();
         let update = mock!(Client::update_environment).then_compute_response(move |req| {
             f.with(|w| {
-                w.record("UpdateEnvironment");
-                if w.refused < w.sc.refuse_update_busy || w.snap().status != "Ready" {
-                    w.refused += 1;
-                    return MockResponse::Http(query_error(
-                        400,
-                        "InvalidParameterValue",
-                        "Environment named web-prod is in an invalid state for this operation. Must be Ready.",
-                    ));
+                let id = req.environment_id().unwrap_or_default().to_owned();
+                let name = w.env_by_id(&id).map(|e| e.name.clone());
+                w.record("UpdateEnvironment", name.as_deref());
+                let now = w.now();
+                let Some(env) = w.env_by_id(&id) else {
+                    return MockResponse::Http(query_error(400, "InvalidParameterValue", &format!("No Environment found for EnvironmentId = '{id}'.")));
+                };
+                if env.refused < env.sc.refuse_update_busy || env.snap(now).status != "Ready" {
+                    env.refused += 1;
+                    let message = format!("Environment named {} is in an invalid state for this operation. Must be Ready.", env.name);
+                    return MockResponse::Http(query_error(400, "InvalidParameterValue", &message));
                 }
                 let label = req.version_label().unwrap_or_default().to_owned();
-                let steps = w.sc.after_update.clone();
-                w.schedule(&steps);
-                let now = w.now();
-                let scheduled: Vec<_> =
-                    w.sc.update_events.iter().map(|(off, sev, msg, ours)| (now + *off, *sev, *msg, ours.then_some(REQUEST_ID))).collect();
-                w.events.extend(scheduled);
+                env.updates += 1;
+                let (steps, events) = if env.updates == 1 {
+                    (env.sc.after_update.clone(), env.sc.update_events.clone())
+                } else {
+                    (env.sc.after_rollback.clone(), env.sc.rollback_events.clone())
+                };
+                env.schedule(now, &steps);
+                let rid = if env.updates == 1 { env.request_id.clone() } else { format!("{}-{}", env.request_id, env.updates) };
+                let scheduled: Vec<_> = events
+                    .iter()
+                    .map(|(off, sev, msg, ours)| (now + *off, *sev, *msg, ours.then(|| rid.clone())))
+                    .collect();
+                env.events.extend(scheduled);
                 let at = DateTime::from_millis(BASE_MS + now.as_millis() as i64)
                     .fmt(aws_smithy_types::date_time::Format::DateTime)
                     .unwrap_or_default();
+                let (name, id, cname) = (&env.name, &env.id, &env.cname);
                 let body = format!(
-                    "<UpdateEnvironmentResponse xmlns=\"http://elasticbeanstalk.amazonaws.com/docs/2010-12-01/\"><UpdateEnvironmentResult><EnvironmentName>{ENV}</EnvironmentName><EnvironmentId>{ENV_ID}</EnvironmentId><ApplicationName>{APP}</ApplicationName><VersionLabel>{label}</VersionLabel><Status>Updating</Status><Health>Grey</Health><DateUpdated>{at}</DateUpdated><AbortableOperationInProgress>true</AbortableOperationInProgress><CNAME>web-prod.us-east-1.elasticbeanstalk.com</CNAME></UpdateEnvironmentResult><ResponseMetadata><RequestId>{REQUEST_ID}</RequestId></ResponseMetadata></UpdateEnvironmentResponse>"
+                    "<UpdateEnvironmentResponse xmlns=\"http://elasticbeanstalk.amazonaws.com/docs/2010-12-01/\"><UpdateEnvironmentResult><EnvironmentName>{name}</EnvironmentName><EnvironmentId>{id}</EnvironmentId><ApplicationName>{APP}</ApplicationName><VersionLabel>{label}</VersionLabel><Status>Updating</Status><Health>Grey</Health><DateUpdated>{at}</DateUpdated><AbortableOperationInProgress>true</AbortableOperationInProgress><CNAME>{cname}</CNAME></UpdateEnvironmentResult><ResponseMetadata><RequestId>{rid}</RequestId></ResponseMetadata></UpdateEnvironmentResponse>"
                 );
                 let mut resp = HttpResponse::new(StatusCode::try_from(200).unwrap(), SdkBody::from(body));
-                resp.headers_mut().insert("x-amzn-RequestId", REQUEST_ID);
+                resp.headers_mut().insert("x-amzn-RequestId", rid);
                 resp.headers_mut().insert("Content-Type", "text/xml");
                 MockResponse::Http(resp)
             })
         });
         let f = self.clone();
-        let abort = mock!(Client::abort_environment_update).then_compute_output(move |_| {
+        let abort = mock!(Client::abort_environment_update).then_compute_output(move |req| {
             f.with(|w| {
-                w.record("AbortEnvironmentUpdate");
-                let steps = w.sc.after_abort.clone();
-                if !steps.is_empty() {
-                    w.schedule(&steps);
+                let id = req.environment_id().unwrap_or_default().to_owned();
+                let name = w.env_by_id(&id).map(|e| e.name.clone());
+                w.record("AbortEnvironmentUpdate", name.as_deref());
+                let now = w.now();
+                if let Some(env) = w.env_by_id(&id) {
+                    let steps = env.sc.after_abort.clone();
+                    if !steps.is_empty() {
+                        env.schedule(now, &steps);
+                    }
                 }
                 AbortEnvironmentUpdateOutput::builder().build()
             })
         });
         let f = self.clone();
+        let swap = mock!(Client::swap_environment_cnames).then_compute_output(move |req| {
+            f.with(|w| {
+                let (a, b) = (req.source_environment_id().unwrap_or_default(), req.destination_environment_id().unwrap_or_default());
+                w.record("SwapEnvironmentCNAMEs", None);
+                let now = w.now();
+                let (Some(i), Some(j)) = (w.envs.iter().position(|e| e.id == a), w.envs.iter().position(|e| e.id == b)) else {
+                    return aws_sdk_elasticbeanstalk::operation::swap_environment_cnames::SwapEnvironmentCnamEsOutput::builder().build();
+                };
+                let (ci, cj) = (w.envs[i].cname.clone(), w.envs[j].cname.clone());
+                w.envs[i].cname = cj;
+                w.envs[j].cname = ci;
+                let done = "Completed swapping CNAMEs for environments.";
+                for k in [i, j] {
+                    w.envs[k].events.push((now + Duration::from_secs(3), "INFO", done, None));
+                }
+                aws_sdk_elasticbeanstalk::operation::swap_environment_cnames::SwapEnvironmentCnamEsOutput::builder().build()
+            })
+        });
+        let f = self.clone();
         let versions = mock!(Client::describe_application_versions).then_compute_output(move |req| {
             f.with(|w| {
-                w.record("DescribeApplicationVersions");
+                w.record("DescribeApplicationVersions", None);
                 let wanted = req.version_labels();
                 let mut all: Vec<(String, String)> =
-                    w.sc.versions.iter().map(|(l, s)| ((*l).to_owned(), (*s).to_owned())).collect();
-                all.extend(w.created.iter().map(|l| (l.clone(), w.sc.new_version_status.to_owned())));
+                    w.versions.iter().map(|(l, s)| ((*l).to_owned(), (*s).to_owned())).collect();
+                all.extend(w.created.iter().map(|l| (l.clone(), w.new_version_status.to_owned())));
                 let found = all
                     .into_iter()
                     .filter(|(l, _)| wanted.is_empty() || wanted.contains(l))
@@ -313,7 +409,7 @@ impl FakeEb {
         let f = self.clone();
         let create = mock!(Client::create_application_version).then_compute_output(move |req| {
             f.with(|w| {
-                w.record("CreateApplicationVersion");
+                w.record("CreateApplicationVersion", None);
                 let label = req.version_label().unwrap_or_default().to_owned();
                 w.created.push(label.clone());
                 CreateApplicationVersionOutput::builder()
@@ -329,7 +425,7 @@ impl FakeEb {
         let f = self.clone();
         let delete = mock!(Client::delete_application_version).then_compute_output(move |req| {
             f.with(|w| {
-                w.record("DeleteApplicationVersion");
+                w.record("DeleteApplicationVersion", None);
                 let label = req.version_label().unwrap_or_default();
                 w.created.retain(|l| l != label);
                 DeleteApplicationVersionOutput::builder().build()
@@ -337,12 +433,12 @@ impl FakeEb {
         });
         let f = self.clone();
         let storage = mock!(Client::create_storage_location).then_compute_output(move |_| {
-            f.with(|w| w.record("CreateStorageLocation"));
+            f.with(|w| w.record("CreateStorageLocation", None));
             CreateStorageLocationOutput::builder().s3_bucket("elasticbeanstalk-us-east-1-123456789012").build()
         });
         let f = self.clone();
         let apps = mock!(Client::describe_applications).then_compute_output(move |req| {
-            f.with(|w| w.record("DescribeApplications"));
+            f.with(|w| w.record("DescribeApplications", None));
             let apps = req
                 .application_names()
                 .iter()
@@ -352,7 +448,7 @@ impl FakeEb {
             DescribeApplicationsOutput::builder().set_applications(Some(apps)).build()
         });
         let mut rules = Vec::new();
-        let throttles = self.with(|w| w.sc.throttle_first);
+        let throttles = self.with(|w| w.envs.first().map_or(0, |e| e.sc.throttle_first));
         if throttles > 0 {
             let throttle = || query_error(400, "Throttling", "Rate exceeded");
             rules.push(
@@ -369,13 +465,23 @@ impl FakeEb {
                     .http_response(throttle)
                     .times(throttles)
                     .output(|| {
-                        let env = env_description(snap("Ready", "Green", "v1"), BASE_MS);
-                        DescribeEnvironmentsOutput::builder().environments(env).build()
+                        let env = Env {
+                            name: ENV.to_owned(),
+                            id: ENV_ID.to_owned(),
+                            request_id: REQUEST_ID.to_owned(),
+                            sc: Scenario::default(),
+                            timeline: Vec::new(),
+                            events: Vec::new(),
+                            refused: 0,
+                            updates: 0,
+                            cname: "web-prod.us-east-1.elasticbeanstalk.com".to_owned(),
+                        };
+                        DescribeEnvironmentsOutput::builder().environments(env.description(Duration::ZERO)).build()
                     })
                     .build(),
             );
         }
-        rules.extend([describe_envs, describe_events, update, abort, versions, create, delete, storage, apps]);
+        rules.extend([describe_envs, describe_events, update, abort, swap, versions, create, delete, storage, apps]);
         rules
     }
 }

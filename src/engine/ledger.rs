@@ -64,15 +64,27 @@ impl Ledger {
     /// as clauses to append to the cancel message.
     pub async fn undo_on_cancel(&self, eb: &Beanstalk, abort: bool) -> String {
         let mut message = String::new();
-        for env_id in self.updates_in_flight() {
-            if abort {
-                match tokio::time::timeout(Duration::from_secs(3), eb.abort_update(&env_id)).await {
+        let in_flight = self.updates_in_flight();
+        if !in_flight.is_empty() && !abort {
+            let what =
+                if in_flight.len() == 1 { "the environment update goes on" } else { "the environment updates go on" };
+            message.push_str(&format!("; {what} (set abort-on-cancel: true to abort it)"));
+        } else if !in_flight.is_empty() {
+            // All at once: the runner's grace period does not grow with the fleet.
+            let aborts = in_flight.iter().map(|id| tokio::time::timeout(Duration::from_secs(3), eb.abort_update(id)));
+            let answers = futures_util::future::join_all(aborts).await;
+            let aborted = answers.iter().filter(|a| matches!(a, Ok(Ok(())))).count();
+            if in_flight.len() == 1 {
+                match &answers[0] {
                     Ok(Ok(())) => message.push_str("; the update was aborted and Elastic Beanstalk is rolling back"),
                     Ok(Err(e)) => message.push_str(&format!("; aborting the update failed: {e:#}")),
                     Err(_) => message.push_str("; aborting the update did not answer in time"),
                 }
             } else {
-                message.push_str("; the environment update goes on (set abort-on-cancel: true to abort it)");
+                message.push_str(&format!(
+                    "; {aborted} of {} updates were aborted and Elastic Beanstalk is rolling them back",
+                    in_flight.len()
+                ));
             }
         }
         if let Some((application, label)) = self.with(|e| e.created_version.take()) {

@@ -9,6 +9,7 @@ mod ledger;
 mod publish;
 mod rollout;
 mod ship;
+mod swap;
 
 use std::path::PathBuf;
 
@@ -19,7 +20,7 @@ pub use ledger::Ledger;
 pub use ship::{DockerImages, ImageStage, ShippedImage};
 
 use crate::aws::Clients;
-use crate::config::{Config, Plan};
+use crate::config::{Config, OnFailure, Plan};
 use crate::gha::{Annotation, Console};
 use crate::journal::Journal;
 use crate::verdict::{self, Outcome};
@@ -48,6 +49,10 @@ pub struct Engine<'a, I: ImageStage> {
 impl<I: ImageStage> Engine<'_, I> {
     /// Runs the plan to its conclusion. Errors are failures the caller reports as `failed`.
     pub async fn run(&self) -> Result<Conclusion> {
+        if let Plan::Swap = &self.cfg.plan {
+            let (outcome, message) = swap::swap_only(self).await?;
+            return Ok(Conclusion { outcome, message });
+        }
         let (app, label) = (self.cfg.application.as_str(), self.cfg.version_label.as_str());
         // Local checks first: a bad bundle must fail before anything is asked of AWS.
         let deploy = match &self.cfg.plan {
@@ -58,14 +63,15 @@ impl<I: ImageStage> Engine<'_, I> {
                 self.journal.phase("Check bundle content", started.elapsed());
                 Some((plan, prepared))
             }
-            Plan::Rollback => None,
+            Plan::Rollback | Plan::Swap => None,
         };
         let started = Instant::now();
-        let env = rollout::check_environment(self).await?;
+        let (targets, live) = rollout::check_environments(self).await?;
         let existing = self.aws.eb.version(app, label).await?;
         self.journal.phase("Check environment", started.elapsed());
 
-        let created_here = match (deploy, existing) {
+        let min = self.cfg.wait.min_health;
+        match (deploy, existing) {
             (None, None) => bail!(publish::missing_version_message(&self.aws.eb, app, label).await),
             (Some((plan, _)), Some(_)) if !plan.reuse_existing => bail!(
                 "version {label} already exists in application {app}, and reuse-existing-version is false; choose a new version-label, or set reuse-existing-version: true to deploy the existing one"
@@ -73,36 +79,95 @@ impl<I: ImageStage> Engine<'_, I> {
             (deploy, Some(version)) => {
                 publish::check_deployable(&version)?;
                 publish::record_existing(self, &version).await;
-                if verdict::unchanged(&env, label, self.cfg.wait.min_health) {
-                    return Ok(rollout::unchanged(self, &env));
+                if targets.iter().all(|env| verdict::unchanged(env, label, min)) {
+                    let results = targets.iter().map(|env| rollout::unchanged(self, env, label)).collect();
+                    return Ok(self.conclude(results, None));
                 }
                 if deploy.is_some() {
                     self.console.info(format!(
                         "Version {label} already exists: deploying it as is (reuse-existing-version); nothing is built or uploaded"
                     ));
                 } else {
-                    self.console.info(format!(
-                        "Rolling back {} from {} to {label}",
-                        self.cfg.environment,
-                        env.version_label.as_deref().unwrap_or("(no version)")
-                    ));
+                    for env in targets.iter().filter(|env| !verdict::unchanged(env, label, min)) {
+                        let from = env.version_label.as_deref().unwrap_or("(no version)");
+                        self.console.info(format!("Rolling back {} from {from} to {label}", env.name));
+                    }
                 }
-                false
             }
-            (Some((plan, prepared)), None) => {
-                publish::publish(self, plan, prepared).await?;
-                true
+            (Some((plan, prepared)), None) => publish::publish(self, plan, prepared).await?,
+        }
+
+        let (done, to_roll): (Vec<_>, Vec<_>) =
+            targets.iter().cloned().partition(|env| verdict::unchanged(env, label, min));
+        let mut results: Vec<rollout::EnvResult> =
+            done.iter().map(|env| rollout::unchanged(self, env, label)).collect();
+        results.extend(rollout::fleet(self, to_roll.into_iter().map(|env| (env, label.to_owned())).collect()).await);
+        results.sort_by_key(|r| self.cfg.environments.iter().position(|n| n.eq_ignore_ascii_case(&r.name)));
+        if self.cfg.on_failure == OnFailure::Rollback && results.iter().any(|r| !r.outcome.is_success()) {
+            rollout::roll_back(self, &mut results).await;
+        }
+        // A version this run created that no environment took is not left behind.
+        self.ledger.discard_version(&self.aws.eb, self.console, false).await;
+
+        let swapped = match (live, results.as_slice()) {
+            (Some(live), [r]) if r.outcome == Outcome::Deployed => {
+                let idle = r.env.clone().unwrap_or_else(|| targets[0].clone());
+                Some(swap::swap(self, &idle, &live).await)
             }
+            (Some(live), [r]) => {
+                self.journal.record(|f| f.live_environment = Some(live.name.clone()));
+                if r.outcome == Outcome::Unchanged {
+                    self.console.info(format!(
+                        "{} already ran {label}: not swapping (a re-run never moves traffic without a deploy; use mode: swap)",
+                        r.name
+                    ));
+                } else {
+                    self.console.info(format!("The deploy to {} was not verified: {} stays live", r.name, live.name));
+                }
+                None
+            }
+            _ => None,
         };
-        rollout::rollout(self, env, created_here).await
+        Ok(self.conclude(results, swapped))
     }
 
-    /// Announces an outcome (a notice or an error annotation) and returns it with its message.
-    fn announce(&self, outcome: Outcome, message: String) -> Conclusion {
-        if outcome.is_success() {
-            self.console.notice(&message, Some(&Annotation::titled("eb-deploy")));
-        } else {
-            self.console.error(&message, Some(&Annotation::titled("eb-deploy")));
+    /// The step's conclusion from every environment's result (and the swap's): the worst result, and one
+    /// sentence (the environment's own when there is one).
+    fn conclude(&self, results: Vec<rollout::EnvResult>, swapped: Option<swap::Swapped>) -> Conclusion {
+        let mut outcome = Outcome::worst(results.iter().map(|r| r.outcome));
+        let mut message = match results.as_slice() {
+            [one] => one.message.clone(),
+            all => {
+                let mut counts: Vec<(Outcome, usize)> = Vec::new();
+                for r in all {
+                    match counts.iter_mut().find(|(o, _)| *o == r.outcome) {
+                        Some((_, n)) => *n += 1,
+                        None => counts.push((r.outcome, 1)),
+                    }
+                }
+                let tally: Vec<String> = counts.iter().map(|(o, n)| format!("{n} {o}")).collect();
+                let mut text = format!("{} environments: {}", all.len(), tally.join(", "));
+                for r in all.iter().filter(|r| !r.outcome.is_success() && r.outcome != Outcome::Skipped) {
+                    text.push_str(&format!("; {}: {}", r.name, r.message));
+                }
+                text
+            }
+        };
+        if let Some(s) = swapped {
+            message = format!("{message}; {}", s.message);
+            if !s.outcome.is_success() {
+                outcome = Outcome::Failed;
+                self.console.error(&s.message, Some(&Annotation::titled("eb-deploy: swap")));
+            } else {
+                self.console.notice(&s.message, Some(&Annotation::titled("eb-deploy: swap")));
+            }
+        }
+        if results.len() > 1 {
+            if outcome.is_success() {
+                self.console.notice(&message, Some(&Annotation::titled("eb-deploy")));
+            } else {
+                self.console.error(&message, Some(&Annotation::titled("eb-deploy")));
+            }
         }
         Conclusion { outcome, message }
     }
@@ -158,45 +223,12 @@ mod tests {
     }
 
     async fn run(sc: Scenario, inputs: &[(&'static str, &str)]) -> Run {
-        let workspace = std::env::temp_dir().join(format!("engine-ws-{}", std::process::id()));
-        std::fs::create_dir_all(&workspace).unwrap();
-        let mut raw = RawInputs::default();
-        for (k, v) in [
-            ("application-name", "app"),
-            ("environment-name", "web-prod"),
-            ("image", "nginx:1"),
-            ("version-label", "v2"),
-        ]
-        .iter()
-        .chain(inputs)
-        {
-            raw.set(k, v);
-        }
-        let cfg = Config::from_inputs(&raw, &crate::config::RunContext::default(), &workspace).unwrap();
-        let fake = FakeEb::new(sc);
-        let clients = fake.clients();
-        let (console, buf) = Console::captured(false, true);
-        let (journal, ledger) = (Journal::default(), Ledger::default());
-        let engine = Engine {
-            cfg: &cfg,
-            aws: &clients,
-            console: &console,
-            journal: &journal,
-            ledger: &ledger,
-            cadence: Cadence::default(),
-            temp_dir: workspace.clone(),
-            images: &FakeImages,
-        };
-        let t0 = Instant::now();
-        let result = engine.run().await;
-        let ended = t0.elapsed();
-        let log = buf.text();
-        let (outcome, message) = match &result {
-            Ok(c) => (c.outcome, c.message.clone()),
-            Err(e) => (Outcome::Failed, format!("{e:#}")),
-        };
-        let report = Report::new(Heading::default(), journal.snapshot(), outcome, message, 0.0);
-        Run { result, fake, report, ledger, log, ended }
+        run_fleet(vec![("web-prod".to_owned(), sc)], inputs).await
+    }
+
+    async fn run_fleet(envs: Vec<(String, Scenario)>, inputs: &[(&'static str, &str)]) -> Run {
+        let names = envs.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join("\n");
+        run_with_names(envs, &names, inputs).await
     }
 
     fn deploy_events() -> Vec<(Duration, &'static str, &'static str, bool)> {
@@ -580,5 +612,304 @@ mod tests {
         let r = run(succeeds_at(20.0), &[("wait", "false")]).await;
         assert_eq!(r.outcome(), Outcome::Started);
         assert_eq!(r.fake.count("DescribeEvents"), 0);
+    }
+
+    // --- fleets ----------------------------------------------------------------------------------
+
+    /// A fleet of `n` environments of deploys settling `at` seconds after their update (the last ones a
+    /// little later, as real environments do), named `web-00`, `web-01`, …
+    fn fleet(n: usize, at: f64) -> Vec<(String, Scenario)> {
+        (0..n)
+            .map(|i| {
+                let settle = at * (1.0 + 0.01 * (i % 5) as f64);
+                let sc = Scenario {
+                    update_events: vec![
+                        (secs(0.2), "INFO", "Environment update is starting.", true),
+                        (secs(settle), "INFO", "Environment update completed successfully.", true),
+                    ],
+                    ..succeeds_at(settle)
+                };
+                (format!("web-{i:02}"), sc)
+            })
+            .collect()
+    }
+
+    /// When each environment's verdict came, by the end of its deploy phase in the journal.
+    fn verdict_at(r: &Run, env: &str) -> Duration {
+        let facts = r.report.environments.iter().find(|e| e.name == env).unwrap();
+        let span = facts.spans.iter().find(|s| s.name.starts_with("deploy")).unwrap();
+        secs(span.end)
+    }
+
+    /// Beanstalk calls a minute while the fleet waits: Describe* calls from the first update to the end.
+    fn fleet_calls_per_minute(r: &Run) -> f64 {
+        let calls = r.fake.calls();
+        let first = calls.iter().position(|c| c.op == "UpdateEnvironment").unwrap();
+        let waiting = calls[first..].iter().filter(|c| c.op.starts_with("Describe")).count();
+        waiting as f64 / ((r.ended - calls[first].at).as_secs_f64() / 60.0)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn fleets_keep_the_call_budget_and_each_verdict_is_prompt() {
+        for n in [1, 5, 25] {
+            for at in [3.0, 8.0, 40.0, 300.0, 1200.0] {
+                let envs = fleet(n, at);
+                let settles: Vec<(String, f64)> =
+                    (0..n).map(|i| (envs[i].0.clone(), at * (1.0 + 0.01 * (i % 5) as f64))).collect();
+                let r = run_fleet(envs, &[("wait-timeout", "1h")]).await;
+                assert_eq!(r.outcome(), Outcome::Deployed, "{n} x {at} s: {}", r.log);
+                assert_eq!(r.fake.count("CreateApplicationVersion"), 1, "one version for the fleet");
+                assert_eq!(r.fake.count("UpdateEnvironment"), n);
+                let rate = fleet_calls_per_minute(&r);
+                assert!(rate <= 30.0, "{n} x {at} s: {rate:.1} calls/min: {:?}", r.fake.calls());
+                for (env, settle) in settles {
+                    let settled = r.fake.updated_at_env(&env).unwrap() + secs(settle);
+                    let latency = verdict_at(&r, &env).saturating_sub(settled);
+                    assert!(latency <= secs(2.6), "{n} x {at} s: {env} verdict {latency:?} after it settled");
+                }
+            }
+        }
+    }
+
+    fn fails_at(at: f64) -> Scenario {
+        Scenario {
+            after_update: vec![
+                (Duration::ZERO, snap("Updating", "Grey", "v2")),
+                (secs(at), snap("Ready", "Red", "v1")),
+            ],
+            update_events: vec![
+                (secs(0.2), "INFO", "Environment update is starting.", true),
+                (secs(at - 0.5), "ERROR", "Failed to deploy application.", true),
+            ],
+            new_version_status: "PROCESSED",
+            ..Scenario::default()
+        }
+    }
+
+    fn rolls_back_at(at: f64, sc: Scenario) -> Scenario {
+        Scenario {
+            after_rollback: vec![
+                (Duration::ZERO, snap("Updating", "Grey", "v2")),
+                (secs(at), snap("Ready", "Green", "v1")),
+            ],
+            rollback_events: vec![(secs(at), "INFO", "Environment update completed successfully.", true)],
+            ..sc
+        }
+    }
+
+    fn outcomes(r: &Run) -> Vec<(String, Outcome)> {
+        r.report.environments.iter().map(|e| (e.name.clone(), e.result.unwrap_or(Outcome::Cancelled))).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_canary_stops_a_sequential_fleet() {
+        let envs = vec![
+            ("canary".to_owned(), fails_at(20.0)),
+            ("web-eu".to_owned(), succeeds_at(20.0)),
+            ("web-us".to_owned(), succeeds_at(20.0)),
+        ];
+        let r = run_fleet(envs, &[("strategy", "sequential")]).await;
+        assert_eq!(r.outcome(), Outcome::Failed, "{}", r.log);
+        assert_eq!(
+            outcomes(&r),
+            vec![
+                ("canary".into(), Outcome::Failed),
+                ("web-eu".into(), Outcome::Skipped),
+                ("web-us".into(), Outcome::Skipped)
+            ]
+        );
+        let updated: Vec<_> =
+            r.fake.calls().into_iter().filter(|c| c.op == "UpdateEnvironment").filter_map(|c| c.env).collect();
+        assert_eq!(updated, vec!["canary"], "no environment after the canary was touched");
+        assert!(r.report.message.contains("canary: the deploy of v2 failed"), "{}", r.report.message);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sequential_fleets_go_in_the_order_given() {
+        let envs = vec![
+            ("web-c".to_owned(), succeeds_at(10.0)),
+            ("web-a".to_owned(), succeeds_at(10.0)),
+            ("web-b".to_owned(), succeeds_at(10.0)),
+        ];
+        let r = run_fleet(envs, &[("strategy", "sequential")]).await;
+        assert_eq!(r.outcome(), Outcome::Deployed, "{}", r.log);
+        let calls = r.fake.calls();
+        let updated: Vec<_> =
+            calls.iter().filter(|c| c.op == "UpdateEnvironment").map(|c| (c.env.clone().unwrap(), c.at)).collect();
+        assert_eq!(updated.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["web-c", "web-a", "web-b"]);
+        assert!(updated[1].1 >= updated[0].1 + secs(10.0), "the second starts after the first settled: {updated:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn max_parallel_bounds_the_environments_under_way() {
+        let envs = (0..4).map(|i| (format!("web-{i:02}"), succeeds_at(20.0))).collect();
+        let r = run_fleet(envs, &[("max-parallel", "2")]).await;
+        assert_eq!(r.outcome(), Outcome::Deployed, "{}", r.log);
+        let starts: Vec<Duration> =
+            r.fake.calls().iter().filter(|c| c.op == "UpdateEnvironment").map(|c| c.at).collect();
+        assert!(starts[1] < secs(1.0) && starts[2] >= secs(20.0) && starts[3] >= secs(20.0), "{starts:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn on_failure_continue_carries_on_and_reports_the_worst() {
+        let envs = vec![
+            ("web-a".to_owned(), succeeds_at(20.0)),
+            ("web-b".to_owned(), fails_at(15.0)),
+            ("web-c".to_owned(), succeeds_at(30.0)),
+        ];
+        let r = run_fleet(envs, &[("on-failure", "continue"), ("strategy", "sequential")]).await;
+        assert_eq!(r.outcome(), Outcome::Failed);
+        assert_eq!(
+            outcomes(&r),
+            vec![
+                ("web-a".into(), Outcome::Deployed),
+                ("web-b".into(), Outcome::Failed),
+                ("web-c".into(), Outcome::Deployed)
+            ]
+        );
+        let environments: serde_json::Value =
+            serde_json::from_str(&r.report.outputs().into_iter().find(|(k, _)| k == "environments").unwrap().1)
+                .unwrap();
+        assert_eq!(environments[1]["name"], "web-b");
+        assert_eq!(environments[1]["result"], "failed");
+        assert_eq!(environments[1]["running_version_label"], "v1");
+        assert_eq!(environments[2]["running_version_label"], "v2");
+        let single: Vec<_> =
+            r.report.outputs().into_iter().filter(|(k, v)| k == "environment-id" && !v.is_empty()).collect();
+        assert!(single.is_empty(), "single-environment outputs stay empty for a fleet");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn on_failure_rollback_returns_every_moved_environment() {
+        let envs = vec![
+            ("web-a".to_owned(), rolls_back_at(12.0, succeeds_at(20.0))),
+            ("web-b".to_owned(), rolls_back_at(12.0, fails_at(25.0))),
+            ("web-c".to_owned(), rolls_back_at(12.0, succeeds_at(10.0))),
+        ];
+        let r = run_fleet(envs, &[("on-failure", "rollback")]).await;
+        assert_eq!(r.outcome(), Outcome::Failed, "{}", r.log);
+        // web-b was reverted by Beanstalk itself: it is not rolled back a second time.
+        assert_eq!(
+            outcomes(&r),
+            vec![
+                ("web-a".into(), Outcome::RolledBack),
+                ("web-b".into(), Outcome::Failed),
+                ("web-c".into(), Outcome::RolledBack)
+            ]
+        );
+        let updates: Vec<_> =
+            r.fake.calls().into_iter().filter(|c| c.op == "UpdateEnvironment").filter_map(|c| c.env).collect();
+        assert_eq!(updates.iter().filter(|e| *e == "web-a").count(), 2);
+        assert_eq!(updates.iter().filter(|e| *e == "web-b").count(), 1);
+        assert_eq!(r.report.environments[0].running_version_label.as_deref(), Some("v1"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_rollback_is_reported_loudly() {
+        let broken_rollback = Scenario {
+            after_rollback: vec![
+                (Duration::ZERO, snap("Updating", "Grey", "v1")),
+                (secs(10.0), snap("Ready", "Red", "v2")),
+            ],
+            rollback_events: vec![(secs(9.0), "ERROR", "Failed to deploy application.", true)],
+            ..succeeds_at(10.0)
+        };
+        let envs = vec![("web-a".to_owned(), broken_rollback), ("web-b".to_owned(), fails_at(20.0))];
+        let r = run_fleet(envs, &[("on-failure", "rollback")]).await;
+        assert_eq!(outcomes(&r)[0], ("web-a".into(), Outcome::Failed));
+        assert!(
+            r.report.environments[0].message.contains("ROLLING BACK TO v1 FAILED TOO"),
+            "{}",
+            r.report.environments[0].message
+        );
+    }
+
+    fn blue_green() -> Vec<(String, Scenario)> {
+        vec![("shop-green".to_owned(), succeeds_at(20.0)), ("shop-blue".to_owned(), Scenario::default())]
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn blue_green_swaps_only_after_a_verified_deploy() {
+        let envs = blue_green();
+        let r = run_fleet(envs[..1].to_vec(), &[]).await;
+        assert_eq!(r.fake.count("SwapEnvironmentCNAMEs"), 0);
+
+        // The fake holds both; only the idle one is named in environment-name.
+        let fake_envs = blue_green();
+        let r = run_blue_green(fake_envs, &[]).await;
+        assert_eq!(r.outcome(), Outcome::Deployed, "{}", r.log);
+        assert_eq!(r.fake.count("SwapEnvironmentCNAMEs"), 1);
+        let calls = r.fake.calls();
+        let swap = calls.iter().position(|c| c.op == "SwapEnvironmentCNAMEs").unwrap();
+        let update = calls.iter().position(|c| c.op == "UpdateEnvironment").unwrap();
+        assert!(swap > update, "the swap comes after the deploy's verdict");
+        assert_eq!(r.report.live_environment.as_deref(), Some("shop-green"));
+        assert!(
+            r.report.message.contains("shop-green is live now at shop-blue.us-east-1.elasticbeanstalk.com"),
+            "{}",
+            r.report.message
+        );
+
+        let mut failing = blue_green();
+        failing[0].1 = fails_at(20.0);
+        let r = run_blue_green(failing, &[]).await;
+        assert_eq!(r.outcome(), Outcome::Failed);
+        assert_eq!(r.fake.count("SwapEnvironmentCNAMEs"), 0, "a failed deploy never swaps");
+        assert_eq!(r.report.live_environment.as_deref(), Some("shop-blue"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn mode_swap_swaps_without_deploying() {
+        let r = run_blue_green(blue_green(), &[("mode", "swap")]).await;
+        assert_eq!(r.outcome(), Outcome::Swapped, "{}", r.log);
+        assert_eq!(r.fake.count("UpdateEnvironment") + r.fake.count("CreateApplicationVersion"), 0);
+        assert_eq!(r.report.live_environment.as_deref(), Some("shop-green"));
+    }
+
+    /// A fleet fake holding both environments of a blue/green pair, with only the first deployed to.
+    async fn run_blue_green(envs: Vec<(String, Scenario)>, inputs: &[(&'static str, &str)]) -> Run {
+        let live = envs[1].0.clone();
+        let mut all: Vec<(&'static str, &str)> = vec![("swap-with", live.as_str())];
+        all.extend_from_slice(inputs);
+        let idle = envs[0].0.clone();
+        run_with_names(envs, &idle, &all).await
+    }
+
+    async fn run_with_names(envs: Vec<(String, Scenario)>, names: &str, inputs: &[(&'static str, &str)]) -> Run {
+        let workspace = std::env::temp_dir().join(format!("engine-ws-{}", std::process::id()));
+        std::fs::create_dir_all(&workspace).unwrap();
+        let mut raw = RawInputs::default();
+        for (k, v) in
+            [("application-name", "app"), ("environment-name", names), ("image", "nginx:1"), ("version-label", "v2")]
+                .iter()
+                .chain(inputs)
+        {
+            raw.set(k, v);
+        }
+        let cfg = Config::from_inputs(&raw, &crate::config::RunContext::default(), &workspace).unwrap();
+        let fake = FakeEb::fleet(envs);
+        let clients = fake.clients();
+        let (console, buf) = Console::captured(false, true);
+        let (journal, ledger) = (Journal::new(&cfg.environments), Ledger::default());
+        let engine = Engine {
+            cfg: &cfg,
+            aws: &clients,
+            console: &console,
+            journal: &journal,
+            ledger: &ledger,
+            cadence: Cadence::default(),
+            temp_dir: workspace.clone(),
+            images: &FakeImages,
+        };
+        let t0 = Instant::now();
+        let result = engine.run().await;
+        let ended = t0.elapsed();
+        let log = buf.text();
+        let (outcome, message) = match &result {
+            Ok(c) => (c.outcome, c.message.clone()),
+            Err(e) => (Outcome::Failed, format!("{e:#}")),
+        };
+        let report = Report::new(Heading::default(), journal.snapshot(), outcome, message, 0.0);
+        Run { result, fake, report, ledger, log, ended }
     }
 }

@@ -1,24 +1,54 @@
-//! Stage: roll the version out to one environment — find it, wait out (or abort) another operation, start
-//! the update, wait for the verdict, abort on timeout when asked.
+//! Stage: roll the version out to the environments — find them all in one call, then for each (in parallel up to
+//! `max-parallel`, or one after another): wait out (or abort) another operation, start the update, and wait for
+//! the verdict, every wait served by one shared [`Watch`]. `on-failure` decides whether a failure stops the
+//! fleet, and whether the environments it moved go back to their previous version.
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Result, bail};
+use futures_util::future::join_all;
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+use super::Engine;
 use super::ship::ImageStage;
-use super::{Conclusion, Engine};
 use crate::beanstalk::{self, Environment, Status, UpdateRefusal};
+use crate::config::OnFailure;
+use crate::gha::Annotation;
 use crate::verdict::{self, Outcome, Readiness, Verdict};
-use crate::wait::{Target, Waiter};
+use crate::wait::{Target, Watch};
 
 /// Refused updates (another update got in first) tried again before giving up.
 const MAX_UPDATE_ATTEMPTS: u32 = 5;
 
-/// The environment must exist in the application; nothing is changed when it does not.
-pub(crate) async fn check_environment<I: ImageStage>(e: &Engine<'_, I>) -> Result<Environment> {
-    let (app, name) = (e.cfg.application.as_str(), e.cfg.environment.as_str());
+/// How one environment's rollout ended.
+#[derive(Debug, Clone)]
+pub(crate) struct EnvResult {
+    pub name: String,
+    pub outcome: Outcome,
+    pub message: String,
+    /// This step started an update of it (so it is this step's to undo).
+    pub moved: bool,
+    /// The version it ran before this step.
+    pub previous: Option<String>,
+    /// Its last state.
+    pub env: Option<Environment>,
+}
+
+/// The environments of the step (and the live one of a blue/green pair), found in one call. Nothing is changed
+/// when one is missing, or busy with `on-busy: fail`.
+pub(crate) async fn check_environments<I: ImageStage>(
+    e: &Engine<'_, I>,
+) -> Result<(Vec<Environment>, Option<Environment>)> {
+    let app = e.cfg.application.as_str();
     let eb = &e.aws.eb;
-    let _group = e.console.group(format!("Check {name}"));
-    let Some(env) = eb.environment(app, name).await? else {
+    let mut wanted = e.cfg.environments.clone();
+    wanted.extend(e.cfg.swap_with.clone());
+    let _group = e.console.group(format!("Check {}", wanted.join(", ")));
+    let found = eb.environments(app, &wanted).await?;
+    let find = |name: &str| found.iter().find(|f| f.name.eq_ignore_ascii_case(name)).cloned();
+    let missing: Vec<&String> = wanted.iter().filter(|n| find(n).is_none()).collect();
+    if !missing.is_empty() {
         if !eb.application_exists(app).await? {
             bail!(
                 "application {app} does not exist in {}; check application-name and region (create the application and environment once, e.g. with the console or `eb create`)",
@@ -27,43 +57,119 @@ pub(crate) async fn check_environment<I: ImageStage>(e: &Engine<'_, I>) -> Resul
         }
         let names = eb.environment_names(app).await?;
         let known = if names.is_empty() { "it has none".to_owned() } else { format!("it has: {}", names.join(", ")) };
-        bail!("environment {name} does not exist in application {app} ({known}); check environment-name and region");
-    };
-    e.journal.record(|f| {
-        f.environment.previous_version_label = env.version_label.clone();
-        f.environment.observe(&env);
-    });
-    e.console.info(format!(
-        "{name} ({}) runs {}: {} / {}",
-        env.id,
-        env.version_label.as_deref().unwrap_or("no version"),
-        env.status,
-        env.health
-    ));
-    if verdict::readiness(env.status, e.cfg.on_busy) == Readiness::Refuse {
-        bail!(verdict::busy_refusal(name, env.status));
+        let input = if e.cfg.swap_with.as_ref().is_some_and(|l| missing.contains(&l)) && missing.len() == 1 {
+            "swap-with"
+        } else {
+            "environment-name"
+        };
+        let list = missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
+        let (noun, verb) = if missing.len() == 1 { ("environment", "does") } else { ("environments", "do") };
+        bail!("{noun} {list} {verb} not exist in application {app} ({known}); check {input} and region");
     }
-    Ok(env)
+    let mut targets = Vec::new();
+    for name in &e.cfg.environments {
+        let env = find(name).expect("checked above");
+        e.journal.record(|f| {
+            let facts = f.environment(name);
+            facts.previous_version_label = env.version_label.clone();
+            facts.observe(&env);
+        });
+        e.console.info(format!(
+            "{} ({}) runs {}: {} / {}",
+            env.name,
+            env.id,
+            env.version_label.as_deref().unwrap_or("no version"),
+            env.status,
+            env.health
+        ));
+        if verdict::readiness(env.status, e.cfg.on_busy) == Readiness::Refuse {
+            bail!(verdict::busy_refusal(&env.name, env.status));
+        }
+        targets.push(env);
+    }
+    let live = e.cfg.swap_with.as_deref().and_then(find);
+    if let Some(live) = &live {
+        e.console.info(format!(
+            "{} ({}) is live at {}: {} / {}",
+            live.name,
+            live.id,
+            live.cname.as_deref().unwrap_or("(no CNAME)"),
+            live.status,
+            live.health
+        ));
+    }
+    Ok((targets, live))
 }
 
-/// The environment already runs the version: nothing to do.
-pub(crate) fn unchanged<I: ImageStage>(e: &Engine<'_, I>, env: &Environment) -> Conclusion {
-    let (name, label) = (&e.cfg.environment, &e.cfg.version_label);
-    e.console.info(format!("{name} already runs {label} and is {}: nothing to do", env.health));
-    Conclusion { outcome: Outcome::Unchanged, message: format!("{name} already ran {label}; no update was made") }
+/// An environment already running the version, healthy: nothing to do.
+pub(crate) fn unchanged<I: ImageStage>(e: &Engine<'_, I>, env: &Environment, label: &str) -> EnvResult {
+    e.console.info(format!("{} already runs {label} and is {}: nothing to do", env.name, env.health));
+    let message = format!("{} already ran {label}; no update was made", env.name);
+    e.record_env(&env.name, Outcome::Unchanged, message.clone());
+    EnvResult {
+        name: env.name.clone(),
+        outcome: Outcome::Unchanged,
+        message,
+        moved: false,
+        previous: env.version_label.clone(),
+        env: Some(env.clone()),
+    }
 }
 
-/// Waits out (or aborts) another update, starts ours, and waits for the verdict. `created_here`: the
-/// version was created by this run (deleted again if it can never be deployed).
-pub(crate) async fn rollout<I: ImageStage>(
-    e: &Engine<'_, I>,
-    env: Environment,
-    created_here: bool,
-) -> Result<Conclusion> {
-    let (name, label) = (e.cfg.environment.as_str(), e.cfg.version_label.as_str());
+/// Rolls `label` out to every environment in `targets` (each with its own label: a rollback returns each
+/// to its own previous version), per `strategy` and `on-failure`; results in the order given.
+pub(crate) async fn fleet<I: ImageStage>(e: &Engine<'_, I>, targets: Vec<(Environment, String)>) -> Vec<EnvResult> {
+    let several = targets.len() > 1;
+    let watch = Watch::new(&e.aws.eb, e.console, e.journal, e.cadence, &e.cfg.application, several);
+    let gate = Semaphore::new(e.cfg.strategy.concurrency());
+    let halted = AtomicBool::new(false);
+    let (watch, gate, halted) = (&watch, &gate, &halted);
+    let runs = targets.into_iter().map(|(env, label)| async move {
+        // The semaphore is fair: environments start in the order given.
+        let _permit = gate.acquire().await;
+        if halted.load(Ordering::SeqCst) {
+            let message = format!("{} was not updated: another environment failed first (on-failure: stop)", env.name);
+            e.console.info(&message);
+            e.record_env(&env.name, Outcome::Skipped, message.clone());
+            return EnvResult {
+                name: env.name.clone(),
+                outcome: Outcome::Skipped,
+                message,
+                moved: false,
+                previous: env.version_label.clone(),
+                env: Some(env),
+            };
+        }
+        let result = rollout_one(e, watch, env, &label).await;
+        if !result.outcome.is_success() && e.cfg.on_failure != OnFailure::Continue {
+            halted.store(true, Ordering::SeqCst);
+        }
+        result
+    });
+    let (results, ()) = tokio::join!(
+        async {
+            let results = join_all(runs).await;
+            watch.close();
+            results
+        },
+        watch.drive()
+    );
+    results
+}
+
+/// Waits out (or aborts) another update, starts ours, and waits for the verdict.
+async fn rollout_one<I: ImageStage>(e: &Engine<'_, I>, watch: &Watch<'_>, env: Environment, label: &str) -> EnvResult {
+    let name = env.name.clone();
+    let previous = env.version_label.clone();
+    let result = |outcome, message: String, moved, env| EnvResult {
+        name: name.clone(),
+        outcome,
+        message,
+        moved,
+        previous: previous.clone(),
+        env,
+    };
     let eb = &e.aws.eb;
-    let observe = |env: &Environment| e.journal.observe(env);
-    let mut waiter = Waiter::new(eb, e.console, e.cadence, beanstalk::now_ms());
     // What the environment is doing, as last seen: only a Ready one is updated.
     let mut status = env.status;
     let mut env = env;
@@ -72,7 +178,10 @@ pub(crate) async fn rollout<I: ImageStage>(
         attempts += 1;
         match verdict::readiness(status, e.cfg.on_busy) {
             Readiness::Ready => {}
-            Readiness::Refuse => bail!(verdict::busy_refusal(name, status)),
+            Readiness::Refuse => {
+                let message = verdict::busy_refusal(&name, status);
+                return result(e.announce_env(&name, Outcome::Failed, message.clone()), message, false, Some(env));
+            }
             busy => {
                 if busy == Readiness::Abort {
                     e.console.info(format!("{name} is {status}: aborting that update (on-busy: abort)"));
@@ -87,58 +196,68 @@ pub(crate) async fn rollout<I: ImageStage>(
                     ));
                 }
                 let since = Instant::now();
-                let ready = waiter.until_ready(&e.cfg.application, &env.id, e.cfg.wait.timeout, &observe).await;
-                e.journal.phase("Wait for the environment to be Ready", since.elapsed());
+                let ready = watch.until_ready(&env, e.cfg.wait.timeout).await;
+                e.journal.span(&name, "wait for Ready", since);
+                if !e.several() {
+                    e.journal.phase("Wait for the environment to be Ready", since.elapsed());
+                }
                 env = match ready {
                     Ok(env) => env,
+                    Err(Verdict::TimedOut { .. }) => {
+                        let (outcome, message) = verdict::busy_timeout(&name, &e.cfg.wait);
+                        e.announce_env(&name, outcome, message.clone());
+                        return result(outcome, message, false, Some(env));
+                    }
                     Err(verdict) => {
-                        if created_here {
-                            e.ledger.discard_version(eb, e.console, false).await;
-                        }
-                        if let Verdict::TimedOut { .. } = verdict {
-                            let (outcome, message) = verdict::busy_timeout(name, &e.cfg.wait);
-                            return Ok(e.announce(outcome, message));
-                        }
-                        return Ok(conclude(e, &verdict, None));
+                        let (outcome, message) = verdict::conclusion(&verdict, &name, label, &e.cfg.wait, None);
+                        e.announce_env(&name, outcome, message.clone());
+                        return result(outcome, message, false, Some(env));
                     }
                 };
             }
         }
-        match eb.update_environment(&env.id, label).await? {
-            Ok(started) => break started,
-            Err(refused) if refused.reason == Some(UpdateRefusal::Busy) && attempts < MAX_UPDATE_ATTEMPTS => {
+        match eb.update_environment(&env.id, label).await {
+            Ok(Ok(started)) => break started,
+            Ok(Err(refused)) if refused.reason == Some(UpdateRefusal::Busy) && attempts < MAX_UPDATE_ATTEMPTS => {
                 // Another operation got in first: the environment is busy again, as if seen Updating.
                 e.console.info(format!("{name} became busy before our update: {}", refused.message));
                 status = Status::Updating;
             }
-            Err(refused) => bail!("Elastic Beanstalk refused to update {name}: {}", refused.message),
+            Ok(Err(refused)) => {
+                let message = format!("Elastic Beanstalk refused to update {name}: {}", refused.message);
+                e.announce_env(&name, Outcome::Failed, message.clone());
+                return result(Outcome::Failed, message, false, Some(env));
+            }
+            Err(err) => {
+                let message = format!("{err:#}");
+                e.announce_env(&name, Outcome::Failed, message.clone());
+                return result(Outcome::Failed, message, false, Some(env));
+            }
         }
     };
     e.ledger.version_used();
     e.ledger.update_started(&started.environment.id);
-    e.journal.observe(&started.environment);
+    e.journal.observe(&name, &started.environment);
     e.console
         .info(format!("Deploying {label} to {name} (request {})", started.request_id.as_deref().unwrap_or("unknown")));
 
     if !e.cfg.wait.enabled {
         e.ledger.update_settled(&started.environment.id);
         let message = format!("update to {label} started; not waiting (wait: false), so the result is not verified");
-        return Ok(Conclusion { outcome: Outcome::Started, message });
+        e.record_env(&name, Outcome::Started, message.clone());
+        return result(Outcome::Started, message, true, Some(started.environment));
     }
 
     let wait_started = Instant::now();
     let started_ms = started.environment.updated_ms.unwrap_or_else(beanstalk::now_ms);
-    let mut waiter = Waiter::new(eb, e.console, e.cadence, started_ms - 1_000);
-    let target = Target {
-        application: &e.cfg.application,
-        env_id: &started.environment.id,
-        label,
-        request_id: started.request_id.as_deref(),
-        started_ms,
-    };
-    let outcome = waiter.settle(&target, &e.cfg.wait, Some(started.environment.clone()), &observe).await;
-    e.journal.record(|f| f.environment.events = waiter.timeline.clone());
-    e.journal.phase("Deploy and wait", wait_started.elapsed());
+    let target =
+        Target { environment: &started.environment, label, request_id: started.request_id.as_deref(), started_ms };
+    let outcome = watch.settle(&target, &e.cfg.wait).await;
+    e.journal.record(|f| f.environment(&name).events.extend(outcome.events.iter().cloned()));
+    e.journal.span(&name, &format!("deploy {label}"), wait_started);
+    if !e.several() {
+        e.journal.phase("Deploy and wait", wait_started.elapsed());
+    }
     let mut verdict = outcome.verdict;
     if let Verdict::TimedOut { .. } = verdict
         && e.cfg.abort_on_timeout
@@ -148,7 +267,13 @@ pub(crate) async fn rollout<I: ImageStage>(
     if !matches!(verdict, Verdict::TimedOut { aborted: false }) {
         e.ledger.update_settled(&started.environment.id);
     }
-    Ok(conclude(e, &verdict, outcome.environment))
+    if let Some(env) = &outcome.environment {
+        e.journal.observe(&name, env);
+    }
+    let (outcome_kind, message) =
+        verdict::conclusion(&verdict, &name, label, &e.cfg.wait, outcome.environment.as_ref());
+    e.announce_env(&name, outcome_kind, message.clone());
+    result(outcome_kind, message, true, outcome.environment)
 }
 
 async fn abort<I: ImageStage>(e: &Engine<'_, I>, env_id: &str) -> bool {
@@ -165,12 +290,65 @@ async fn abort<I: ImageStage>(e: &Engine<'_, I>, env_id: &str) -> bool {
     }
 }
 
-/// Turns a verdict into the outcome, the message and the annotation.
-fn conclude<I: ImageStage>(e: &Engine<'_, I>, verdict: &Verdict, env: Option<Environment>) -> Conclusion {
-    if let Some(env) = &env {
-        e.journal.observe(env);
+/// `on-failure: rollback`: returns every environment this step moved to the version it ran before, and waits
+/// for it. Each result says what happened.
+pub(crate) async fn roll_back<I: ImageStage>(e: &Engine<'_, I>, results: &mut [EnvResult]) {
+    let moved: Vec<(Environment, String)> = results
+        .iter()
+        .filter(|r| r.moved)
+        .filter_map(|r| {
+            let env = r.env.clone()?;
+            let previous = r.previous.clone()?;
+            // Beanstalk's own revert may already have returned it.
+            (!(env.runs(&previous) && env.is_ready())).then_some((env, previous))
+        })
+        .collect();
+    if moved.is_empty() {
+        return;
     }
-    let (outcome, message) =
-        verdict::conclusion(verdict, &e.cfg.environment, &e.cfg.version_label, &e.cfg.wait, env.as_ref());
-    e.announce(outcome, message)
+    let names: Vec<&str> = moved.iter().map(|(env, _)| env.name.as_str()).collect();
+    e.console.info(format!("on-failure: rollback: returning {} to their previous versions", names.join(", ")));
+    let undone = fleet(e, moved).await;
+    for back in undone {
+        let Some(r) = results.iter_mut().find(|r| r.name == back.name) else { continue };
+        let previous = r.previous.clone().unwrap_or_default();
+        if back.outcome == Outcome::Deployed {
+            r.outcome = Outcome::RolledBack;
+            r.message = format!("{}; rolled back to {previous} (on-failure: rollback)", r.message);
+        } else {
+            r.outcome = Outcome::Failed;
+            r.message = format!("{}; ROLLING BACK TO {previous} FAILED TOO: {}", r.message, back.message);
+        }
+        r.env = back.env;
+        e.record_env(&r.name, r.outcome, r.message.clone());
+    }
+}
+
+impl<I: ImageStage> Engine<'_, I> {
+    /// More than one environment in this step.
+    pub(crate) fn several(&self) -> bool {
+        self.cfg.environments.len() > 1
+    }
+
+    /// Announces one environment's outcome (a notice or an error annotation, titled with its name when the
+    /// step has several) and records it.
+    pub(crate) fn announce_env(&self, name: &str, outcome: Outcome, message: String) -> Outcome {
+        let title = if self.several() { format!("eb-deploy: {name}") } else { "eb-deploy".to_owned() };
+        if outcome.is_success() {
+            self.console.notice(&message, Some(&Annotation::titled(title)));
+        } else {
+            self.console.error(&message, Some(&Annotation::titled(title)));
+        }
+        self.record_env(name, outcome, message);
+        outcome
+    }
+
+    /// Records one environment's outcome for the report.
+    pub(crate) fn record_env(&self, name: &str, outcome: Outcome, message: String) {
+        self.journal.record(|f| {
+            let facts = f.environment(name);
+            facts.result = Some(outcome);
+            facts.message = message;
+        });
+    }
 }

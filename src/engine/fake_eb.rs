@@ -176,11 +176,6 @@ fn query_error(status: u16, code: &str, message: &str) -> HttpResponse {
 }
 
 impl FakeEb {
-    /// A fake with one environment (`web-prod`) following `sc`, its clock starting now.
-    pub fn new(sc: Scenario) -> Self {
-        Self::fleet(vec![(ENV.to_owned(), sc)])
-    }
-
     /// A fake with one environment per `(name, scenario)`; versions and the new version's status come from the
     /// first scenario.
     pub fn fleet(envs: Vec<(String, Scenario)>) -> Self {

@@ -15,6 +15,7 @@ use crate::bundle::{self, BundleError, Plan};
 use crate::ids;
 use crate::protocol::time::now_ms;
 use crate::proxy::Target;
+use crate::rng::SplitMix64;
 use crate::state::{EnvStatus, EventScope, Health, HealthStatus, OptionSetting, Severity, Sim, State};
 
 /// What an environment's background work is told to do.
@@ -68,13 +69,15 @@ pub enum Failure {
     MissingDockerfiles(String),
     /// Something the emulator does not do: an extra event saying so.
     Emulator { event: String, reason: String },
+    /// A configuration file Beanstalk cannot read: its event, before any instance is touched.
+    Config(String),
 }
 
 impl Failure {
     /// The short reason for logs and admin state.
     pub fn reason(&self) -> &str {
         match self {
-            Self::Generic(r) | Self::MissingDockerfiles(r) => r,
+            Self::Generic(r) | Self::MissingDockerfiles(r) | Self::Config(r) => r,
             Self::Emulator { reason, .. } => reason,
         }
     }
@@ -157,11 +160,11 @@ pub const MISSING_DOCKERFILES: &str = "Instance deployment: Both 'Dockerfile' an
 
 /// Starts a job's background work. `control` is the receiving end of the environment's channel.
 pub fn spawn(sim: Arc<Sim>, job: Job, control: watch::Receiver<Control>) {
-    tokio::spawn(run(sim, job, control));
+    let pace = Mutex::new(sim.pace());
+    tokio::spawn(run(Ctx { sim, job, slot: Arc::new(Mutex::new(None)), pace }, control));
 }
 
-async fn run(sim: Arc<Sim>, job: Job, mut control: watch::Receiver<Control>) {
-    let ctx = Ctx { sim, job, slot: Arc::new(Mutex::new(None)) };
+async fn run(ctx: Ctx, mut control: watch::Receiver<Control>) {
     let outcome = tokio::select! {
         r = ctx.pipeline() => Some(r),
         _ = wait_for_stop(&mut control) => None,
@@ -203,6 +206,8 @@ struct Ctx {
     job: Job,
     /// Name of the container this deploy started, until it serves.
     slot: Arc<Mutex<Option<String>>>,
+    /// Draws the duration of each step.
+    pace: Mutex<SplitMix64>,
 }
 
 impl Ctx {
@@ -236,7 +241,8 @@ impl Ctx {
     }
 
     async fn step(&self) {
-        tokio::time::sleep(self.sim.cfg.timing.step()).await;
+        let pause = self.sim.cfg.timing.step.draw(&mut self.pace.lock().unwrap_or_else(|p| p.into_inner()));
+        tokio::time::sleep(pause).await;
     }
 
     fn running_secs(&self) -> i64 {
@@ -257,6 +263,14 @@ impl Ctx {
         let Some(target) = self.job.target.clone() else {
             return if launch { self.commit_launch(None).await } else { self.config_update().await };
         };
+        // Beanstalk reads the bundle's configuration files before it touches an instance; a
+        // download failure shows at the instance step, where the instance would have met it.
+        let bundle = self.fetch(&target).await;
+        if let Some(Ok(bytes)) = &bundle
+            && let Err(BundleError::BadConfig(e)) = bundle::check_config(bytes)
+        {
+            return Err(PipelineError::Failed(Failure::Config(e.event(&target.label))));
+        }
         if !launch {
             self.event(Severity::Info, "Deploying new version to instance(s).")?;
             if self.sim.faults().take_stuck_update(&self.job.app, &self.job.env_name) {
@@ -264,7 +278,7 @@ impl Ctx {
                 std::future::pending::<()>().await;
             }
         }
-        let instance = self.install(&target).await?;
+        let instance = self.install(&target, bundle).await?;
         self.step().await;
         self.event(Severity::Info, "Instance deployment completed successfully.")?;
         if launch {
@@ -283,21 +297,32 @@ impl Ctx {
         self.commit_update(target, instance).await
     }
 
-    /// Fetches, checks and starts the target version; `None` = sample application.
-    async fn install(&self, target: &TargetVersion) -> Result<Option<Instance>, PipelineError> {
+    /// Downloads the target version's bundle; `None` = sample application.
+    async fn fetch(&self, target: &TargetVersion) -> Option<Result<Vec<u8>, String>> {
+        let (bucket, key) = target.bundle.as_ref()?;
+        Some(
+            self.sim
+                .store
+                .get(bucket, key)
+                .await
+                .map_err(|e| format!("failed to download source bundle s3://{bucket}/{key}: {e}")),
+        )
+    }
+
+    /// Checks and starts the target version from its downloaded bundle; `None` = sample application.
+    async fn install(
+        &self,
+        target: &TargetVersion,
+        bundle: Option<Result<Vec<u8>, String>>,
+    ) -> Result<Option<Instance>, PipelineError> {
         if self.sim.faults().take_failing_deploy(&self.job.app, &self.job.env_name) {
             return Err(PipelineError::Failed(Failure::Generic(
                 "injected fault: fail_next_deploys (the instance step failed)".into(),
             )));
         }
-        let Some((bucket, key)) = &target.bundle else { return Ok(None) };
+        let Some(bytes) = bundle else { return Ok(None) };
         let fail = |r: String| PipelineError::Failed(Failure::Generic(r));
-        let bytes = self
-            .sim
-            .store
-            .get(bucket, key)
-            .await
-            .map_err(|e| fail(format!("failed to download source bundle s3://{bucket}/{key}: {e}")))?;
+        let bytes = bytes.map_err(fail)?;
         let plan = bundle::plan(&bytes).map_err(|e| match e {
             BundleError::MissingDockerfiles => PipelineError::Failed(Failure::MissingDockerfiles(e.to_string())),
             other => fail(other.to_string()),
@@ -502,6 +527,7 @@ impl Ctx {
             Failure::MissingDockerfiles(_) => Some(MISSING_DOCKERFILES.to_string()),
             Failure::Emulator { event, .. } => Some(event.clone()),
             Failure::Generic(_) => None,
+            Failure::Config(event) => return self.config_failed(&reason, event).await,
         };
         // From here on the update can no longer be aborted: it is already rolling back.
         let r = self.with_env(|st, i| {
@@ -567,6 +593,52 @@ impl Ctx {
             );
         });
         if committed.is_ok() {
+            schedule_recovery(
+                Arc::clone(&self.sim),
+                self.job.env_seq,
+                self.job.generation,
+                self.job.env_name.clone(),
+                self.job.app.clone(),
+            );
+        }
+    }
+
+    /// A configuration file Beanstalk cannot read: its event, then the operation's failure, with no
+    /// instance touched, so the environment keeps its version, settings and health.
+    async fn config_failed(&self, reason: &str, event: &str) {
+        let launch = self.job.kind == Kind::Launch;
+        let scope = self.scope(true);
+        let prev_options = self.job.prev_options.clone();
+        let r = self.with_env(|st, i| {
+            st.envs[i].last_failure = Some(reason.to_string());
+            st.envs[i].abortable = false;
+            st.event(&scope, Severity::Error, event);
+        });
+        if r.is_err() {
+            return;
+        }
+        self.step().await;
+        let committed = self.with_env(|st, i| {
+            let env = &mut st.envs[i];
+            env.version_label = env.deployed_label.clone();
+            env.options = prev_options;
+            env.control = None;
+            let (status, health, health_status, last) = if launch {
+                (
+                    EnvStatus::Ready,
+                    Health::Red,
+                    HealthStatus::Severe,
+                    "Create environment operation is complete, but with errors. For more information, see troubleshooting documentation.",
+                )
+            } else {
+                // The update found the environment Ready and left its instances as they were.
+                (EnvStatus::Ready, Health::Green, HealthStatus::Ok, "Failed to deploy application.")
+            };
+            env.causes = if launch { vec!["Command failed on all instances.".into()] } else { Vec::new() };
+            env.set(status, health, health_status);
+            st.event(&scope, Severity::Error, last);
+        });
+        if launch && committed.is_ok() {
             schedule_recovery(
                 Arc::clone(&self.sim),
                 self.job.env_seq,
@@ -643,8 +715,9 @@ pub fn terminate(sim: &Arc<Sim>, name: &str) -> Result<(), String> {
         out
     };
     let sim = Arc::clone(sim);
+    let mut pace = sim.pace();
     tokio::spawn(async move {
-        tokio::time::sleep(sim.cfg.timing.step()).await;
+        tokio::time::sleep(sim.cfg.timing.step.draw(&mut pace)).await;
         let container = {
             let mut st = sim.state();
             let Some(i) = st.env_index_by_seq(seq) else { return };
@@ -661,7 +734,7 @@ pub fn terminate(sim: &Arc<Sim>, name: &str) -> Result<(), String> {
         if let Some(c) = container {
             sim.runtime.remove(&c).await;
         }
-        tokio::time::sleep(sim.cfg.timing.step()).await;
+        tokio::time::sleep(sim.cfg.timing.step.draw(&mut pace)).await;
         let mut st = sim.state();
         let Some(i) = st.env_index_by_seq(seq) else { return };
         let env = &mut st.envs[i];

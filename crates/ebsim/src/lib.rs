@@ -16,6 +16,7 @@ pub mod protocol;
 pub mod proxy;
 pub mod registry;
 pub mod render;
+pub mod rng;
 pub mod server;
 pub mod state;
 pub mod store;

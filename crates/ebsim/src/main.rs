@@ -60,6 +60,13 @@ async fn run() -> Result<()> {
         .await
         .with_context(|| format!("failed to listen on {}", cfg.listen))?;
     let addr = listener.local_addr().context("failed to read the listening address")?;
+    tracing::info!(
+        "timing: steps {}, processing {}, seed {} (--seed {} repeats these durations)",
+        cfg.timing.step,
+        cfg.timing.processing,
+        cfg.seed,
+        cfg.seed
+    );
     let sim = ebsim::Sim::new(cfg, store, Arc::clone(&runtime));
     {
         use std::io::Write;

@@ -7,9 +7,9 @@ use tokio::sync::watch;
 use crate::bundle;
 use crate::deploy::{self, Control, Job, Kind, TargetVersion};
 use crate::ids;
+use crate::protocol::Doc;
 use crate::protocol::paging;
 use crate::protocol::time::now_ms;
-use crate::protocol::xml::Xml;
 use crate::protocol::{ApiError, Params};
 use crate::proxy::Proxy;
 use crate::render;
@@ -23,7 +23,7 @@ use crate::store::StoreError;
 pub const MAX_APPLICATIONS: usize = 75;
 
 /// Runs operation `op`; `Ok(None)` for operations without output.
-pub async fn dispatch(sim: &Arc<Sim>, op: &str, p: &Params, rid: &str) -> Result<Option<String>, ApiError> {
+pub async fn dispatch(sim: &Arc<Sim>, op: &str, p: &Params, rid: &str) -> Result<Option<Doc>, ApiError> {
     let out = match op {
         "CreateStorageLocation" => create_storage_location(sim).await?,
         "CreateApplication" => create_application(sim, p)?,
@@ -141,18 +141,18 @@ fn merge_options(current: &mut Vec<OptionSetting>, set: Vec<OptionSetting>, remo
 
 // ---------- storage and applications ----------
 
-async fn create_storage_location(sim: &Arc<Sim>) -> Result<String, ApiError> {
+async fn create_storage_location(sim: &Arc<Sim>) -> Result<Doc, ApiError> {
     let bucket = sim.cfg.storage_bucket();
     sim.store.ensure_bucket(&bucket).await.map_err(|e| {
         tracing::error!("failed to create storage bucket {bucket}: {e}");
         ApiError::internal()
     })?;
-    let mut x = Xml::new();
+    let mut x = Doc::new();
     x.leaf("S3Bucket", &bucket);
-    Ok(x.finish())
+    Ok(x)
 }
 
-fn create_application(sim: &Arc<Sim>, p: &Params) -> Result<String, ApiError> {
+fn create_application(sim: &Arc<Sim>, p: &Params) -> Result<Doc, ApiError> {
     let name = app_name(p)?;
     let description = opt_len(p, "Description", 200)?;
     let mut st = sim.state();
@@ -169,27 +169,27 @@ fn create_application(sim: &Arc<Sim>, p: &Params) -> Result<String, ApiError> {
     let now = now_ms();
     let seq = st.seq();
     st.apps.push(Application { seq, name: name.clone(), description, created_ms: now, updated_ms: now });
-    let mut x = Xml::new();
+    let mut x = Doc::new();
     x.open("Application");
     if let Some(app) = st.app(&name) {
         render::application(&mut x, sim, &st, app);
     }
     x.close("Application");
-    Ok(x.finish())
+    Ok(x)
 }
 
-fn describe_applications(sim: &Arc<Sim>, p: &Params) -> String {
+fn describe_applications(sim: &Arc<Sim>, p: &Params) -> Doc {
     let names = p.list("ApplicationNames");
     let st = sim.state();
     let apps: Vec<&Application> = st.apps.iter().filter(|a| names.is_empty() || names.contains(&a.name)).collect();
-    let mut x = Xml::new();
+    let mut x = Doc::new();
     x.list("Applications", &apps, |x, a| render::application(x, sim, &st, a));
-    x.finish()
+    x
 }
 
 // ---------- versions ----------
 
-async fn create_application_version(sim: &Arc<Sim>, p: &Params) -> Result<String, ApiError> {
+async fn create_application_version(sim: &Arc<Sim>, p: &Params) -> Result<Doc, ApiError> {
     let app = app_name(p)?;
     let label = p.required("VersionLabel")?;
     check_len("VersionLabel", &label, 1, 100)?;
@@ -248,7 +248,7 @@ async fn create_application_version(sim: &Arc<Sim>, p: &Params) -> Result<String
         updated_ms: now,
         status,
     };
-    let mut x = Xml::new();
+    let mut x = Doc::new();
     x.open("ApplicationVersion");
     render::version(&mut x, sim, &v);
     x.close("ApplicationVersion");
@@ -258,9 +258,10 @@ async fn create_application_version(sim: &Arc<Sim>, p: &Params) -> Result<String
     }
     drop(st);
     if let (Some((b, k)), VersionStatus::Processing) = (bundle, status) {
-        tokio::spawn(process_version(Arc::clone(sim), seq, b, k));
+        let delay = sim.cfg.timing.processing.draw(&mut sim.pace());
+        tokio::spawn(process_version(Arc::clone(sim), seq, b, k, delay));
     }
-    Ok(x.finish())
+    Ok(x)
 }
 
 fn pre_check_version(sim: &Arc<Sim>, app: &str, label: &str, auto_create: bool) -> Result<(), ApiError> {
@@ -294,9 +295,12 @@ fn pre_check_version_locked(
     Ok(())
 }
 
-/// Process=true: PROCESSING, then PROCESSED once the bundle proves a readable Docker bundle.
-async fn process_version(sim: Arc<Sim>, seq: u64, bucket: String, key: String) {
-    tokio::time::sleep(sim.cfg.timing.step()).await;
+/// Process=true: PROCESSING for `delay` (a short wait of its own, not a lifecycle step), then
+/// PROCESSED, or FAILED when a configuration file is neither YAML nor JSON or the bundle holds
+/// nothing the Docker platform runs. Beanstalk says no more than FAILED (no event), so the reason
+/// goes only to the log.
+async fn process_version(sim: Arc<Sim>, seq: u64, bucket: String, key: String, delay: std::time::Duration) {
+    tokio::time::sleep(delay).await;
     let verdict = match sim.store.get(&bucket, &key).await {
         Ok(bytes) => bundle::check(&bytes).map_err(|e| e.to_string()),
         Err(e) => Err(format!("failed to download s3://{bucket}/{key}: {e}")),
@@ -314,7 +318,7 @@ async fn process_version(sim: Arc<Sim>, seq: u64, bucket: String, key: String) {
     }
 }
 
-fn describe_application_versions(sim: &Arc<Sim>, p: &Params) -> Result<String, ApiError> {
+fn describe_application_versions(sim: &Arc<Sim>, p: &Params) -> Result<Doc, ApiError> {
     let app = p.string("ApplicationName");
     let labels = p.list("VersionLabels");
     let max = paging::max_records(p.int("MaxRecords")?)?;
@@ -328,10 +332,10 @@ fn describe_application_versions(sim: &Arc<Sim>, p: &Params) -> Result<String, A
     items.sort_by_key(|v| std::cmp::Reverse(v.seq));
     let (page, next) =
         paging::page("DescribeApplicationVersions", items, |v| v.seq, true, max, p.string("NextToken").as_deref())?;
-    let mut x = Xml::new();
+    let mut x = Doc::new();
     x.list("ApplicationVersions", &page, |x, v| render::version(x, sim, v));
     x.opt("NextToken", next.as_deref());
-    Ok(x.finish())
+    Ok(x)
 }
 
 async fn delete_application_version(sim: &Arc<Sim>, p: &Params) -> Result<(), ApiError> {
@@ -384,7 +388,7 @@ async fn delete_application_version(sim: &Arc<Sim>, p: &Params) -> Result<(), Ap
 
 // ---------- environments ----------
 
-async fn create_environment(sim: &Arc<Sim>, p: &Params, rid: &str) -> Result<String, ApiError> {
+async fn create_environment(sim: &Arc<Sim>, p: &Params, rid: &str) -> Result<Doc, ApiError> {
     let app = app_name(p)?;
     let name = p.required("EnvironmentName")?;
     check_env_name(&name)?;
@@ -485,7 +489,7 @@ async fn create_environment(sim: &Arc<Sim>, p: &Params, rid: &str) -> Result<Str
         proxy: Some(Arc::new(proxy)),
     };
     env.touch();
-    let mut x = Xml::new();
+    let mut x = Doc::new();
     render::environment(&mut x, sim, &env);
     let job = Job {
         env_seq: seq,
@@ -504,10 +508,10 @@ async fn create_environment(sim: &Arc<Sim>, p: &Params, rid: &str) -> Result<Str
     st.event(&scope, Severity::Info, "createEnvironment is starting.");
     drop(st);
     deploy::spawn(Arc::clone(sim), job, rx);
-    Ok(x.finish())
+    Ok(x)
 }
 
-fn describe_environments(sim: &Arc<Sim>, p: &Params) -> Result<String, ApiError> {
+fn describe_environments(sim: &Arc<Sim>, p: &Params) -> Result<Doc, ApiError> {
     let app = p.string("ApplicationName");
     let label = p.string("VersionLabel");
     let ids = p.list("EnvironmentIds");
@@ -527,10 +531,10 @@ fn describe_environments(sim: &Arc<Sim>, p: &Params) -> Result<String, ApiError>
         .collect();
     let (page, next) =
         paging::page("DescribeEnvironments", items, |e| e.seq, false, max, p.string("NextToken").as_deref())?;
-    let mut x = Xml::new();
+    let mut x = Doc::new();
     x.list("Environments", &page, |x, e| render::environment(x, sim, e));
     x.opt("NextToken", next.as_deref());
-    Ok(x.finish())
+    Ok(x)
 }
 
 /// Finds the live environment an update-style call names; the errors the service gives.
@@ -553,7 +557,7 @@ fn target_env(st: &crate::state::State, p: &Params) -> Result<usize, ApiError> {
     Ok(i)
 }
 
-fn update_environment(sim: &Arc<Sim>, p: &Params, rid: &str) -> Result<String, ApiError> {
+fn update_environment(sim: &Arc<Sim>, p: &Params, rid: &str) -> Result<Doc, ApiError> {
     let label = p.string("VersionLabel");
     if let Some(l) = &label {
         check_len("VersionLabel", l, 1, 100)?;
@@ -592,9 +596,9 @@ fn update_environment(sim: &Arc<Sim>, p: &Params, rid: &str) -> Result<String, A
         env.updated_ms = now;
     }
     if target.is_none() && !config_change {
-        let mut x = Xml::new();
+        let mut x = Doc::new();
         render::environment(&mut x, sim, env);
-        return Ok(x.finish());
+        return Ok(x);
     }
     let prev_options = env.options.clone();
     merge_options(&mut env.options, set, &remove);
@@ -614,7 +618,7 @@ fn update_environment(sim: &Arc<Sim>, p: &Params, rid: &str) -> Result<String, A
     let (tx, rx) = watch::channel(Control::Run);
     env.control = Some(tx);
     env.set(EnvStatus::Updating, Health::Grey, HealthStatus::Info);
-    let mut x = Xml::new();
+    let mut x = Doc::new();
     render::environment(&mut x, sim, env);
     let job = Job {
         env_seq: env.seq,
@@ -637,7 +641,7 @@ fn update_environment(sim: &Arc<Sim>, p: &Params, rid: &str) -> Result<String, A
     st.event(&scope, Severity::Info, "Environment update is starting.");
     drop(st);
     deploy::spawn(Arc::clone(sim), job, rx);
-    Ok(x.finish())
+    Ok(x)
 }
 
 fn abort_environment_update(sim: &Arc<Sim>, p: &Params, rid: &str) -> Result<(), ApiError> {
@@ -668,7 +672,7 @@ fn abort_environment_update(sim: &Arc<Sim>, p: &Params, rid: &str) -> Result<(),
 
 // ---------- events and health ----------
 
-fn describe_events(sim: &Arc<Sim>, p: &Params) -> Result<String, ApiError> {
+fn describe_events(sim: &Arc<Sim>, p: &Params) -> Result<Doc, ApiError> {
     let app = p.string("ApplicationName");
     let label = p.string("VersionLabel");
     let env_name = p.string("EnvironmentName");
@@ -707,16 +711,16 @@ fn describe_events(sim: &Arc<Sim>, p: &Params) -> Result<String, ApiError> {
         .collect();
     items.sort_by_key(|v| std::cmp::Reverse(v.seq));
     let (page, next) = paging::page("DescribeEvents", items, |e| e.seq, true, max, p.string("NextToken").as_deref())?;
-    let mut x = Xml::new();
+    let mut x = Doc::new();
     x.list("Events", &page, |x, e| render::event(x, e));
     x.opt("NextToken", next.as_deref());
-    Ok(x.finish())
+    Ok(x)
 }
 
 const HEALTH_ATTRIBUTES: [&str; 8] =
     ["Status", "Color", "Causes", "ApplicationMetrics", "InstancesHealth", "All", "HealthStatus", "RefreshedAt"];
 
-fn describe_environment_health(sim: &Arc<Sim>, p: &Params) -> Result<String, ApiError> {
+fn describe_environment_health(sim: &Arc<Sim>, p: &Params) -> Result<Doc, ApiError> {
     let name = p.string("EnvironmentName");
     let id = p.string("EnvironmentId");
     if name.is_none() && id.is_none() {
@@ -749,7 +753,7 @@ fn describe_environment_health(sim: &Arc<Sim>, p: &Params) -> Result<String, Api
     {
         return Err(ApiError::invalid_request("DescribeEnvironmentHealth is not supported."));
     }
-    let mut x = Xml::new();
+    let mut x = Doc::new();
     x.leaf("EnvironmentName", &env.name);
     if want("HealthStatus") {
         x.leaf("HealthStatus", env.health_status.as_str());
@@ -779,14 +783,14 @@ fn describe_environment_health(sim: &Arc<Sim>, p: &Params) -> Result<String, Api
             HealthStatus::Degraded,
             HealthStatus::Severe,
         ] {
-            x.num(s.as_str(), u8::from(live && env.health_status == s));
+            x.num(s.as_str(), i64::from(live && env.health_status == s));
         }
         x.close("InstancesHealth");
     }
     if want("RefreshedAt") {
         x.time("RefreshedAt", env.health_refreshed_ms.max(now_ms() - 10_000));
     }
-    Ok(x.finish())
+    Ok(x)
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use crate::deploy::{Control, Runtime};
 use crate::faults::Faults;
 use crate::protocol::time::now_ms;
 use crate::proxy::Proxy;
+use crate::rng::SplitMix64;
 use crate::store::Store;
 
 /// Environment lifecycle states (`EnvironmentStatus`).
@@ -362,14 +363,18 @@ pub struct Sim {
     pub requests: Mutex<RequestLog>,
     pub store: Arc<dyn Store>,
     pub runtime: Arc<dyn Runtime>,
+    /// Draws the timing of deploys and processing, seeded by `cfg.seed`.
+    timing_rng: Mutex<SplitMix64>,
 }
 
 impl Sim {
     /// A new, empty account.
     pub fn new(cfg: Config, store: Arc<dyn Store>, runtime: Arc<dyn Runtime>) -> Arc<Self> {
         let requests = RequestLog::new(cfg.request_log.clone());
+        let timing_rng = Mutex::new(SplitMix64::new(cfg.seed));
         Arc::new(Self {
             cfg,
+            timing_rng,
             state: Mutex::new(State::default()),
             faults: Mutex::new(Faults::default()),
             requests: Mutex::new(requests),
@@ -391,6 +396,14 @@ impl Sim {
     /// Locks the request log.
     pub fn requests(&self) -> MutexGuard<'_, RequestLog> {
         self.requests.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A generator for the steps of one deploy, launch or termination. Each operation draws its own
+    /// when it starts, so its durations depend only on the seed and the order of operations, not on
+    /// how operations running at the same time interleave.
+    pub fn pace(&self) -> SplitMix64 {
+        let seed = self.timing_rng.lock().unwrap_or_else(|p| p.into_inner()).next_u64();
+        SplitMix64::new(seed)
     }
 
     /// ARN of an application.

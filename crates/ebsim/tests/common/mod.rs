@@ -138,6 +138,42 @@ impl Answer {
     }
 }
 
+/// An API answer in the JSON form.
+#[derive(Debug)]
+pub struct JsonAnswer {
+    pub status: u16,
+    pub content_type: String,
+    pub header_rid: String,
+    pub body: serde_json::Value,
+}
+
+impl JsonAnswer {
+    /// `OpResponse.OpResult`, after checking the envelope: status 200, JSON content type, the
+    /// request id of the header in `ResponseMetadata`.
+    pub fn result(&self, op: &str) -> &serde_json::Value {
+        assert_eq!(self.status, 200, "{op}: {:#}", self.body);
+        assert_eq!(self.content_type, "application/json");
+        let envelope = &self.body[format!("{op}Response")];
+        assert_eq!(
+            envelope["ResponseMetadata"]["RequestId"].as_str(),
+            Some(self.header_rid.as_str()),
+            "{:#}",
+            self.body
+        );
+        &envelope[format!("{op}Result")]
+    }
+
+    /// `(Error.Code, Error.Message)` of an error answer, after checking its shape.
+    pub fn error(&self) -> (String, String) {
+        assert!(self.status >= 400, "{:#}", self.body);
+        assert_eq!(self.content_type, "application/json");
+        assert_eq!(self.body["RequestId"].as_str(), Some(self.header_rid.as_str()), "{:#}", self.body);
+        let e = &self.body["Error"];
+        assert!(matches!(e["Type"].as_str(), Some("Sender" | "Receiver")), "{:#}", self.body);
+        (e["Code"].as_str().unwrap_or_default().to_string(), e["Message"].as_str().unwrap_or_default().to_string())
+    }
+}
+
 pub fn tag_in(body: &str, tag: &str) -> Option<String> {
     tags_in(body, tag).into_iter().next()
 }
@@ -163,7 +199,8 @@ impl Harness {
 
     pub async fn with(tweak: impl FnOnce(&mut Config)) -> Self {
         let mut cfg = Config::for_tests();
-        cfg.timing.step_ms = 20;
+        cfg.timing.step = ebsim::config::Span::fixed(20);
+        cfg.timing.processing = ebsim::config::Span::fixed(20);
         cfg.timing.red_ms = 1_500;
         cfg.timing.health_timeout_ms = 1_500;
         tweak(&mut cfg);
@@ -189,6 +226,28 @@ impl Harness {
             form.append_pair(k, v);
         }
         self.post_raw(form.finish()).await
+    }
+
+    /// POSTs an API call asking for the JSON form (`Accept: application/json`).
+    pub async fn call_json(&self, action: &str, params: &[(&str, &str)]) -> JsonAnswer {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.append_pair("Action", action).append_pair("Version", "2010-12-01");
+        for (k, v) in params {
+            form.append_pair(k, v);
+        }
+        let req = hyper::Request::post(self.url())
+            .header("content-type", "application/x-www-form-urlencoded; charset=utf-8")
+            .header("accept", "application/json")
+            .body(Full::new(Bytes::from(form.finish())))
+            .unwrap();
+        let resp = self.http.request(req).await.unwrap();
+        let status = resp.status().as_u16();
+        let header = |n: &str| resp.headers().get(n).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        let (content_type, header_rid) = (header("content-type"), header("x-amzn-RequestId"));
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("{action}: not JSON ({e}): {}", String::from_utf8_lossy(&bytes)));
+        JsonAnswer { status, content_type, header_rid, body }
     }
 
     pub async fn post_raw(&self, body: String) -> Answer {

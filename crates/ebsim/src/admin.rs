@@ -116,6 +116,7 @@ pub fn handle(sim: &Arc<Sim>, method: &str, path: &str, query: Option<&str>, bod
                     "red_ms": c.timing.red_ms,
                     "health_timeout_ms": c.timing.health_timeout_ms,
                     "max_versions": c.max_versions,
+                    "proxy": c.proxy_listen.map(|a| a.to_string()),
                 }),
             )
         }

@@ -114,6 +114,9 @@ pub struct Config {
     pub instance_labels: Vec<(String, String)>,
     /// Application version quota.
     pub max_versions: usize,
+    /// Address of the CNAME proxy (`None`: off). Port 0 picks a free one; the binary puts the
+    /// address it got here before anything reads it.
+    pub proxy_listen: Option<SocketAddr>,
 }
 
 impl Config {
@@ -132,6 +135,7 @@ impl Config {
             request_log: None,
             instance_labels: Vec::new(),
             max_versions: 500,
+            proxy_listen: None,
         }
     }
 
@@ -144,6 +148,7 @@ impl Config {
     pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Self> {
         let mut cfg = Self::for_tests();
         cfg.listen = SocketAddr::from(([127, 0, 0, 1], 4567));
+        cfg.proxy_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
         let mut listen_given = false;
         let (mut step, mut processing, mut red, mut health) = (None, None, None, None);
         let mut seed = None;
@@ -167,6 +172,13 @@ impl Config {
                     let v = value()?;
                     cfg.listen = v.parse().with_context(|| format!("--listen {v:?} is not HOST:PORT"))?;
                     listen_given = true;
+                }
+                "--proxy-listen" => {
+                    let v = value()?;
+                    cfg.proxy_listen = match v.as_str() {
+                        "off" => None,
+                        _ => Some(v.parse().with_context(|| format!("--proxy-listen {v:?} is not HOST:PORT or off"))?),
+                    };
                 }
                 "--region" => cfg.region = value()?,
                 "--account-id" => cfg.account_id = value()?,
@@ -206,10 +218,11 @@ impl Config {
         cfg.seed = match seed {
             Some(s) => s,
             None => {
-                // A fresh seed each start, reported in the log and /_ebsim/config so a run can be repeated.
+                // A fresh seed each start, reported in the log and /_ebsim/config so a run can be
+                // repeated; below 2^53 so every JSON reader gets it exactly.
                 let mut b = [0u8; 8];
                 let _ = getrandom::fill(&mut b);
-                u64::from_le_bytes(b)
+                u64::from_le_bytes(b) >> 11
             }
         };
         if let Some(r) = red {
@@ -234,7 +247,7 @@ fn number(v: &str, flag: &str) -> Result<u64> {
 }
 
 /// Usage text.
-pub const USAGE: &str = "usage: ebsim --listen 127.0.0.1:PORT [--region R] [--account-id A] \
+pub const USAGE: &str = "usage: ebsim --listen 127.0.0.1:PORT [--proxy-listen 127.0.0.1:PORT|off] [--region R] [--account-id A] \
 --s3-endpoint URL --ecr-endpoint URL [--docker-host URL] [--registry-alias FROM=TO]... \
 [--timing fast|demo] [--step-ms N|MIN-MAX] [--processing-ms N|MIN-MAX] [--seed N] [--red-ms N] \
 [--health-timeout-ms N] [--request-log PATH] [--instance-label KEY=VALUE]... [--max-versions N]";
@@ -263,6 +276,12 @@ mod tests {
         assert_eq!(c.timing.red_ms, 500);
         assert_eq!(c.instance_labels, vec![("owner".into(), "test".into())]);
         assert_eq!(c.max_versions, 3);
+        assert_eq!(c.proxy_listen, Some(SocketAddr::from(([127, 0, 0, 1], 0))), "a CNAME proxy on a free port");
+        let fixed = Config::parse(args("--listen 127.0.0.1:1 --proxy-listen 127.0.0.1:8099")).unwrap();
+        assert_eq!(fixed.proxy_listen.map(|a| a.port()), Some(8099));
+        let off = Config::parse(args("--listen 127.0.0.1:1 --proxy-listen off")).unwrap();
+        assert_eq!(off.proxy_listen, None);
+        assert!(Config::parse(args("--listen 127.0.0.1:1 --proxy-listen nowhere")).is_err());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod bundle;
+pub mod cname_proxy;
 pub mod config;
 pub mod deploy;
 pub mod docker;

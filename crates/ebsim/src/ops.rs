@@ -43,6 +43,10 @@ pub async fn dispatch(sim: &Arc<Sim>, op: &str, p: &Params, rid: &str) -> Result
             abort_environment_update(sim, p, rid)?;
             return Ok(None);
         }
+        "SwapEnvironmentCNAMEs" => {
+            swap_environment_cnames(sim, p, rid)?;
+            return Ok(None);
+        }
         other => return Err(ApiError::invalid_action(other)),
     };
     Ok(Some(out))
@@ -64,6 +68,7 @@ pub fn known(op: &str) -> bool {
             | "DescribeEvents"
             | "DescribeEnvironmentHealth"
             | "AbortEnvironmentUpdate"
+            | "SwapEnvironmentCNAMEs"
     )
 }
 
@@ -106,6 +111,12 @@ fn no_app(name: &str) -> ApiError {
 
 fn no_version(label: &str) -> ApiError {
     ApiError::invalid_value(format!("No Application Version named '{label}' found."))
+}
+
+fn not_ready(env: &str) -> ApiError {
+    ApiError::invalid_value(format!(
+        "Environment named {env} is in an invalid state for this operation. Must be Ready."
+    ))
 }
 
 fn no_env(name: Option<&str>, id: Option<&str>) -> ApiError {
@@ -474,6 +485,7 @@ async fn create_environment(sim: &Arc<Sim>, p: &Params, rid: &str) -> Result<Doc
         health_status: HealthStatus::Pending,
         causes: Vec::new(),
         abortable: false,
+        swapping: false,
         created_ms: now,
         updated_ms: now,
         health_refreshed_ms: now,
@@ -575,11 +587,8 @@ fn update_environment(sim: &Arc<Sim>, p: &Params, rid: &str) -> Result<Doc, ApiE
             st.envs[i].app
         )));
     }
-    if st.envs[i].status != EnvStatus::Ready {
-        return Err(ApiError::invalid_value(format!(
-            "Environment named {} is in an invalid state for this operation. Must be Ready.",
-            st.envs[i].name
-        )));
+    if st.envs[i].status != EnvStatus::Ready || st.envs[i].swapping {
+        return Err(not_ready(&st.envs[i].name));
     }
     let target = match &label {
         None => None,
@@ -667,6 +676,98 @@ fn abort_environment_update(sim: &Arc<Sim>, p: &Params, rid: &str) -> Result<(),
         request_id: Some(rid.to_string()),
     };
     st.event(&scope, Severity::Info, "Abort of the environment update is in progress.");
+    Ok(())
+}
+
+// ---------- CNAME swap ----------
+
+/// SwapEnvironmentCNAMEs: both environments Ready web servers; the answer comes at once (no
+/// output), then Beanstalk's events on the source environment, the last one the marker the EB CLI
+/// waits for. The CNAMEs change hands when "now points to" is emitted, and the CNAME proxy follows.
+fn swap_environment_cnames(sim: &Arc<Sim>, p: &Params, rid: &str) -> Result<(), ApiError> {
+    let (src_id, src_name) = (p.string("SourceEnvironmentId"), p.string("SourceEnvironmentName"));
+    let (dst_id, dst_name) = (p.string("DestinationEnvironmentId"), p.string("DestinationEnvironmentName"));
+    for (side, id, name) in [("Source", &src_id, &src_name), ("Destination", &dst_id, &dst_name)] {
+        if id.is_none() && name.is_none() {
+            return Err(ApiError::new(
+                400,
+                "MissingRequiredParameter",
+                format!("Either {side}EnvironmentName or {side}EnvironmentId must be specified."),
+            ));
+        }
+    }
+    // The API reference: an id on one side needs an id on the other; so does a name.
+    if src_id.is_some() != dst_id.is_some() {
+        return Err(ApiError::invalid_combination(
+            "SourceEnvironmentId and DestinationEnvironmentId must be specified together.",
+        ));
+    }
+    if src_name.is_some() != dst_name.is_some() {
+        return Err(ApiError::invalid_combination(
+            "SourceEnvironmentName and DestinationEnvironmentName must be specified together.",
+        ));
+    }
+    let mut st = sim.state();
+    let find = |st: &crate::state::State, name: &Option<String>, id: &Option<String>| {
+        st.live_env_index(name.as_deref(), id.as_deref()).ok_or_else(|| no_env(name.as_deref(), id.as_deref()))
+    };
+    let s = find(&st, &src_name, &src_id)?;
+    let d = find(&st, &dst_name, &dst_id)?;
+    if s == d {
+        return Err(ApiError::invalid_value(format!(
+            "Cannot swap the CNAME of environment {} with itself.",
+            st.envs[s].name
+        )));
+    }
+    for i in [s, d] {
+        let e = &st.envs[i];
+        if e.status != EnvStatus::Ready || e.swapping {
+            return Err(not_ready(&e.name));
+        }
+        if e.tier.0 != "WebServer" {
+            return Err(ApiError::invalid_value(format!(
+                "Environment {} is a {} environment and has no CNAME; only web server environments can swap CNAMEs.",
+                e.name, e.tier.0
+            )));
+        }
+    }
+    let (src, dst) = (st.envs[s].name.clone(), st.envs[d].name.clone());
+    let (src_seq, dst_seq) = (st.envs[s].seq, st.envs[d].seq);
+    st.envs[s].swapping = true;
+    st.envs[d].swapping = true;
+    let scope = EventScope {
+        app: Some(st.envs[s].app.clone()),
+        env: Some(src.clone()),
+        label: None,
+        request_id: Some(rid.into()),
+    };
+    st.event(&scope, Severity::Info, "swapEnvironmentCNAMEs is starting.");
+    drop(st);
+    let sim = Arc::clone(sim);
+    let mut pace = sim.pace();
+    tokio::spawn(async move {
+        tokio::time::sleep(sim.cfg.timing.step.draw(&mut pace)).await;
+        sim.state().event(&scope, Severity::Info, format!("Swapping CNAMEs for environments '{src}' and '{dst}'."));
+        tokio::time::sleep(sim.cfg.timing.step.draw(&mut pace)).await;
+        let mut st = sim.state();
+        let (Some(s), Some(d)) = (st.env_index_by_seq(src_seq), st.env_index_by_seq(dst_seq)) else { return };
+        for i in [s, d] {
+            st.envs[i].swapping = false;
+        }
+        if !st.envs[s].live() || !st.envs[d].live() {
+            // Terminated meanwhile: nothing left to swap with.
+            return;
+        }
+        let src_cname = st.envs[s].cname.clone();
+        let dst_cname = std::mem::replace(&mut st.envs[d].cname, src_cname.clone());
+        st.envs[s].cname = dst_cname;
+        let now = now_ms();
+        st.envs[s].updated_ms = now;
+        st.envs[d].updated_ms = now;
+        let points_to = st.envs[d].endpoint.clone();
+        st.event(&scope, Severity::Info, format!("'{src_cname}' now points to '{points_to}'."));
+        st.event(&scope, Severity::Info, format!("Completed swapping CNAMEs for environments '{src}' and '{dst}'."));
+    });
     Ok(())
 }
 

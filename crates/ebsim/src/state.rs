@@ -227,6 +227,8 @@ pub struct Environment {
     pub health_status: HealthStatus,
     pub causes: Vec<String>,
     pub abortable: bool,
+    /// A CNAME swap involving this environment is under way.
+    pub swapping: bool,
     pub created_ms: i64,
     pub updated_ms: i64,
     pub health_refreshed_ms: i64,

@@ -607,3 +607,118 @@ impl Ctx {
         }
     }
 }
+
+/// `curl` through ebsim's CNAME proxy: `-x PROXY` when given, else `HTTP_PROXY` in its environment.
+fn curl_via(proxy: &str, url: &str, flag: bool) -> String {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "--max-time", "10"]).env_remove("NO_PROXY").env_remove("no_proxy");
+    if flag {
+        cmd.args(["-x", &format!("http://{proxy}")]);
+    } else {
+        cmd.env("http_proxy", format!("http://{proxy}")).env("HTTP_PROXY", format!("http://{proxy}"));
+    }
+    let out = cmd.arg(url).output().expect("failed to run curl");
+    assert!(out.status.success(), "curl {url} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn swaps_cnames_and_reaches_them_through_the_proxy_with_the_aws_cli() {
+    let c = Ctx::new();
+    let app = format!("e2e-swap-{}", c.suffix);
+    let (blue, green) = (format!("e2e-blue-{}", c.suffix), format!("e2e-green-{}", c.suffix));
+    let (live, next) = (format!("live-{}", c.suffix), format!("next-{}", c.suffix));
+    let region = c.stack.region().unwrap().to_string();
+    let (live_host, next_host) =
+        (format!("{live}.{region}.elasticbeanstalk.com"), format!("{next}.{region}.elasticbeanstalk.com"));
+    let text = format!("blue {}\n", c.suffix);
+    let image = c.push_image(&format!("ebsim-e2e-swap-{}", c.suffix), "blue", &text).await;
+    c.eb(&["create-storage-location"]);
+    let key = c.dockerrun_bundle(&app, "blue", &image);
+    c.eb(&["create-application", "--application-name", &app]);
+    c.eb(&[
+        "create-application-version",
+        "--application-name",
+        &app,
+        "--version-label",
+        "blue",
+        "--source-bundle",
+        &format!("S3Bucket={},S3Key={key}", c.bucket),
+    ]);
+    let start = c.eb(&[
+        "create-environment",
+        "--application-name",
+        &app,
+        "--environment-name",
+        &blue,
+        "--cname-prefix",
+        &live,
+        "--version-label",
+        "blue",
+        "--solution-stack-name",
+        "64bit Amazon Linux 2023 v4.3.0 running Docker",
+    ]);
+    c.eb(&[
+        "create-environment",
+        "--application-name",
+        &app,
+        "--environment-name",
+        &green,
+        "--cname-prefix",
+        &next,
+        "--solution-stack-name",
+        "64bit Amazon Linux 2023 v4.3.0 running Docker",
+    ]);
+    c.eb(&["wait", "environment-exists", "--environment-names", &blue, &green]);
+    assert_eq!(c.env(&blue)["VersionLabel"], "blue");
+
+    let cfg = c.admin.config().await.unwrap();
+    let proxy = cfg["proxy"].as_str().expect("ebsim's CNAME proxy address in /_ebsim/config").to_string();
+    assert_eq!(curl_via(&proxy, &format!("http://{live_host}/"), true), text);
+    assert!(curl_via(&proxy, &format!("http://{next_host}/"), false).contains("Congratulations"));
+
+    // The swap answers at once; the EB CLI then waits for its final event.
+    assert_eq!(
+        c.eb(&[
+            "swap-environment-cnames",
+            "--source-environment-name",
+            &green,
+            "--destination-environment-name",
+            &blue
+        ]),
+        Value::Null
+    );
+    let begun = Instant::now();
+    loop {
+        let ev = c.eb(&["describe-events", "--environment-name", &green, "--max-items", "5"]);
+        if messages(&ev).iter().any(|m| m.starts_with("Completed swapping CNAMEs for environments")) {
+            break;
+        }
+        assert!(begun.elapsed() < Duration::from_secs(30), "the swap never completed: {ev}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let both = c.eb(&["describe-environments", "--environment-names", &blue, &green]);
+    let cname = |name: &str| {
+        both["Environments"].as_array().unwrap().iter().find(|e| e["EnvironmentName"] == name).unwrap()["CNAME"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!((cname(&green), cname(&blue)), (live_host.clone(), next_host.clone()));
+    assert!(curl_via(&proxy, &format!("http://{live_host}/"), true).contains("Congratulations"));
+    assert_eq!(curl_via(&proxy, &format!("http://{next_host}/"), false), text);
+
+    // One DescribeEvents by application covers both environments.
+    let since = start["DateCreated"].as_str().unwrap();
+    let ev = c.eb(&["describe-events", "--application-name", &app, "--start-time", since]);
+    let mut envs: Vec<&str> =
+        ev["Events"].as_array().unwrap().iter().filter_map(|e| e["EnvironmentName"].as_str()).collect();
+    envs.sort();
+    envs.dedup();
+    assert_eq!(envs, vec![blue.as_str(), green.as_str()]);
+
+    c.admin.terminate(&blue).await.unwrap();
+    c.admin.terminate(&green).await.unwrap();
+    c.eb(&["wait", "environment-terminated", "--environment-names", &blue, &green]);
+    assert!(containers_of(&blue).is_empty());
+}

@@ -108,6 +108,8 @@ impl Runtime for FakeRuntime {
 /// An ebsim served in-process.
 pub struct Harness {
     pub addr: SocketAddr,
+    /// The CNAME proxy.
+    pub proxy: SocketAddr,
     pub sim: Arc<ebsim::Sim>,
     pub store: Arc<MemoryStore>,
     pub runtime: Arc<FakeRuntime>,
@@ -210,8 +212,11 @@ impl Harness {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(ebsim::server::serve(sim.clone(), listener, std::future::pending()));
+        let proxy_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy = proxy_listener.local_addr().unwrap();
+        tokio::spawn(ebsim::cname_proxy::serve(sim.clone(), proxy_listener));
         let http = Client::builder(TokioExecutor::new()).build_http();
-        Self { addr, sim, store, runtime, http }
+        Self { addr, proxy, sim, store, runtime, http }
     }
 
     pub fn url(&self) -> String {
@@ -261,6 +266,21 @@ impl Harness {
             resp.headers().get("x-amzn-RequestId").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
         let body = String::from_utf8(resp.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
         Answer { status, header_rid, body }
+    }
+
+    /// GETs `http://{host}{path}` through the CNAME proxy, as `curl -x` sends it (absolute URI).
+    pub async fn get_via_proxy(&self, host: &str, path: &str) -> (u16, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(self.proxy).await.unwrap();
+        let req = format!(
+            "GET http://{host}{path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\nProxy-Connection: Keep-Alive\r\nConnection: close\r\n\r\n"
+        );
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut buf = String::new();
+        s.read_to_string(&mut buf).await.unwrap();
+        let status = buf.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        (status, body)
     }
 
     /// GETs a URL, returning status and body.

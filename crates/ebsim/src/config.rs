@@ -117,6 +117,8 @@ pub struct Config {
     /// Address of the CNAME proxy (`None`: off). Port 0 picks a free one; the binary puts the
     /// address it got here before anything reads it.
     pub proxy_listen: Option<SocketAddr>,
+    /// How long logs compiled by RequestEnvironmentInfo stay in S3 (15 minutes, as on AWS).
+    pub logs_ttl: Duration,
 }
 
 impl Config {
@@ -136,6 +138,7 @@ impl Config {
             instance_labels: Vec::new(),
             max_versions: 500,
             proxy_listen: None,
+            logs_ttl: crate::logs::LOGS_TTL,
         }
     }
 

@@ -16,7 +16,7 @@ use crate::ids;
 use crate::protocol::time::now_ms;
 use crate::proxy::Target;
 use crate::rng::SplitMix64;
-use crate::state::{EnvStatus, EventScope, Health, HealthStatus, OptionSetting, Severity, Sim, State};
+use crate::state::{EnvStatus, EventScope, FailedInstance, Health, HealthStatus, OptionSetting, Severity, Sim, State};
 
 /// What an environment's background work is told to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +93,9 @@ pub trait Runtime: Send + Sync {
     fn remove<'a>(&'a self, container: &'a str) -> BoxFuture<'a, ()>;
     /// Removes every instance this runtime started.
     fn remove_all(&self) -> BoxFuture<'_, ()>;
+    /// The last `lines` lines an instance wrote (stdout and stderr), by container name or id; also
+    /// after its removal, since a failed deploy's container is gone before anyone asks for logs.
+    fn output<'a>(&'a self, container: &'a str, lines: usize) -> BoxFuture<'a, Vec<String>>;
 }
 
 /// A runtime that cannot run anything (API-only use).
@@ -117,6 +120,9 @@ impl Runtime for NoRuntime {
     }
     fn remove_all(&self) -> BoxFuture<'_, ()> {
         Box::pin(async {})
+    }
+    fn output<'a>(&'a self, _c: &'a str, _lines: usize) -> BoxFuture<'a, Vec<String>> {
+        Box::pin(async { Vec::new() })
     }
 }
 
@@ -235,6 +241,14 @@ impl Ctx {
         self.with_env(|st, _| st.event(&scope, severity, message))
     }
 
+    /// A line of the environment's engine log (kept whatever happened to the job since).
+    fn engine(&self, level: &str, message: &str) {
+        let mut st = self.sim.state();
+        if let Some(i) = st.env_index_by_seq(self.job.env_seq) {
+            st.envs[i].engine(level, message);
+        }
+    }
+
     fn health_event(&self, severity: Severity, message: &str) -> Result<(), Stale> {
         let scope = self.scope(false);
         self.with_env(|st, _| st.event(&scope, severity, message))
@@ -251,6 +265,13 @@ impl Ctx {
 
     async fn pipeline(&self) -> Result<(), PipelineError> {
         let launch = self.job.kind == Kind::Launch;
+        let what = match (&self.job.target, launch) {
+            (Some(t), true) => format!("launch of environment {} with version {}", self.job.env_name, t.label),
+            (None, true) => format!("launch of environment {} with the sample application", self.job.env_name),
+            (Some(t), false) => format!("deployment of version {} to environment {}", t.label, self.job.env_name),
+            (None, false) => format!("configuration update of environment {}", self.job.env_name),
+        };
+        self.engine("INFO", &format!("Starting the {what} (request {})", self.job.request_id));
         self.step().await;
         if launch {
             let msg =
@@ -266,10 +287,15 @@ impl Ctx {
         // Beanstalk reads the bundle's configuration files before it touches an instance; a
         // download failure shows at the instance step, where the instance would have met it.
         let bundle = self.fetch(&target).await;
-        if let Some(Ok(bytes)) = &bundle
-            && let Err(BundleError::BadConfig(e)) = bundle::check_config(bytes)
-        {
-            return Err(PipelineError::Failed(Failure::Config(e.event(&target.label))));
+        if let (Some(Ok(bytes)), Some((b, k))) = (&bundle, &target.bundle) {
+            self.engine("INFO", &format!("Downloaded the source bundle s3://{b}/{k} ({} bytes)", bytes.len()));
+            if let Err(BundleError::BadConfig(e)) = bundle::check_config(bytes) {
+                self.engine(
+                    "ERROR",
+                    &format!("Reading the configuration files failed: {}", BundleError::BadConfig(e.clone())),
+                );
+                return Err(PipelineError::Failed(Failure::Config(e.event(&target.label))));
+            }
         }
         if !launch {
             self.event(Severity::Info, "Deploying new version to instance(s).")?;
@@ -327,6 +353,7 @@ impl Ctx {
             BundleError::MissingDockerfiles => PipelineError::Failed(Failure::MissingDockerfiles(e.to_string())),
             other => fail(other.to_string()),
         })?;
+        self.engine("INFO", &describe_plan(&plan));
         if let Plan::Compose(why) = &plan {
             return Err(PipelineError::Failed(Failure::Emulator {
                 event: format!(
@@ -349,7 +376,7 @@ impl Ctx {
         let name = format!("ebsim-{}-{}", self.job.env_name, ids::short_suffix());
         *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(name.clone());
         let spec = LaunchSpec {
-            container_name: name,
+            container_name: name.clone(),
             app: self.job.app.clone(),
             env_name: self.job.env_name.clone(),
             label: target.label.clone(),
@@ -357,8 +384,12 @@ impl Ctx {
             bundle: Arc::new(bytes),
             env_vars,
         };
+        self.engine("INFO", &format!("Starting container {name}"));
         let instance = self.sim.runtime.launch(spec).await.map_err(PipelineError::Failed)?;
+        let short = &instance.container_id[..instance.container_id.len().min(12)];
+        self.engine("INFO", &format!("Container {short} is running, listening on {}", instance.addr));
         self.wait_healthy(&instance, &health_path).await.map_err(fail)?;
+        self.engine("INFO", &format!("Health check GET {health_path} passed"));
         Ok(Some(instance))
     }
 
@@ -384,6 +415,13 @@ impl Ctx {
 
     fn switch_proxy(&self, instance: Option<&Instance>) -> Result<(), Stale> {
         let target = instance.map_or(Target::Sample, |i| Target::Instance(i.addr));
+        self.engine(
+            "INFO",
+            &match instance {
+                Some(i) => format!("The load balancer now routes to the new instance ({})", i.addr),
+                None => "The load balancer now serves the sample application".to_string(),
+            },
+        );
         self.with_env(|st, i| {
             if let Some(p) = &st.envs[i].proxy {
                 p.set_target(target);
@@ -415,6 +453,8 @@ impl Ctx {
             env.version_label = Some(target.label.clone());
             env.deployed_label = Some(target.label.clone());
             env.causes = causes_for(status);
+            env.failed_instance = None;
+            env.engine("INFO", &format!("Version {} is deployed; the previous instance is removed", target.label));
             env.set(EnvStatus::Ready, health, status);
             st.event(&scope, Severity::Info, "Environment update completed successfully.");
             let (sev, tail) = match status {
@@ -455,6 +495,7 @@ impl Ctx {
             env.version_label = label.clone();
             env.deployed_label = label;
             env.causes = causes_for(status);
+            env.engine("INFO", &format!("Environment {name} is launched"));
             env.set(EnvStatus::Ready, health, status);
             st.event(&scope, Severity::Info, format!("Successfully launched environment: {name}"));
             let sev = if status == HealthStatus::Ok { Severity::Info } else { Severity::Warn };
@@ -484,6 +525,25 @@ impl Ctx {
             st.event(&scope, Severity::Info, "Environment update completed successfully.");
         })?;
         Ok(())
+    }
+
+    /// Keeps the last output of the instance this deploy started (if it got that far), for logs.
+    async fn keep_failed_output(&self) {
+        let started = self.slot.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let Some(container) = started else { return };
+        let output = self.sim.runtime.output(&container, 100).await;
+        let mut st = self.sim.state();
+        if let Some(i) = st.env_index_by_seq(self.job.env_seq) {
+            let env = &mut st.envs[i];
+            env.engine(
+                "INFO",
+                &format!(
+                    "Removed the failed container {container}; the environment stays on {}",
+                    env.deployed_label.as_deref().unwrap_or("the sample application")
+                ),
+            );
+            env.failed_instance = Some(FailedInstance { container, output });
+        }
     }
 
     /// Removes whatever this deploy started and puts the proxy back on the serving instance.
@@ -521,6 +581,8 @@ impl Ctx {
             label = self.job.target.as_ref().map(|t| t.label.as_str()).unwrap_or("-"),
             "deploy failed: {reason}"
         );
+        self.engine("ERROR", &format!("Deployment failed: {reason}"));
+        self.keep_failed_output().await;
         self.clean_up().await;
         let iid = self.job.instance_id.clone();
         let first = match &failure {
@@ -666,6 +728,13 @@ impl Ctx {
         env.abortable = false;
         env.control = None;
         env.causes.clear();
+        env.engine(
+            "INFO",
+            &format!(
+                "The update was aborted; the environment is back on {}",
+                env.deployed_label.as_deref().unwrap_or("the sample application")
+            ),
+        );
         env.set(EnvStatus::Ready, Health::Green, HealthStatus::Ok);
         st.event(
             &scope,
@@ -746,6 +815,18 @@ pub fn terminate(sim: &Arc<Sim>, name: &str) -> Result<(), String> {
         st.event(&scope, Severity::Info, "terminateEnvironment completed successfully.");
     });
     Ok(())
+}
+
+/// One engine-log line saying what a bundle makes the Docker platform run.
+fn describe_plan(plan: &Plan) -> String {
+    match plan {
+        Plan::Image(s) => format!("Docker platform: running image {} (container port {})", s.name, s.port),
+        Plan::Dockerfile { port } => format!(
+            "Docker platform: building the image from the bundle's Dockerfile (container port {})",
+            port.map_or("from EXPOSE".to_string(), |p| p.to_string())
+        ),
+        Plan::Compose(why) => format!("Docker platform: docker-compose.yml cannot run here: {why}"),
+    }
 }
 
 /// The health-check path from the `Application Healthcheck URL` option (`/path` or `HTTP:80/path`).

@@ -12,6 +12,7 @@ pub mod deploy;
 pub mod docker;
 pub mod faults;
 pub mod ids;
+pub mod logs;
 pub mod ops;
 pub mod protocol;
 pub mod proxy;

@@ -47,6 +47,11 @@ pub async fn dispatch(sim: &Arc<Sim>, op: &str, p: &Params, rid: &str) -> Result
             swap_environment_cnames(sim, p, rid)?;
             return Ok(None);
         }
+        "RequestEnvironmentInfo" => {
+            crate::logs::request(sim, p, rid)?;
+            return Ok(None);
+        }
+        "RetrieveEnvironmentInfo" => crate::logs::retrieve(sim, p).await?,
         other => return Err(ApiError::invalid_action(other)),
     };
     Ok(Some(out))
@@ -69,6 +74,8 @@ pub fn known(op: &str) -> bool {
             | "DescribeEnvironmentHealth"
             | "AbortEnvironmentUpdate"
             | "SwapEnvironmentCNAMEs"
+            | "RequestEnvironmentInfo"
+            | "RetrieveEnvironmentInfo"
     )
 }
 
@@ -495,6 +502,9 @@ async fn create_environment(sim: &Arc<Sim>, p: &Params, rid: &str) -> Result<Doc
         instance_addr: None,
         last_failure: None,
         transitions: Vec::new(),
+        engine_log: Default::default(),
+        failed_instance: None,
+        info: Vec::new(),
         generation: 1,
         deployments: u64::from(target.is_some()),
         control: Some(tx),

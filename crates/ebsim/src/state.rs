@@ -194,6 +194,55 @@ pub struct Event {
     pub severity: Severity,
 }
 
+/// Lines of an environment's engine log kept (the tail shows the last 100).
+pub const ENGINE_LOG_LINES: usize = 1000;
+
+/// The instance of a failed deploy, removed, and what it wrote before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedInstance {
+    /// Container name.
+    pub container: String,
+    /// Its last lines of output.
+    pub output: Vec<String>,
+}
+
+/// What RequestEnvironmentInfo compiles (`EnvironmentInfoType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InfoType {
+    Tail,
+    Bundle,
+}
+
+impl InfoType {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tail => "tail",
+            Self::Bundle => "bundle",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "tail" => Some(Self::Tail),
+            "bundle" => Some(Self::Bundle),
+            _ => None,
+        }
+    }
+}
+
+/// Logs compiled by RequestEnvironmentInfo and stored in S3 until `expires_ms`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InfoSample {
+    pub info_type: InfoType,
+    pub instance_id: String,
+    pub bucket: String,
+    pub key: String,
+    pub sample_ms: i64,
+    pub expires_ms: i64,
+}
+
 /// A change of an environment's visible state, with its wall-clock time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Transition {
@@ -240,6 +289,12 @@ pub struct Environment {
     pub instance_addr: Option<std::net::SocketAddr>,
     pub last_failure: Option<String>,
     pub transitions: Vec<Transition>,
+    /// What ebsim did for this environment's deploys, as Beanstalk's `eb-engine.log` would say it.
+    pub engine_log: std::collections::VecDeque<String>,
+    /// The last failed deploy's instance and its output.
+    pub failed_instance: Option<FailedInstance>,
+    /// Logs compiled by RequestEnvironmentInfo.
+    pub info: Vec<InfoSample>,
     /// Bumped by every operation; background work of an older one stops touching the environment.
     pub generation: u64,
     pub deployments: u64,
@@ -279,6 +334,17 @@ impl Environment {
             self.transitions.push(t);
             self.updated_ms = now;
             self.health_refreshed_ms = now;
+        }
+    }
+
+    /// Appends a line to the engine log: `2024/01/02 03:04:05.123000 [INFO] message`.
+    pub fn engine(&mut self, level: &str, message: &str) {
+        let stamp = crate::protocol::time::format_iso(now_ms()).replace('-', "/").replace('T', " ").replace('Z', "000");
+        for line in message.lines() {
+            self.engine_log.push_back(format!("{stamp} [{level}] {line}"));
+        }
+        while self.engine_log.len() > ENGINE_LOG_LINES {
+            self.engine_log.pop_front();
         }
     }
 

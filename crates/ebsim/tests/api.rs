@@ -94,7 +94,7 @@ async fn versions_errors_processing_quota_and_deletion() {
         Some("Unable to download from S3 location (Bucket: bucket  Key: shop/v1.zip). Reason: Not Found")
     );
     h.put_dockerrun("bucket", "shop/v1.zip", "img:v1");
-    h.store.put("bucket", "shop/bad.zip", b"not a zip".to_vec());
+    h.store.insert("bucket", "shop/bad.zip", b"not a zip".to_vec());
     let a = create("shop", "v1", "shop/v1.zip", &[("AutoCreateApplication", "true"), ("Process", "true")]).await;
     assert_eq!(a.status, 200, "{}", a.body);
     assert_eq!(a.tag("Status").as_deref(), Some("PROCESSING"));
@@ -309,7 +309,7 @@ async fn failed_deploy_keeps_the_previous_version_serving() {
     let h = Harness::start().await;
     h.version("shop", "v1", "img:v1").await;
     h.version("shop", "broken", "img:unhealthy").await;
-    h.store.put("bucket", "shop/empty.zip", ebsim::bundle::zip_of(&[("README", b"nothing")]));
+    h.store.insert("bucket", "shop/empty.zip", ebsim::bundle::zip_of(&[("README", b"nothing")]));
     h.call(
         "CreateApplicationVersion",
         &[
@@ -515,9 +515,9 @@ const BROKEN_CONFIG: &[u8] = b"option_settings:\n  aws:elasticbeanstalk:applicat
 #[tokio::test]
 async fn processing_validates_configuration_files() {
     let h = Harness::with(|c| c.timing.processing = ebsim::config::Span::fixed(150)).await;
-    h.store.put("bucket", "good.zip", bundle_with("img:v1", &[(".ebextensions/01.config", b"commands: {}\n")]));
-    h.store.put("bucket", "broken.zip", bundle_with("img:v1", &[(".ebextensions/01.config", BROKEN_CONFIG)]));
-    h.store.put("bucket", "manifest.zip", bundle_with("img:v1", &[("env.yaml", b"{ unclosed: [\n")]));
+    h.store.insert("bucket", "good.zip", bundle_with("img:v1", &[(".ebextensions/01.config", b"commands: {}\n")]));
+    h.store.insert("bucket", "broken.zip", bundle_with("img:v1", &[(".ebextensions/01.config", BROKEN_CONFIG)]));
+    h.store.insert("bucket", "manifest.zip", bundle_with("img:v1", &[("env.yaml", b"{ unclosed: [\n")]));
     for (label, key) in [("good", "good.zip"), ("broken", "broken.zip"), ("manifest", "manifest.zip")] {
         let a = h
             .call(
@@ -551,7 +551,11 @@ async fn processing_validates_configuration_files() {
 async fn a_broken_configuration_file_fails_the_deploy_before_any_instance() {
     let h = Harness::start().await;
     h.version("shop", "v1", "img:v1").await;
-    h.store.put("bucket", "shop/broken.zip", bundle_with("img:v2", &[(".ebextensions/01-env.config", BROKEN_CONFIG)]));
+    h.store.insert(
+        "bucket",
+        "shop/broken.zip",
+        bundle_with("img:v2", &[(".ebextensions/01-env.config", BROKEN_CONFIG)]),
+    );
     h.call(
         "CreateApplicationVersion",
         &[

@@ -26,6 +26,8 @@ use tokio::task::JoinHandle;
 pub struct FakeRuntime {
     pub running: Mutex<BTreeMap<String, (String, JoinHandle<()>)>>,
     pub launches: Mutex<Vec<String>>,
+    /// What each instance "wrote", by container name and by id (kept after removal, as Docker's is).
+    pub outputs: Mutex<BTreeMap<String, Vec<String>>>,
 }
 
 impl FakeRuntime {
@@ -71,6 +73,17 @@ impl Runtime for FakeRuntime {
                 }
             });
             let id = format!("{}-id", spec.container_name);
+            let mut out = vec![format!("fake instance of {} starting on {addr}", spec.label)];
+            if image.contains("unhealthy") {
+                out.push("app: every request fails: required setting DATABASE_URL is not set".into());
+            }
+            if image.contains("crash") {
+                out.push("app: fatal: required setting DATABASE_URL is not set; exiting".into());
+            }
+            let mut outputs = self.outputs.lock().unwrap();
+            outputs.insert(id.clone(), out.clone());
+            outputs.insert(spec.container_name.clone(), out);
+            drop(outputs);
             if image.contains("crash") {
                 task.abort();
             } else {
@@ -102,6 +115,11 @@ impl Runtime for FakeRuntime {
             t.abort();
         }
         Box::pin(async {})
+    }
+
+    fn output<'a>(&'a self, container: &'a str, lines: usize) -> BoxFuture<'a, Vec<String>> {
+        let out = self.outputs.lock().unwrap().get(container).cloned().unwrap_or_default();
+        Box::pin(async move { out[out.len().saturating_sub(lines)..].to_vec() })
     }
 }
 
@@ -197,6 +215,12 @@ pub fn tags_in(body: &str, tag: &str) -> Vec<String> {
 impl Harness {
     pub async fn start() -> Self {
         Self::with(|_| {}).await
+    }
+
+    /// Reads an object of the in-memory S3 as text.
+    pub async fn object(&self, bucket: &str, key: &str) -> Option<String> {
+        use ebsim::store::Store;
+        self.store.get(bucket, key).await.ok().map(|b| String::from_utf8_lossy(&b).into_owned())
     }
 
     pub async fn with(tweak: impl FnOnce(&mut Config)) -> Self {
@@ -310,7 +334,7 @@ impl Harness {
         let json = format!(
             r#"{{"AWSEBDockerrunVersion":"1","Image":{{"Name":"{image}","Update":"true"}},"Ports":[{{"ContainerPort":"80"}}]}}"#
         );
-        self.store.put(bucket, key, ebsim::bundle::zip_of(&[("Dockerrun.aws.json", json.as_bytes())]));
+        self.store.insert(bucket, key, ebsim::bundle::zip_of(&[("Dockerrun.aws.json", json.as_bytes())]));
     }
 
     /// Creates app + version (bundle for `image`).

@@ -17,9 +17,15 @@ pub const LOGS_TTL: Duration = Duration::from_secs(15 * 60);
 /// Lines of each log a `tail` holds.
 pub const TAIL_LINES: usize = 100;
 
-/// The S3 key Beanstalk stores an instance's compiled logs under.
-pub fn key(info: InfoType, env_id: &str, instance_id: &str) -> String {
-    format!("resources/environments/logs/{}/{env_id}/{instance_id}", info.as_str())
+/// The S3 key Beanstalk stores an instance's compiled logs under, as in the API reference's
+/// RetrieveEnvironmentInfo example (`…/tail/e-fyqyju3yjs/i-09c1c867/TailLogs-1440109397703.out`);
+/// a bundle's by analogy.
+pub fn key(info: InfoType, env_id: &str, instance_id: &str, sample_ms: i64) -> String {
+    let file = match info {
+        InfoType::Tail => format!("TailLogs-{sample_ms}.out"),
+        InfoType::Bundle => format!("BundleLogs-{sample_ms}.zip"),
+    };
+    format!("resources/environments/logs/{}/{env_id}/{instance_id}/{file}", info.as_str())
 }
 
 /// One log file of an instance: its path there and its lines.
@@ -156,10 +162,10 @@ async fn compile_and_store(sim: &Sim, info: InfoType, env_id: &str, instance_id:
         InfoType::Bundle => bundle(&files),
     };
     let bucket = sim.cfg.storage_bucket();
-    let key = key(info, env_id, instance_id);
+    let now = now_ms();
+    let key = key(info, env_id, instance_id, now);
     sim.store.ensure_bucket(&bucket).await.map_err(|e| format!("failed to create bucket {bucket}: {e}"))?;
     sim.store.put(&bucket, &key, body).await.map_err(|e| format!("failed to write s3://{bucket}/{key}: {e}"))?;
-    let now = now_ms();
     Ok(InfoSample {
         info_type: info,
         instance_id: instance_id.to_string(),
@@ -247,7 +253,13 @@ mod tests {
 
     #[test]
     fn keys_follow_beanstalks_layout() {
-        assert_eq!(key(InfoType::Tail, "e-abc", "i-0123"), "resources/environments/logs/tail/e-abc/i-0123");
-        assert_eq!(key(InfoType::Bundle, "e-abc", "i-0123"), "resources/environments/logs/bundle/e-abc/i-0123");
+        assert_eq!(
+            key(InfoType::Tail, "e-fyqyju3yjs", "i-09c1c867", 1_440_109_397_703),
+            "resources/environments/logs/tail/e-fyqyju3yjs/i-09c1c867/TailLogs-1440109397703.out"
+        );
+        assert_eq!(
+            key(InfoType::Bundle, "e-abc", "i-0123", 5),
+            "resources/environments/logs/bundle/e-abc/i-0123/BundleLogs-5.zip"
+        );
     }
 }

@@ -793,12 +793,14 @@ async fn logs_of_a_failed_deploy_through_the_aws_cli() {
     assert_eq!(entry["InfoType"], "tail");
     let instance = entry["Ec2InstanceId"].as_str().unwrap();
     let url = entry["Message"].as_str().unwrap();
-    let key = format!("resources/environments/logs/tail/{env_id}/{instance}");
-    assert!(url.starts_with(&format!("{}/{}/{key}?", c.stack.s3_endpoint().unwrap(), c.bucket)), "{url}");
+    let object = url.split_once('?').unwrap().0;
+    let key = object.strip_prefix(&format!("{}/{}/", c.stack.s3_endpoint().unwrap(), c.bucket)).unwrap_or_default();
+    let prefix = format!("resources/environments/logs/tail/{env_id}/{instance}/TailLogs-");
+    assert!(key.starts_with(&prefix) && key.ends_with(".out"), "{url}");
     let expires: u64 = url.split("X-Amz-Expires=").nth(1).and_then(|v| v.split('&').next()?.parse().ok()).unwrap_or(0);
     assert!((840..=900).contains(&expires), "valid for what is left of 15 minutes: {url}");
     assert!(url.contains("X-Amz-Signature="), "{url}");
-    assert!(c.s3_exists(&key));
+    assert!(c.s3_exists(key));
     let out = Command::new("curl").args(["-s", "--fail", "--max-time", "10", url]).output().expect("curl");
     assert!(out.status.success(), "GET of the presigned URL failed: {}", String::from_utf8_lossy(&out.stderr));
     let tail = String::from_utf8_lossy(&out.stdout);

@@ -53,9 +53,10 @@ async fn a_failed_deploy_leaves_its_reason_in_the_tail() {
     assert_eq!(tag_in(&infos[0], "InfoType").as_deref(), Some("tail"));
     assert!(tag_in(&infos[0], "SampleTimestamp").is_some_and(|t| t.ends_with('Z')));
     let url = tag_in(&infos[0], "Message").unwrap();
-    let key = format!("resources/environments/logs/tail/{env_id}/{instance}");
     let (path, expires) = url.split_once("?X-Amz-Expires=").unwrap();
-    assert_eq!(path, format!("memory://{BUCKET}/{key}"));
+    let key = path.strip_prefix(&format!("memory://{BUCKET}/")).unwrap().to_string();
+    let prefix = format!("resources/environments/logs/tail/{env_id}/{instance}/TailLogs-");
+    assert!(key.starts_with(&prefix) && key.ends_with(".out"), "{key}");
     assert!((890..=900).contains(&expires.parse::<u64>().unwrap()), "15 minutes, as on AWS: {url}");
     let tail = h.object(BUCKET, &key).await.expect("the tail is in the storage bucket");
     // The engine log says what was done and why it failed; the failed container's output survives it.
@@ -72,9 +73,13 @@ async fn a_failed_deploy_leaves_its_reason_in_the_tail() {
     request_logs(&h, "shop-prod", "bundle").await;
     let b = h.call("RetrieveEnvironmentInfo", &[("EnvironmentId", &env_id), ("InfoType", "bundle")]).await;
     let url = tag_in(&b.body, "Message").unwrap();
-    assert!(url.contains(&format!("/resources/environments/logs/bundle/{env_id}/{instance}?")), "{url}");
+    let bundle_key = url.split_once('?').unwrap().0.strip_prefix(&format!("memory://{BUCKET}/")).unwrap().to_string();
+    assert!(
+        bundle_key.starts_with(&format!("resources/environments/logs/bundle/{env_id}/{instance}/BundleLogs-")),
+        "{url}"
+    );
     use ebsim::store::Store;
-    let zip = h.store.get(BUCKET, &format!("resources/environments/logs/bundle/{env_id}/{instance}")).await.unwrap();
+    let zip = h.store.get(BUCKET, &bundle_key).await.unwrap();
     let names: Vec<String> = zip::ZipArchive::new(std::io::Cursor::new(zip))
         .unwrap()
         .file_names()
@@ -97,8 +102,8 @@ async fn compiled_logs_expire() {
     let got = h.call("RetrieveEnvironmentInfo", &[("EnvironmentName", "shop-prod"), ("InfoType", "tail")]).await;
     let url = tag_in(&got.body, "Message").unwrap();
     assert!(url.ends_with("X-Amz-Expires=1"), "the URL lives no longer than the object: {url}");
-    let instance = tag_in(&got.body, "Ec2InstanceId").unwrap();
-    let key = format!("resources/environments/logs/tail/{env_id}/{instance}");
+    let key = url.split_once('?').unwrap().0.strip_prefix(&format!("memory://{BUCKET}/")).unwrap().to_string();
+    assert!(key.starts_with(&format!("resources/environments/logs/tail/{env_id}/i-")), "{key}");
     let tail = h.object(BUCKET, &key).await.unwrap();
     assert!(tail.contains("with the sample application"), "{tail}");
     tokio::time::sleep(Duration::from_millis(500)).await;

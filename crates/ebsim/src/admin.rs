@@ -110,10 +110,13 @@ pub fn handle(sim: &Arc<Sim>, method: &str, path: &str, query: Option<&str>, bod
                     "account_id": c.account_id,
                     "storage_bucket": c.storage_bucket(),
                     "registry_aliases": aliases,
-                    "step_ms": c.timing.step_ms,
+                    "step_ms": [c.timing.step.min_ms, c.timing.step.max_ms],
+                    "processing_ms": [c.timing.processing.min_ms, c.timing.processing.max_ms],
+                    "seed": c.seed,
                     "red_ms": c.timing.red_ms,
                     "health_timeout_ms": c.timing.health_timeout_ms,
                     "max_versions": c.max_versions,
+                    "proxy": c.proxy_listen.map(|a| a.to_string()),
                 }),
             )
         }

@@ -43,6 +43,28 @@ pub enum BundleError {
     BadDockerrun(String),
     /// docker-compose.yml is unusable.
     BadCompose(String),
+    /// An `.ebextensions/*.config` file or `env.yaml` is neither YAML nor JSON.
+    BadConfig(ConfigError),
+}
+
+/// A configuration file Beanstalk cannot read, with what its YAML and JSON parsers said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Path in the bundle (`.ebextensions/01-app.config`, `env.yaml`).
+    pub path: String,
+    pub yaml: String,
+    pub json: String,
+}
+
+impl ConfigError {
+    /// The ERROR event Beanstalk emits when it meets the file deploying version `label`.
+    pub fn event(&self, label: &str) -> String {
+        let what = if self.path == ENV_MANIFEST { "environment manifest" } else { "configuration file" };
+        format!(
+            "The {what} {} in application version {label} contains invalid YAML or JSON. YAML exception: Invalid Yaml: {}, JSON exception: Invalid JSON: {}. Update the configuration file.",
+            self.path, self.yaml, self.json
+        )
+    }
 }
 
 impl std::fmt::Display for BundleError {
@@ -54,16 +76,31 @@ impl std::fmt::Display for BundleError {
             ),
             Self::BadDockerrun(e) => write!(f, "Dockerrun.aws.json is invalid: {e}"),
             Self::BadCompose(e) => write!(f, "docker-compose.yml is invalid: {e}"),
+            Self::BadConfig(e) => {
+                write!(f, "{} is neither YAML nor JSON (YAML: {}; JSON: {})", e.path, e.yaml, e.json)
+            }
         }
     }
 }
 
-/// Root-level files of a bundle that matter to the Docker platform.
+/// The environment manifest at the bundle's root.
+pub const ENV_MANIFEST: &str = "env.yaml";
+
+/// Root-level files of a bundle that matter to the Docker platform, and Beanstalk's own
+/// configuration files (`.ebextensions/*.config`, `env.yaml`) with their content.
 #[derive(Debug, Default)]
 struct RootFiles {
     dockerrun: Option<Vec<u8>>,
     dockerfile: bool,
     compose: Option<Vec<u8>>,
+    configs: Vec<(String, Vec<u8>)>,
+}
+
+/// Beanstalk reads the `.config` files directly in `.ebextensions/` at the root, in name order.
+fn is_config_file(name: &str) -> bool {
+    name.strip_prefix(".ebextensions/")
+        .is_some_and(|rest| !rest.contains('/') && rest.len() > ".config".len() && rest.ends_with(".config"))
+        || name == ENV_MANIFEST
 }
 
 fn read_root(bytes: &[u8]) -> Result<RootFiles, BundleError> {
@@ -84,15 +121,46 @@ fn read_root(bytes: &[u8]) -> Result<RootFiles, BundleError> {
                 entry.read_to_end(&mut buf).map_err(|e| BundleError::NotZip(e.to_string()))?;
                 files.compose = Some(buf);
             }
+            other if is_config_file(other) && entry.is_file() => {
+                let mut buf = Vec::new();
+                entry.read_to_end(&mut buf).map_err(|e| BundleError::NotZip(e.to_string()))?;
+                files.configs.push((name, buf));
+            }
             _ => {}
         }
     }
+    files.configs.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(files)
 }
 
-/// Whether the bundle can be processed (CreateApplicationVersion with `Process=true`).
+/// The first configuration file that is neither YAML nor JSON, as Beanstalk reads them.
+fn check_configs(files: &RootFiles) -> Result<(), BundleError> {
+    for (path, raw) in &files.configs {
+        let yaml = match serde_yaml_ng::from_slice::<serde_yaml_ng::Value>(raw) {
+            Ok(_) => continue,
+            Err(e) => e.to_string(),
+        };
+        let json = match serde_json::from_slice::<Value>(raw) {
+            Ok(_) => continue,
+            Err(e) => e.to_string(),
+        };
+        return Err(BundleError::BadConfig(ConfigError { path: path.clone(), yaml, json }));
+    }
+    Ok(())
+}
+
+/// Beanstalk's own check of a bundle's configuration files, which it runs when processing a
+/// version and again when deploying one.
+pub fn check_config(bytes: &[u8]) -> Result<(), BundleError> {
+    check_configs(&read_root(bytes)?)
+}
+
+/// Whether the bundle can be processed (CreateApplicationVersion with `Process=true`): its
+/// `.ebextensions/*.config` files and `env.yaml` are YAML or JSON (what Beanstalk checks) and, as
+/// ebsim also checks, it has something the Docker platform can run.
 pub fn check(bytes: &[u8]) -> Result<(), BundleError> {
     let files = read_root(bytes)?;
+    check_configs(&files)?;
     if files.dockerrun.is_none() && !files.dockerfile && files.compose.is_none() {
         return Err(BundleError::MissingDockerfiles);
     }
@@ -374,6 +442,52 @@ mod tests {
         assert_eq!(plan(&wrapped), Err(BundleError::MissingDockerfiles));
         assert!(matches!(check(b"PK\x03\x04 not really"), Err(BundleError::NotZip(_))));
         assert!(matches!(plan(b""), Err(BundleError::NotZip(_))));
+    }
+
+    #[test]
+    fn configuration_files_must_be_yaml_or_json() {
+        let run: &[u8] = br#"{"AWSEBDockerrunVersion":"1","Image":{"Name":"img"},"Ports":[{"ContainerPort":"80"}]}"#;
+        let good = zip_of(&[
+            ("Dockerrun.aws.json", run),
+            (
+                ".ebextensions/01-env.config",
+                b"option_settings:\n  aws:elasticbeanstalk:application:environment:\n    A: 1\n",
+            ),
+            (
+                ".ebextensions/02-json.config",
+                br#"{"option_settings": [{"namespace": "n", "option_name": "o", "value": "v"}]}"#,
+            ),
+            (".ebextensions/empty.config", b""),
+            (".ebextensions/notes.txt", b"{{{ not read"),
+            (".ebextensions/nested/x.config", b"{{{ not read either"),
+            ("env.yaml", b"AWSConfigurationTemplateVersion: 1.1.0.0\n"),
+        ]);
+        assert_eq!(check(&good), Ok(()));
+        assert_eq!(check_config(&good), Ok(()));
+        // The indentation mistake of a real report: a mapping value where none may be.
+        let bad = zip_of(&[
+            ("Dockerrun.aws.json", run),
+            (".ebextensions/01-ok.config", b"commands: {}\n"),
+            (".ebextensions/02-logs.config", b"option_settings:\n  - namespace: ns\n     option_name: StreamLogs\n"),
+        ]);
+        let Err(BundleError::BadConfig(e)) = check(&bad) else { panic!("{:?}", check(&bad)) };
+        assert_eq!(e.path, ".ebextensions/02-logs.config");
+        let event = e.event("v7");
+        assert!(
+            event.starts_with(
+                "The configuration file .ebextensions/02-logs.config in application version v7 contains invalid YAML or JSON. YAML exception: Invalid Yaml: "
+            ),
+            "{event}"
+        );
+        assert!(
+            event.contains(", JSON exception: Invalid JSON: ") && event.ends_with(". Update the configuration file.")
+        );
+        assert!(matches!(check_config(&bad), Err(BundleError::BadConfig(_))));
+        // The plan (what runs) does not depend on configuration files: the deploy checks them first.
+        assert!(matches!(plan(&bad), Ok(Plan::Image(_))));
+        let manifest = zip_of(&[("Dockerrun.aws.json", run), ("env.yaml", b"a: [1, 2\n")]);
+        let Err(BundleError::BadConfig(e)) = check(&manifest) else { panic!() };
+        assert!(e.event("v1").starts_with("The environment manifest env.yaml in application version v1"));
     }
 
     #[test]

@@ -15,7 +15,8 @@ use crate::bundle::{self, BundleError, Plan};
 use crate::ids;
 use crate::protocol::time::now_ms;
 use crate::proxy::Target;
-use crate::state::{EnvStatus, EventScope, Health, HealthStatus, OptionSetting, Severity, Sim, State};
+use crate::rng::SplitMix64;
+use crate::state::{EnvStatus, EventScope, FailedInstance, Health, HealthStatus, OptionSetting, Severity, Sim, State};
 
 /// What an environment's background work is told to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,13 +69,15 @@ pub enum Failure {
     MissingDockerfiles(String),
     /// Something the emulator does not do: an extra event saying so.
     Emulator { event: String, reason: String },
+    /// A configuration file Beanstalk cannot read: its event, before any instance is touched.
+    Config(String),
 }
 
 impl Failure {
     /// The short reason for logs and admin state.
     pub fn reason(&self) -> &str {
         match self {
-            Self::Generic(r) | Self::MissingDockerfiles(r) => r,
+            Self::Generic(r) | Self::MissingDockerfiles(r) | Self::Config(r) => r,
             Self::Emulator { reason, .. } => reason,
         }
     }
@@ -90,6 +93,9 @@ pub trait Runtime: Send + Sync {
     fn remove<'a>(&'a self, container: &'a str) -> BoxFuture<'a, ()>;
     /// Removes every instance this runtime started.
     fn remove_all(&self) -> BoxFuture<'_, ()>;
+    /// The last `lines` lines an instance wrote (stdout and stderr), by container name or id; also
+    /// after its removal, since a failed deploy's container is gone before anyone asks for logs.
+    fn output<'a>(&'a self, container: &'a str, lines: usize) -> BoxFuture<'a, Vec<String>>;
 }
 
 /// A runtime that cannot run anything (API-only use).
@@ -114,6 +120,9 @@ impl Runtime for NoRuntime {
     }
     fn remove_all(&self) -> BoxFuture<'_, ()> {
         Box::pin(async {})
+    }
+    fn output<'a>(&'a self, _c: &'a str, _lines: usize) -> BoxFuture<'a, Vec<String>> {
+        Box::pin(async { Vec::new() })
     }
 }
 
@@ -157,11 +166,11 @@ pub const MISSING_DOCKERFILES: &str = "Instance deployment: Both 'Dockerfile' an
 
 /// Starts a job's background work. `control` is the receiving end of the environment's channel.
 pub fn spawn(sim: Arc<Sim>, job: Job, control: watch::Receiver<Control>) {
-    tokio::spawn(run(sim, job, control));
+    let pace = Mutex::new(sim.pace());
+    tokio::spawn(run(Ctx { sim, job, slot: Arc::new(Mutex::new(None)), pace }, control));
 }
 
-async fn run(sim: Arc<Sim>, job: Job, mut control: watch::Receiver<Control>) {
-    let ctx = Ctx { sim, job, slot: Arc::new(Mutex::new(None)) };
+async fn run(ctx: Ctx, mut control: watch::Receiver<Control>) {
     let outcome = tokio::select! {
         r = ctx.pipeline() => Some(r),
         _ = wait_for_stop(&mut control) => None,
@@ -203,6 +212,8 @@ struct Ctx {
     job: Job,
     /// Name of the container this deploy started, until it serves.
     slot: Arc<Mutex<Option<String>>>,
+    /// Draws the duration of each step.
+    pace: Mutex<SplitMix64>,
 }
 
 impl Ctx {
@@ -230,13 +241,22 @@ impl Ctx {
         self.with_env(|st, _| st.event(&scope, severity, message))
     }
 
+    /// A line of the environment's engine log (kept whatever happened to the job since).
+    fn engine(&self, level: &str, message: &str) {
+        let mut st = self.sim.state();
+        if let Some(i) = st.env_index_by_seq(self.job.env_seq) {
+            st.envs[i].engine(level, message);
+        }
+    }
+
     fn health_event(&self, severity: Severity, message: &str) -> Result<(), Stale> {
         let scope = self.scope(false);
         self.with_env(|st, _| st.event(&scope, severity, message))
     }
 
     async fn step(&self) {
-        tokio::time::sleep(self.sim.cfg.timing.step()).await;
+        let pause = self.sim.cfg.timing.step.draw(&mut self.pace.lock().unwrap_or_else(|p| p.into_inner()));
+        tokio::time::sleep(pause).await;
     }
 
     fn running_secs(&self) -> i64 {
@@ -245,6 +265,13 @@ impl Ctx {
 
     async fn pipeline(&self) -> Result<(), PipelineError> {
         let launch = self.job.kind == Kind::Launch;
+        let what = match (&self.job.target, launch) {
+            (Some(t), true) => format!("launch of environment {} with version {}", self.job.env_name, t.label),
+            (None, true) => format!("launch of environment {} with the sample application", self.job.env_name),
+            (Some(t), false) => format!("deployment of version {} to environment {}", t.label, self.job.env_name),
+            (None, false) => format!("configuration update of environment {}", self.job.env_name),
+        };
+        self.engine("INFO", &format!("Starting the {what} (request {})", self.job.request_id));
         self.step().await;
         if launch {
             let msg =
@@ -257,6 +284,19 @@ impl Ctx {
         let Some(target) = self.job.target.clone() else {
             return if launch { self.commit_launch(None).await } else { self.config_update().await };
         };
+        // Beanstalk reads the bundle's configuration files before it touches an instance; a
+        // download failure shows at the instance step, where the instance would have met it.
+        let bundle = self.fetch(&target).await;
+        if let (Some(Ok(bytes)), Some((b, k))) = (&bundle, &target.bundle) {
+            self.engine("INFO", &format!("Downloaded the source bundle s3://{b}/{k} ({} bytes)", bytes.len()));
+            if let Err(BundleError::BadConfig(e)) = bundle::check_config(bytes) {
+                self.engine(
+                    "ERROR",
+                    &format!("Reading the configuration files failed: {}", BundleError::BadConfig(e.clone())),
+                );
+                return Err(PipelineError::Failed(Failure::Config(e.event(&target.label))));
+            }
+        }
         if !launch {
             self.event(Severity::Info, "Deploying new version to instance(s).")?;
             if self.sim.faults().take_stuck_update(&self.job.app, &self.job.env_name) {
@@ -264,7 +304,7 @@ impl Ctx {
                 std::future::pending::<()>().await;
             }
         }
-        let instance = self.install(&target).await?;
+        let instance = self.install(&target, bundle).await?;
         self.step().await;
         self.event(Severity::Info, "Instance deployment completed successfully.")?;
         if launch {
@@ -283,25 +323,37 @@ impl Ctx {
         self.commit_update(target, instance).await
     }
 
-    /// Fetches, checks and starts the target version; `None` = sample application.
-    async fn install(&self, target: &TargetVersion) -> Result<Option<Instance>, PipelineError> {
+    /// Downloads the target version's bundle; `None` = sample application.
+    async fn fetch(&self, target: &TargetVersion) -> Option<Result<Vec<u8>, String>> {
+        let (bucket, key) = target.bundle.as_ref()?;
+        Some(
+            self.sim
+                .store
+                .get(bucket, key)
+                .await
+                .map_err(|e| format!("failed to download source bundle s3://{bucket}/{key}: {e}")),
+        )
+    }
+
+    /// Checks and starts the target version from its downloaded bundle; `None` = sample application.
+    async fn install(
+        &self,
+        target: &TargetVersion,
+        bundle: Option<Result<Vec<u8>, String>>,
+    ) -> Result<Option<Instance>, PipelineError> {
         if self.sim.faults().take_failing_deploy(&self.job.app, &self.job.env_name) {
             return Err(PipelineError::Failed(Failure::Generic(
                 "injected fault: fail_next_deploys (the instance step failed)".into(),
             )));
         }
-        let Some((bucket, key)) = &target.bundle else { return Ok(None) };
+        let Some(bytes) = bundle else { return Ok(None) };
         let fail = |r: String| PipelineError::Failed(Failure::Generic(r));
-        let bytes = self
-            .sim
-            .store
-            .get(bucket, key)
-            .await
-            .map_err(|e| fail(format!("failed to download source bundle s3://{bucket}/{key}: {e}")))?;
+        let bytes = bytes.map_err(fail)?;
         let plan = bundle::plan(&bytes).map_err(|e| match e {
             BundleError::MissingDockerfiles => PipelineError::Failed(Failure::MissingDockerfiles(e.to_string())),
             other => fail(other.to_string()),
         })?;
+        self.engine("INFO", &describe_plan(&plan));
         if let Plan::Compose(why) = &plan {
             return Err(PipelineError::Failed(Failure::Emulator {
                 event: format!(
@@ -324,7 +376,7 @@ impl Ctx {
         let name = format!("ebsim-{}-{}", self.job.env_name, ids::short_suffix());
         *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(name.clone());
         let spec = LaunchSpec {
-            container_name: name,
+            container_name: name.clone(),
             app: self.job.app.clone(),
             env_name: self.job.env_name.clone(),
             label: target.label.clone(),
@@ -332,8 +384,12 @@ impl Ctx {
             bundle: Arc::new(bytes),
             env_vars,
         };
+        self.engine("INFO", &format!("Starting container {name}"));
         let instance = self.sim.runtime.launch(spec).await.map_err(PipelineError::Failed)?;
+        let short = &instance.container_id[..instance.container_id.len().min(12)];
+        self.engine("INFO", &format!("Container {short} is running, listening on {}", instance.addr));
         self.wait_healthy(&instance, &health_path).await.map_err(fail)?;
+        self.engine("INFO", &format!("Health check GET {health_path} passed"));
         Ok(Some(instance))
     }
 
@@ -359,6 +415,13 @@ impl Ctx {
 
     fn switch_proxy(&self, instance: Option<&Instance>) -> Result<(), Stale> {
         let target = instance.map_or(Target::Sample, |i| Target::Instance(i.addr));
+        self.engine(
+            "INFO",
+            &match instance {
+                Some(i) => format!("The load balancer now routes to the new instance ({})", i.addr),
+                None => "The load balancer now serves the sample application".to_string(),
+            },
+        );
         self.with_env(|st, i| {
             if let Some(p) = &st.envs[i].proxy {
                 p.set_target(target);
@@ -390,6 +453,8 @@ impl Ctx {
             env.version_label = Some(target.label.clone());
             env.deployed_label = Some(target.label.clone());
             env.causes = causes_for(status);
+            env.failed_instance = None;
+            env.engine("INFO", &format!("Version {} is deployed; the previous instance is removed", target.label));
             env.set(EnvStatus::Ready, health, status);
             st.event(&scope, Severity::Info, "Environment update completed successfully.");
             let (sev, tail) = match status {
@@ -430,6 +495,7 @@ impl Ctx {
             env.version_label = label.clone();
             env.deployed_label = label;
             env.causes = causes_for(status);
+            env.engine("INFO", &format!("Environment {name} is launched"));
             env.set(EnvStatus::Ready, health, status);
             st.event(&scope, Severity::Info, format!("Successfully launched environment: {name}"));
             let sev = if status == HealthStatus::Ok { Severity::Info } else { Severity::Warn };
@@ -459,6 +525,25 @@ impl Ctx {
             st.event(&scope, Severity::Info, "Environment update completed successfully.");
         })?;
         Ok(())
+    }
+
+    /// Keeps the last output of the instance this deploy started (if it got that far), for logs.
+    async fn keep_failed_output(&self) {
+        let started = self.slot.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let Some(container) = started else { return };
+        let output = self.sim.runtime.output(&container, 100).await;
+        let mut st = self.sim.state();
+        if let Some(i) = st.env_index_by_seq(self.job.env_seq) {
+            let env = &mut st.envs[i];
+            env.engine(
+                "INFO",
+                &format!(
+                    "Removed the failed container {container}; the environment stays on {}",
+                    env.deployed_label.as_deref().unwrap_or("the sample application")
+                ),
+            );
+            env.failed_instance = Some(FailedInstance { container, output });
+        }
     }
 
     /// Removes whatever this deploy started and puts the proxy back on the serving instance.
@@ -496,12 +581,15 @@ impl Ctx {
             label = self.job.target.as_ref().map(|t| t.label.as_str()).unwrap_or("-"),
             "deploy failed: {reason}"
         );
+        self.engine("ERROR", &format!("Deployment failed: {reason}"));
+        self.keep_failed_output().await;
         self.clean_up().await;
         let iid = self.job.instance_id.clone();
         let first = match &failure {
             Failure::MissingDockerfiles(_) => Some(MISSING_DOCKERFILES.to_string()),
             Failure::Emulator { event, .. } => Some(event.clone()),
             Failure::Generic(_) => None,
+            Failure::Config(event) => return self.config_failed(&reason, event).await,
         };
         // From here on the update can no longer be aborted: it is already rolling back.
         let r = self.with_env(|st, i| {
@@ -577,6 +665,52 @@ impl Ctx {
         }
     }
 
+    /// A configuration file Beanstalk cannot read: its event, then the operation's failure, with no
+    /// instance touched, so the environment keeps its version, settings and health.
+    async fn config_failed(&self, reason: &str, event: &str) {
+        let launch = self.job.kind == Kind::Launch;
+        let scope = self.scope(true);
+        let prev_options = self.job.prev_options.clone();
+        let r = self.with_env(|st, i| {
+            st.envs[i].last_failure = Some(reason.to_string());
+            st.envs[i].abortable = false;
+            st.event(&scope, Severity::Error, event);
+        });
+        if r.is_err() {
+            return;
+        }
+        self.step().await;
+        let committed = self.with_env(|st, i| {
+            let env = &mut st.envs[i];
+            env.version_label = env.deployed_label.clone();
+            env.options = prev_options;
+            env.control = None;
+            let (status, health, health_status, last) = if launch {
+                (
+                    EnvStatus::Ready,
+                    Health::Red,
+                    HealthStatus::Severe,
+                    "Create environment operation is complete, but with errors. For more information, see troubleshooting documentation.",
+                )
+            } else {
+                // The update found the environment Ready and left its instances as they were.
+                (EnvStatus::Ready, Health::Green, HealthStatus::Ok, "Failed to deploy application.")
+            };
+            env.causes = if launch { vec!["Command failed on all instances.".into()] } else { Vec::new() };
+            env.set(status, health, health_status);
+            st.event(&scope, Severity::Error, last);
+        });
+        if launch && committed.is_ok() {
+            schedule_recovery(
+                Arc::clone(&self.sim),
+                self.job.env_seq,
+                self.job.generation,
+                self.job.env_name.clone(),
+                self.job.app.clone(),
+            );
+        }
+    }
+
     async fn aborted(&self) {
         self.clean_up().await;
         self.step().await;
@@ -594,6 +728,13 @@ impl Ctx {
         env.abortable = false;
         env.control = None;
         env.causes.clear();
+        env.engine(
+            "INFO",
+            &format!(
+                "The update was aborted; the environment is back on {}",
+                env.deployed_label.as_deref().unwrap_or("the sample application")
+            ),
+        );
         env.set(EnvStatus::Ready, Health::Green, HealthStatus::Ok);
         st.event(
             &scope,
@@ -643,8 +784,9 @@ pub fn terminate(sim: &Arc<Sim>, name: &str) -> Result<(), String> {
         out
     };
     let sim = Arc::clone(sim);
+    let mut pace = sim.pace();
     tokio::spawn(async move {
-        tokio::time::sleep(sim.cfg.timing.step()).await;
+        tokio::time::sleep(sim.cfg.timing.step.draw(&mut pace)).await;
         let container = {
             let mut st = sim.state();
             let Some(i) = st.env_index_by_seq(seq) else { return };
@@ -661,7 +803,7 @@ pub fn terminate(sim: &Arc<Sim>, name: &str) -> Result<(), String> {
         if let Some(c) = container {
             sim.runtime.remove(&c).await;
         }
-        tokio::time::sleep(sim.cfg.timing.step()).await;
+        tokio::time::sleep(sim.cfg.timing.step.draw(&mut pace)).await;
         let mut st = sim.state();
         let Some(i) = st.env_index_by_seq(seq) else { return };
         let env = &mut st.envs[i];
@@ -673,6 +815,18 @@ pub fn terminate(sim: &Arc<Sim>, name: &str) -> Result<(), String> {
         st.event(&scope, Severity::Info, "terminateEnvironment completed successfully.");
     });
     Ok(())
+}
+
+/// One engine-log line saying what a bundle makes the Docker platform run.
+fn describe_plan(plan: &Plan) -> String {
+    match plan {
+        Plan::Image(s) => format!("Docker platform: running image {} (container port {})", s.name, s.port),
+        Plan::Dockerfile { port } => format!(
+            "Docker platform: building the image from the bundle's Dockerfile (container port {})",
+            port.map_or("from EXPOSE".to_string(), |p| p.to_string())
+        ),
+        Plan::Compose(why) => format!("Docker platform: docker-compose.yml cannot run here: {why}"),
+    }
 }
 
 /// The health-check path from the `Application Healthcheck URL` option (`/path` or `HTTP:80/path`).

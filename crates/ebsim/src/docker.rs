@@ -1,7 +1,7 @@
 //! Instances as Docker containers, through the Docker Engine API (bollard). Images are resolved in
 //! the registry first, then pulled with credentials passed per request (never written to disk).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Mutex;
 
@@ -38,7 +38,13 @@ pub struct DockerRuntime {
     owner: String,
     /// Images built from bundles' Dockerfiles, removed at shutdown.
     built: Mutex<Vec<String>>,
+    /// The last lines of the most recently removed containers: `(name or id, lines)`.
+    kept: Mutex<VecDeque<(BTreeSet<String>, Vec<String>)>>,
 }
+
+/// How many removed containers' output is kept, and how many lines of each.
+const KEPT_CONTAINERS: usize = 32;
+const KEPT_LINES: usize = 200;
 
 impl DockerRuntime {
     /// Connects to the Engine at `host` (default: the local socket) and negotiates the API version.
@@ -64,6 +70,7 @@ impl DockerRuntime {
             started: Mutex::new(BTreeSet::new()),
             owner,
             built: Mutex::new(Vec::new()),
+            kept: Mutex::new(VecDeque::new()),
         })
     }
 
@@ -237,7 +244,40 @@ impl DockerRuntime {
         }
     }
 
+    /// The last `lines` lines of a container's stdout and stderr, in order.
+    async fn tail(&self, container: &str, lines: usize) -> Result<Vec<String>, bollard::errors::Error> {
+        let opts = LogsOptionsBuilder::default().stdout(true).stderr(true).tail(&lines.to_string()).build();
+        let chunks: Vec<_> = self.docker.logs(container, Some(opts)).collect().await;
+        let mut text = String::new();
+        for chunk in chunks {
+            text.push_str(&chunk?.to_string());
+        }
+        Ok(text.lines().map(str::to_string).collect())
+    }
+
     async fn remove_now(&self, container: &str) {
+        // Keep what it wrote: a failed deploy's output must outlive its container.
+        if let Ok(lines) = self.tail(container, KEPT_LINES).await {
+            let names = self
+                .docker
+                .inspect_container(container, None)
+                .await
+                .ok()
+                .map(|c| {
+                    let mut n: BTreeSet<String> = c.id.into_iter().collect();
+                    n.extend(c.name.map(|x| x.trim_start_matches('/').to_string()));
+                    n
+                })
+                .unwrap_or_default();
+            let mut names = names;
+            names.insert(container.to_string());
+            let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+            kept.retain(|(n, _)| n.is_disjoint(&names));
+            kept.push_back((names, lines));
+            while kept.len() > KEPT_CONTAINERS {
+                kept.pop_front();
+            }
+        }
         let opts = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
         match self.docker.remove_container(container, Some(opts)).await {
             Ok(()) => {}
@@ -287,6 +327,22 @@ impl Runtime for DockerRuntime {
 
     fn remove<'a>(&'a self, container: &'a str) -> BoxFuture<'a, ()> {
         Box::pin(self.remove_now(container))
+    }
+
+    fn output<'a>(&'a self, container: &'a str, lines: usize) -> BoxFuture<'a, Vec<String>> {
+        Box::pin(async move {
+            match self.tail(container, lines).await {
+                Ok(out) => out,
+                Err(_) => {
+                    let kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+                    let found = kept.iter().rev().find(|(names, _)| {
+                        names.contains(container)
+                            || names.iter().any(|n| n.starts_with(container) && container.len() >= 12)
+                    });
+                    found.map(|(_, l)| l[l.len().saturating_sub(lines)..].to_vec()).unwrap_or_default()
+                }
+            }
+        })
     }
 
     fn remove_all(&self) -> BoxFuture<'_, ()> {

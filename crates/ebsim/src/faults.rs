@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::protocol::ApiError;
+use crate::rng::SplitMix64;
 use crate::state::{Health, HealthStatus};
 
 /// The colour a successful deploy settles on.
@@ -93,7 +94,7 @@ pub struct Faults {
 impl Default for Faults {
     fn default() -> Self {
         let settings = FaultSettings::default();
-        let rng = SplitMix64(settings.seed);
+        let rng = SplitMix64::new(settings.seed);
         Self { settings, rng }
     }
 }
@@ -128,7 +129,7 @@ impl Faults {
             }
         }
         if fields.contains_key("seed") {
-            self.rng = SplitMix64(next.seed);
+            self.rng = SplitMix64::new(next.seed);
         }
         self.settings = next;
         Ok(())
@@ -196,24 +197,6 @@ fn take(n: &mut u32) -> bool {
         true
     } else {
         false
-    }
-}
-
-/// A tiny seeded generator (SplitMix64): reproducible, no dependency.
-#[derive(Debug, Clone)]
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 

@@ -6,16 +6,19 @@
 
 pub mod admin;
 pub mod bundle;
+pub mod cname_proxy;
 pub mod config;
 pub mod deploy;
 pub mod docker;
 pub mod faults;
 pub mod ids;
+pub mod logs;
 pub mod ops;
 pub mod protocol;
 pub mod proxy;
 pub mod registry;
 pub mod render;
+pub mod rng;
 pub mod server;
 pub mod state;
 pub mod store;

@@ -60,7 +60,30 @@ async fn run() -> Result<()> {
         .await
         .with_context(|| format!("failed to listen on {}", cfg.listen))?;
     let addr = listener.local_addr().context("failed to read the listening address")?;
+    let mut cfg = cfg;
+    let cname_listener = match cfg.proxy_listen {
+        None => None,
+        Some(at) => {
+            let l = tokio::net::TcpListener::bind(at)
+                .await
+                .with_context(|| format!("failed to listen on {at} for the CNAME proxy (--proxy-listen)"))?;
+            let bound = l.local_addr().context("failed to read the CNAME proxy's address")?;
+            cfg.proxy_listen = Some(bound);
+            tracing::info!("CNAME proxy listening on {bound}: curl -x http://{bound} http://CNAME/");
+            Some(l)
+        }
+    };
+    tracing::info!(
+        "timing: steps {}, processing {}, seed {} (--seed {} repeats these durations)",
+        cfg.timing.step,
+        cfg.timing.processing,
+        cfg.seed,
+        cfg.seed
+    );
     let sim = ebsim::Sim::new(cfg, store, Arc::clone(&runtime));
+    if let Some(l) = cname_listener {
+        tokio::spawn(ebsim::cname_proxy::serve(Arc::clone(&sim), l));
+    }
     {
         use std::io::Write;
         let mut out = std::io::stdout().lock();

@@ -7,9 +7,9 @@ use tokio::sync::watch;
 use crate::bundle;
 use crate::deploy::{self, Control, Job, Kind, TargetVersion};
 use crate::ids;
+use crate::protocol::Doc;
 use crate::protocol::paging;
 use crate::protocol::time::now_ms;
-use crate::protocol::xml::Xml;
 use crate::protocol::{ApiError, Params};
 use crate::proxy::Proxy;
 use crate::render;
@@ -23,7 +23,7 @@ use crate::store::StoreError;
 pub const MAX_APPLICATIONS: usize = 75;
 
 /// Runs operation `op`; `Ok(None)` for operations without output.
-pub async fn dispatch(sim: &Arc<Sim>, op: &str, p: &Params, rid: &str) -> Result<Option<String>, ApiError> {
+pub async fn dispatch(sim: &Arc<Sim>, op: &str, p: &Params, rid: &str) -> Result<Option<Doc>, ApiError> {
     let out = match op {
         "CreateStorageLocation" => create_storage_location(sim).await?,
         "CreateApplication" => create_application(sim, p)?,
@@ -43,6 +43,15 @@ pub async fn dispatch(sim: &Arc<Sim>, op: &str, p: &Params, rid: &str) -> Result
             abort_environment_update(sim, p, rid)?;
             return Ok(None);
         }
+        "SwapEnvironmentCNAMEs" => {
+            swap_environment_cnames(sim, p, rid)?;
+            return Ok(None);
+        }
+        "RequestEnvironmentInfo" => {
+            crate::logs::request(sim, p, rid)?;
+            return Ok(None);
+        }
+        "RetrieveEnvironmentInfo" => crate::logs::retrieve(sim, p).await?,
         other => return Err(ApiError::invalid_action(other)),
     };
     Ok(Some(out))
@@ -64,6 +73,9 @@ pub fn known(op: &str) -> bool {
             | "DescribeEvents"
             | "DescribeEnvironmentHealth"
             | "AbortEnvironmentUpdate"
+            | "SwapEnvironmentCNAMEs"
+            | "RequestEnvironmentInfo"
+            | "RetrieveEnvironmentInfo"
     )
 }
 
@@ -108,6 +120,12 @@ fn no_version(label: &str) -> ApiError {
     ApiError::invalid_value(format!("No Application Version named '{label}' found."))
 }
 
+fn not_ready(env: &str) -> ApiError {
+    ApiError::invalid_value(format!(
+        "Environment named {env} is in an invalid state for this operation. Must be Ready."
+    ))
+}
+
 fn no_env(name: Option<&str>, id: Option<&str>) -> ApiError {
     match (name, id) {
         (Some(n), _) => ApiError::invalid_value(format!("No Environment found for EnvironmentName = '{n}'.")),
@@ -141,18 +159,18 @@ fn merge_options(current: &mut Vec<OptionSetting>, set: Vec<OptionSetting>, remo
 
 // ---------- storage and applications ----------
 
-async fn create_storage_location(sim: &Arc<Sim>) -> Result<String, ApiError> {
+async fn create_storage_location(sim: &Arc<Sim>) -> Result<Doc, ApiError> {
     let bucket = sim.cfg.storage_bucket();
     sim.store.ensure_bucket(&bucket).await.map_err(|e| {
         tracing::error!("failed to create storage bucket {bucket}: {e}");
         ApiError::internal()
     })?;
-    let mut x = Xml::new();
+    let mut x = Doc::new();
     x.leaf("S3Bucket", &bucket);
-    Ok(x.finish())
+    Ok(x)
 }
 
-fn create_application(sim: &Arc<Sim>, p: &Params) -> Result<String, ApiError> {
+fn create_application(sim: &Arc<Sim>, p: &Params) -> Result<Doc, ApiError> {
     let name = app_name(p)?;
     let description = opt_len(p, "Description", 200)?;
     let mut st = sim.state();
@@ -169,27 +187,27 @@ fn create_application(sim: &Arc<Sim>, p: &Params) -> Result<String, ApiError> {
     let now = now_ms();
     let seq = st.seq();
     st.apps.push(Application { seq, name: name.clone(), description, created_ms: now, updated_ms: now });
-    let mut x = Xml::new();
+    let mut x = Doc::new();
     x.open("Application");
     if let Some(app) = st.app(&name) {
         render::application(&mut x, sim, &st, app);
     }
     x.close("Application");
-    Ok(x.finish())
+    Ok(x)
 }
 
-fn describe_applications(sim: &Arc<Sim>, p: &Params) -> String {
+fn describe_applications(sim: &Arc<Sim>, p: &Params) -> Doc {
     let names = p.list("ApplicationNames");
     let st = sim.state();
     let apps: Vec<&Application> = st.apps.iter().filter(|a| names.is_empty() || names.contains(&a.name)).collect();
-    let mut x = Xml::new();
+    let mut x = Doc::new();
     x.list("Applications", &apps, |x, a| render::application(x, sim, &st, a));
-    x.finish()
+    x
 }
 
 // ---------- versions ----------
 
-async fn create_application_version(sim: &Arc<Sim>, p: &Params) -> Result<String, ApiError> {
+async fn create_application_version(sim: &Arc<Sim>, p: &Params) -> Result<Doc, ApiError> {
     let app = app_name(p)?;
     let label = p.required("VersionLabel")?;
     check_len("VersionLabel", &label, 1, 100)?;
@@ -248,7 +266,7 @@ async fn create_application_version(sim: &Arc<Sim>, p: &Params) -> Result<String
         updated_ms: now,
         status,
     };
-    let mut x = Xml::new();
+    let mut x = Doc::new();
     x.open("ApplicationVersion");
     render::version(&mut x, sim, &v);
     x.close("ApplicationVersion");
@@ -258,9 +276,10 @@ async fn create_application_version(sim: &Arc<Sim>, p: &Params) -> Result<String
     }
     drop(st);
     if let (Some((b, k)), VersionStatus::Processing) = (bundle, status) {
-        tokio::spawn(process_version(Arc::clone(sim), seq, b, k));
+        let delay = sim.cfg.timing.processing.draw(&mut sim.pace());
+        tokio::spawn(process_version(Arc::clone(sim), seq, b, k, delay));
     }
-    Ok(x.finish())
+    Ok(x)
 }
 
 fn pre_check_version(sim: &Arc<Sim>, app: &str, label: &str, auto_create: bool) -> Result<(), ApiError> {
@@ -294,9 +313,12 @@ fn pre_check_version_locked(
     Ok(())
 }
 
-/// Process=true: PROCESSING, then PROCESSED once the bundle proves a readable Docker bundle.
-async fn process_version(sim: Arc<Sim>, seq: u64, bucket: String, key: String) {
-    tokio::time::sleep(sim.cfg.timing.step()).await;
+/// Process=true: PROCESSING for `delay` (a short wait of its own, not a lifecycle step), then
+/// PROCESSED, or FAILED when a configuration file is neither YAML nor JSON or the bundle holds
+/// nothing the Docker platform runs. Beanstalk says no more than FAILED (no event), so the reason
+/// goes only to the log.
+async fn process_version(sim: Arc<Sim>, seq: u64, bucket: String, key: String, delay: std::time::Duration) {
+    tokio::time::sleep(delay).await;
     let verdict = match sim.store.get(&bucket, &key).await {
         Ok(bytes) => bundle::check(&bytes).map_err(|e| e.to_string()),
         Err(e) => Err(format!("failed to download s3://{bucket}/{key}: {e}")),
@@ -314,7 +336,7 @@ async fn process_version(sim: Arc<Sim>, seq: u64, bucket: String, key: String) {
     }
 }
 
-fn describe_application_versions(sim: &Arc<Sim>, p: &Params) -> Result<String, ApiError> {
+fn describe_application_versions(sim: &Arc<Sim>, p: &Params) -> Result<Doc, ApiError> {
     let app = p.string("ApplicationName");
     let labels = p.list("VersionLabels");
     let max = paging::max_records(p.int("MaxRecords")?)?;
@@ -328,10 +350,10 @@ fn describe_application_versions(sim: &Arc<Sim>, p: &Params) -> Result<String, A
     items.sort_by_key(|v| std::cmp::Reverse(v.seq));
     let (page, next) =
         paging::page("DescribeApplicationVersions", items, |v| v.seq, true, max, p.string("NextToken").as_deref())?;
-    let mut x = Xml::new();
+    let mut x = Doc::new();
     x.list("ApplicationVersions", &page, |x, v| render::version(x, sim, v));
     x.opt("NextToken", next.as_deref());
-    Ok(x.finish())
+    Ok(x)
 }
 
 async fn delete_application_version(sim: &Arc<Sim>, p: &Params) -> Result<(), ApiError> {
@@ -384,7 +406,7 @@ async fn delete_application_version(sim: &Arc<Sim>, p: &Params) -> Result<(), Ap
 
 // ---------- environments ----------
 
-async fn create_environment(sim: &Arc<Sim>, p: &Params, rid: &str) -> Result<String, ApiError> {
+async fn create_environment(sim: &Arc<Sim>, p: &Params, rid: &str) -> Result<Doc, ApiError> {
     let app = app_name(p)?;
     let name = p.required("EnvironmentName")?;
     check_env_name(&name)?;
@@ -470,6 +492,7 @@ async fn create_environment(sim: &Arc<Sim>, p: &Params, rid: &str) -> Result<Str
         health_status: HealthStatus::Pending,
         causes: Vec::new(),
         abortable: false,
+        swapping: false,
         created_ms: now,
         updated_ms: now,
         health_refreshed_ms: now,
@@ -479,13 +502,16 @@ async fn create_environment(sim: &Arc<Sim>, p: &Params, rid: &str) -> Result<Str
         instance_addr: None,
         last_failure: None,
         transitions: Vec::new(),
+        engine_log: Default::default(),
+        failed_instance: None,
+        info: Vec::new(),
         generation: 1,
         deployments: u64::from(target.is_some()),
         control: Some(tx),
         proxy: Some(Arc::new(proxy)),
     };
     env.touch();
-    let mut x = Xml::new();
+    let mut x = Doc::new();
     render::environment(&mut x, sim, &env);
     let job = Job {
         env_seq: seq,
@@ -504,10 +530,10 @@ async fn create_environment(sim: &Arc<Sim>, p: &Params, rid: &str) -> Result<Str
     st.event(&scope, Severity::Info, "createEnvironment is starting.");
     drop(st);
     deploy::spawn(Arc::clone(sim), job, rx);
-    Ok(x.finish())
+    Ok(x)
 }
 
-fn describe_environments(sim: &Arc<Sim>, p: &Params) -> Result<String, ApiError> {
+fn describe_environments(sim: &Arc<Sim>, p: &Params) -> Result<Doc, ApiError> {
     let app = p.string("ApplicationName");
     let label = p.string("VersionLabel");
     let ids = p.list("EnvironmentIds");
@@ -527,10 +553,10 @@ fn describe_environments(sim: &Arc<Sim>, p: &Params) -> Result<String, ApiError>
         .collect();
     let (page, next) =
         paging::page("DescribeEnvironments", items, |e| e.seq, false, max, p.string("NextToken").as_deref())?;
-    let mut x = Xml::new();
+    let mut x = Doc::new();
     x.list("Environments", &page, |x, e| render::environment(x, sim, e));
     x.opt("NextToken", next.as_deref());
-    Ok(x.finish())
+    Ok(x)
 }
 
 /// Finds the live environment an update-style call names; the errors the service gives.
@@ -553,7 +579,7 @@ fn target_env(st: &crate::state::State, p: &Params) -> Result<usize, ApiError> {
     Ok(i)
 }
 
-fn update_environment(sim: &Arc<Sim>, p: &Params, rid: &str) -> Result<String, ApiError> {
+fn update_environment(sim: &Arc<Sim>, p: &Params, rid: &str) -> Result<Doc, ApiError> {
     let label = p.string("VersionLabel");
     if let Some(l) = &label {
         check_len("VersionLabel", l, 1, 100)?;
@@ -571,11 +597,8 @@ fn update_environment(sim: &Arc<Sim>, p: &Params, rid: &str) -> Result<String, A
             st.envs[i].app
         )));
     }
-    if st.envs[i].status != EnvStatus::Ready {
-        return Err(ApiError::invalid_value(format!(
-            "Environment named {} is in an invalid state for this operation. Must be Ready.",
-            st.envs[i].name
-        )));
+    if st.envs[i].status != EnvStatus::Ready || st.envs[i].swapping {
+        return Err(not_ready(&st.envs[i].name));
     }
     let target = match &label {
         None => None,
@@ -592,9 +615,9 @@ fn update_environment(sim: &Arc<Sim>, p: &Params, rid: &str) -> Result<String, A
         env.updated_ms = now;
     }
     if target.is_none() && !config_change {
-        let mut x = Xml::new();
+        let mut x = Doc::new();
         render::environment(&mut x, sim, env);
-        return Ok(x.finish());
+        return Ok(x);
     }
     let prev_options = env.options.clone();
     merge_options(&mut env.options, set, &remove);
@@ -614,7 +637,7 @@ fn update_environment(sim: &Arc<Sim>, p: &Params, rid: &str) -> Result<String, A
     let (tx, rx) = watch::channel(Control::Run);
     env.control = Some(tx);
     env.set(EnvStatus::Updating, Health::Grey, HealthStatus::Info);
-    let mut x = Xml::new();
+    let mut x = Doc::new();
     render::environment(&mut x, sim, env);
     let job = Job {
         env_seq: env.seq,
@@ -637,7 +660,7 @@ fn update_environment(sim: &Arc<Sim>, p: &Params, rid: &str) -> Result<String, A
     st.event(&scope, Severity::Info, "Environment update is starting.");
     drop(st);
     deploy::spawn(Arc::clone(sim), job, rx);
-    Ok(x.finish())
+    Ok(x)
 }
 
 fn abort_environment_update(sim: &Arc<Sim>, p: &Params, rid: &str) -> Result<(), ApiError> {
@@ -666,9 +689,101 @@ fn abort_environment_update(sim: &Arc<Sim>, p: &Params, rid: &str) -> Result<(),
     Ok(())
 }
 
+// ---------- CNAME swap ----------
+
+/// SwapEnvironmentCNAMEs: both environments Ready web servers; the answer comes at once (no
+/// output), then Beanstalk's events on the source environment, the last one the marker the EB CLI
+/// waits for. The CNAMEs change hands when "now points to" is emitted, and the CNAME proxy follows.
+fn swap_environment_cnames(sim: &Arc<Sim>, p: &Params, rid: &str) -> Result<(), ApiError> {
+    let (src_id, src_name) = (p.string("SourceEnvironmentId"), p.string("SourceEnvironmentName"));
+    let (dst_id, dst_name) = (p.string("DestinationEnvironmentId"), p.string("DestinationEnvironmentName"));
+    for (side, id, name) in [("Source", &src_id, &src_name), ("Destination", &dst_id, &dst_name)] {
+        if id.is_none() && name.is_none() {
+            return Err(ApiError::new(
+                400,
+                "MissingRequiredParameter",
+                format!("Either {side}EnvironmentName or {side}EnvironmentId must be specified."),
+            ));
+        }
+    }
+    // The API reference: an id on one side needs an id on the other; so does a name.
+    if src_id.is_some() != dst_id.is_some() {
+        return Err(ApiError::invalid_combination(
+            "SourceEnvironmentId and DestinationEnvironmentId must be specified together.",
+        ));
+    }
+    if src_name.is_some() != dst_name.is_some() {
+        return Err(ApiError::invalid_combination(
+            "SourceEnvironmentName and DestinationEnvironmentName must be specified together.",
+        ));
+    }
+    let mut st = sim.state();
+    let find = |st: &crate::state::State, name: &Option<String>, id: &Option<String>| {
+        st.live_env_index(name.as_deref(), id.as_deref()).ok_or_else(|| no_env(name.as_deref(), id.as_deref()))
+    };
+    let s = find(&st, &src_name, &src_id)?;
+    let d = find(&st, &dst_name, &dst_id)?;
+    if s == d {
+        return Err(ApiError::invalid_value(format!(
+            "Cannot swap the CNAME of environment {} with itself.",
+            st.envs[s].name
+        )));
+    }
+    for i in [s, d] {
+        let e = &st.envs[i];
+        if e.status != EnvStatus::Ready || e.swapping {
+            return Err(not_ready(&e.name));
+        }
+        if e.tier.0 != "WebServer" {
+            return Err(ApiError::invalid_value(format!(
+                "Environment {} is a {} environment and has no CNAME; only web server environments can swap CNAMEs.",
+                e.name, e.tier.0
+            )));
+        }
+    }
+    let (src, dst) = (st.envs[s].name.clone(), st.envs[d].name.clone());
+    let (src_seq, dst_seq) = (st.envs[s].seq, st.envs[d].seq);
+    st.envs[s].swapping = true;
+    st.envs[d].swapping = true;
+    let scope = EventScope {
+        app: Some(st.envs[s].app.clone()),
+        env: Some(src.clone()),
+        label: None,
+        request_id: Some(rid.into()),
+    };
+    st.event(&scope, Severity::Info, "swapEnvironmentCNAMEs is starting.");
+    drop(st);
+    let sim = Arc::clone(sim);
+    let mut pace = sim.pace();
+    tokio::spawn(async move {
+        tokio::time::sleep(sim.cfg.timing.step.draw(&mut pace)).await;
+        sim.state().event(&scope, Severity::Info, format!("Swapping CNAMEs for environments '{src}' and '{dst}'."));
+        tokio::time::sleep(sim.cfg.timing.step.draw(&mut pace)).await;
+        let mut st = sim.state();
+        let (Some(s), Some(d)) = (st.env_index_by_seq(src_seq), st.env_index_by_seq(dst_seq)) else { return };
+        for i in [s, d] {
+            st.envs[i].swapping = false;
+        }
+        if !st.envs[s].live() || !st.envs[d].live() {
+            // Terminated meanwhile: nothing left to swap with.
+            return;
+        }
+        let src_cname = st.envs[s].cname.clone();
+        let dst_cname = std::mem::replace(&mut st.envs[d].cname, src_cname.clone());
+        st.envs[s].cname = dst_cname;
+        let now = now_ms();
+        st.envs[s].updated_ms = now;
+        st.envs[d].updated_ms = now;
+        let points_to = st.envs[d].endpoint.clone();
+        st.event(&scope, Severity::Info, format!("'{src_cname}' now points to '{points_to}'."));
+        st.event(&scope, Severity::Info, format!("Completed swapping CNAMEs for environments '{src}' and '{dst}'."));
+    });
+    Ok(())
+}
+
 // ---------- events and health ----------
 
-fn describe_events(sim: &Arc<Sim>, p: &Params) -> Result<String, ApiError> {
+fn describe_events(sim: &Arc<Sim>, p: &Params) -> Result<Doc, ApiError> {
     let app = p.string("ApplicationName");
     let label = p.string("VersionLabel");
     let env_name = p.string("EnvironmentName");
@@ -707,16 +822,16 @@ fn describe_events(sim: &Arc<Sim>, p: &Params) -> Result<String, ApiError> {
         .collect();
     items.sort_by_key(|v| std::cmp::Reverse(v.seq));
     let (page, next) = paging::page("DescribeEvents", items, |e| e.seq, true, max, p.string("NextToken").as_deref())?;
-    let mut x = Xml::new();
+    let mut x = Doc::new();
     x.list("Events", &page, |x, e| render::event(x, e));
     x.opt("NextToken", next.as_deref());
-    Ok(x.finish())
+    Ok(x)
 }
 
 const HEALTH_ATTRIBUTES: [&str; 8] =
     ["Status", "Color", "Causes", "ApplicationMetrics", "InstancesHealth", "All", "HealthStatus", "RefreshedAt"];
 
-fn describe_environment_health(sim: &Arc<Sim>, p: &Params) -> Result<String, ApiError> {
+fn describe_environment_health(sim: &Arc<Sim>, p: &Params) -> Result<Doc, ApiError> {
     let name = p.string("EnvironmentName");
     let id = p.string("EnvironmentId");
     if name.is_none() && id.is_none() {
@@ -749,7 +864,7 @@ fn describe_environment_health(sim: &Arc<Sim>, p: &Params) -> Result<String, Api
     {
         return Err(ApiError::invalid_request("DescribeEnvironmentHealth is not supported."));
     }
-    let mut x = Xml::new();
+    let mut x = Doc::new();
     x.leaf("EnvironmentName", &env.name);
     if want("HealthStatus") {
         x.leaf("HealthStatus", env.health_status.as_str());
@@ -779,14 +894,14 @@ fn describe_environment_health(sim: &Arc<Sim>, p: &Params) -> Result<String, Api
             HealthStatus::Degraded,
             HealthStatus::Severe,
         ] {
-            x.num(s.as_str(), u8::from(live && env.health_status == s));
+            x.num(s.as_str(), i64::from(live && env.health_status == s));
         }
         x.close("InstancesHealth");
     }
     if want("RefreshedAt") {
         x.time("RefreshedAt", env.health_refreshed_ms.max(now_ms() - 10_000));
     }
-    Ok(x.finish())
+    Ok(x)
 }
 
 #[cfg(test)]

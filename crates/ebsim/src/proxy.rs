@@ -29,7 +29,8 @@ pub enum Target {
     Down,
 }
 
-type Body = BoxBody<Bytes, hyper::Error>;
+/// The body of an answer the proxies write.
+pub type Body = BoxBody<Bytes, hyper::Error>;
 
 /// A running proxy; it stops when dropped.
 #[derive(Debug)]
@@ -101,7 +102,8 @@ impl Drop for Proxy {
     }
 }
 
-fn full(status: StatusCode, content_type: &str, body: Bytes) -> Response<Body> {
+/// A whole answer.
+pub fn full(status: StatusCode, content_type: &str, body: Bytes) -> Response<Body> {
     Response::builder()
         .status(status)
         .header("content-type", content_type)
@@ -127,6 +129,17 @@ async fn route(
         }
         Target::Instance(to) => to,
     };
+    forward(to, req, &client, peer).await
+}
+
+/// Sends `req` on to `http://{to}` (path and query kept, hop-by-hop headers dropped,
+/// `X-Forwarded-For` set to `peer`); 502 when `to` does not answer.
+pub async fn forward(
+    to: SocketAddr,
+    req: Request<Incoming>,
+    client: &Client<HttpConnector, Incoming>,
+    peer: SocketAddr,
+) -> Response<Body> {
     let (mut parts, body) = req.into_parts();
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     parts.uri = match format!("http://{to}{path}").parse() {
@@ -148,7 +161,7 @@ async fn route(
             Response::from_parts(parts, body.boxed())
         }
         Err(e) => {
-            tracing::warn!("load balancer could not reach instance {to}: {e}");
+            tracing::warn!("could not reach {to}: {e}");
             full(StatusCode::BAD_GATEWAY, "text/plain", Bytes::from_static(b"502 Bad Gateway\n"))
         }
     }

@@ -1,10 +1,10 @@
 //! XML shapes of the service's result structures.
 
-use crate::protocol::xml::Xml;
+use crate::protocol::Doc;
 use crate::state::{AppVersion, Application, Environment, Event, Sim, State};
 
 /// `ApplicationDescription` fields.
-pub fn application(x: &mut Xml, sim: &Sim, st: &State, app: &Application) {
+pub fn application(x: &mut Doc, sim: &Sim, st: &State, app: &Application) {
     let mut labels: Vec<(u64, String)> =
         st.versions.iter().filter(|v| v.app == app.name).map(|v| (v.seq, v.label.clone())).collect();
     labels.sort_by_key(|l| std::cmp::Reverse(l.0));
@@ -19,7 +19,7 @@ pub fn application(x: &mut Xml, sim: &Sim, st: &State, app: &Application) {
 }
 
 /// `ApplicationVersionDescription` fields.
-pub fn version(x: &mut Xml, sim: &Sim, v: &AppVersion) {
+pub fn version(x: &mut Doc, sim: &Sim, v: &AppVersion) {
     x.leaf("ApplicationVersionArn", &sim.version_arn(&v.app, &v.label))
         .leaf("ApplicationName", &v.app)
         .opt("Description", v.description.as_deref())
@@ -31,7 +31,7 @@ pub fn version(x: &mut Xml, sim: &Sim, v: &AppVersion) {
 }
 
 /// `EnvironmentDescription` fields.
-pub fn environment(x: &mut Xml, sim: &Sim, e: &Environment) {
+pub fn environment(x: &mut Doc, sim: &Sim, e: &Environment) {
     x.leaf("EnvironmentName", &e.name)
         .leaf("EnvironmentId", &e.id)
         .leaf("ApplicationName", &e.app)
@@ -59,7 +59,7 @@ pub fn environment(x: &mut Xml, sim: &Sim, e: &Environment) {
 }
 
 /// `EventDescription` fields.
-pub fn event(x: &mut Xml, e: &Event) {
+pub fn event(x: &mut Doc, e: &Event) {
     x.time("EventDate", e.time_ms)
         .leaf("Message", &e.message)
         .opt("ApplicationName", e.app.as_deref())

@@ -15,7 +15,7 @@ use crate::admin::{self, RequestRecord};
 use crate::ids;
 use crate::ops;
 use crate::protocol::time::now_ms;
-use crate::protocol::{ApiError, Params, xml};
+use crate::protocol::{ApiError, Format, Params};
 use crate::state::Sim;
 
 /// Largest request body accepted.
@@ -84,6 +84,7 @@ async fn route(sim: &Arc<Sim>, req: Request<Incoming>) -> Response<Full<Bytes>> 
         .and_then(|v| v.to_str().ok())
         .and_then(signed_region)
         .map(str::to_owned);
+    let format = Format::from_accept(req.headers().get(hyper::header::ACCEPT).and_then(|v| v.to_str().ok()));
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let query = req.uri().query().map(str::to_string);
@@ -108,7 +109,7 @@ async fn route(sim: &Arc<Sim>, req: Request<Incoming>) -> Response<Full<Bytes>> 
     if let Some(q) = &query {
         params.merge_missing(Params::parse(q.as_bytes()));
     }
-    let (status, xml_body, rid, error_code, op) = api(&region_sim(sim, region.as_deref()), &params).await;
+    let (status, answer, rid, error_code, op) = api(&region_sim(sim, region.as_deref()), &params, format).await;
     sim.requests().push(RequestRecord {
         seq: 0,
         time_ms: now_ms(),
@@ -120,18 +121,18 @@ async fn route(sim: &Arc<Sim>, req: Request<Incoming>) -> Response<Full<Bytes>> 
     });
     Response::builder()
         .status(status)
-        .header("content-type", "text/xml")
+        .header("content-type", format.content_type())
         .header("x-amzn-RequestId", rid)
-        .body(Full::new(Bytes::from(xml_body)))
+        .body(Full::new(Bytes::from(answer)))
         .unwrap_or_default()
 }
 
-/// Runs one API call: `(status, body, request id, error code, op)`.
-pub async fn api(sim: &Arc<Sim>, params: &Params) -> (u16, String, String, Option<String>, String) {
+/// Runs one API call and writes its answer in `format`: `(status, body, request id, error code, op)`.
+pub async fn api(sim: &Arc<Sim>, params: &Params, format: Format) -> (u16, String, String, Option<String>, String) {
     let rid = ids::request_id();
     let Some(op) = params.action().map(str::to_string) else {
         let err = ApiError::new(400, "MissingAction", "Missing Action");
-        return (err.status, xml::error(&err, &rid), rid, Some(err.code), String::new());
+        return (err.status, format.error(&err, &rid), rid, Some(err.code), String::new());
     };
     let values = params.without_envelope();
     let mentions: Vec<&str> = values.values().map(String::as_str).collect();
@@ -147,10 +148,10 @@ pub async fn api(sim: &Arc<Sim>, params: &Params) -> (u16, String, String, Optio
         None => ops::dispatch(sim, &op, params, &rid).await,
     };
     match result {
-        Ok(inner) => (200, xml::success(&op, &rid, inner.as_deref()), rid, None, op),
+        Ok(result) => (200, format.success(&op, &rid, result.as_ref()), rid, None, op),
         Err(e) => {
             tracing::debug!(op = %op, "answered {e}");
-            (e.status, xml::error(&e, &rid), rid, Some(e.code), op)
+            (e.status, format.error(&e, &rid), rid, Some(e.code), op)
         }
     }
 }

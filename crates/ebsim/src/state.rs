@@ -10,6 +10,7 @@ use crate::deploy::{Control, Runtime};
 use crate::faults::Faults;
 use crate::protocol::time::now_ms;
 use crate::proxy::Proxy;
+use crate::rng::SplitMix64;
 use crate::store::Store;
 
 /// Environment lifecycle states (`EnvironmentStatus`).
@@ -193,6 +194,55 @@ pub struct Event {
     pub severity: Severity,
 }
 
+/// Lines of an environment's engine log kept (the tail shows the last 100).
+pub const ENGINE_LOG_LINES: usize = 1000;
+
+/// The instance of a failed deploy, removed, and what it wrote before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedInstance {
+    /// Container name.
+    pub container: String,
+    /// Its last lines of output.
+    pub output: Vec<String>,
+}
+
+/// What RequestEnvironmentInfo compiles (`EnvironmentInfoType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InfoType {
+    Tail,
+    Bundle,
+}
+
+impl InfoType {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tail => "tail",
+            Self::Bundle => "bundle",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "tail" => Some(Self::Tail),
+            "bundle" => Some(Self::Bundle),
+            _ => None,
+        }
+    }
+}
+
+/// Logs compiled by RequestEnvironmentInfo and stored in S3 until `expires_ms`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InfoSample {
+    pub info_type: InfoType,
+    pub instance_id: String,
+    pub bucket: String,
+    pub key: String,
+    pub sample_ms: i64,
+    pub expires_ms: i64,
+}
+
 /// A change of an environment's visible state, with its wall-clock time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Transition {
@@ -226,6 +276,8 @@ pub struct Environment {
     pub health_status: HealthStatus,
     pub causes: Vec<String>,
     pub abortable: bool,
+    /// A CNAME swap involving this environment is under way.
+    pub swapping: bool,
     pub created_ms: i64,
     pub updated_ms: i64,
     pub health_refreshed_ms: i64,
@@ -237,6 +289,12 @@ pub struct Environment {
     pub instance_addr: Option<std::net::SocketAddr>,
     pub last_failure: Option<String>,
     pub transitions: Vec<Transition>,
+    /// What ebsim did for this environment's deploys, as Beanstalk's `eb-engine.log` would say it.
+    pub engine_log: std::collections::VecDeque<String>,
+    /// The last failed deploy's instance and its output.
+    pub failed_instance: Option<FailedInstance>,
+    /// Logs compiled by RequestEnvironmentInfo.
+    pub info: Vec<InfoSample>,
     /// Bumped by every operation; background work of an older one stops touching the environment.
     pub generation: u64,
     pub deployments: u64,
@@ -276,6 +334,17 @@ impl Environment {
             self.transitions.push(t);
             self.updated_ms = now;
             self.health_refreshed_ms = now;
+        }
+    }
+
+    /// Appends a line to the engine log: `2024/01/02 03:04:05.123000 [INFO] message`.
+    pub fn engine(&mut self, level: &str, message: &str) {
+        let stamp = crate::protocol::time::format_iso(now_ms()).replace('-', "/").replace('T', " ").replace('Z', "000");
+        for line in message.lines() {
+            self.engine_log.push_back(format!("{stamp} [{level}] {line}"));
+        }
+        while self.engine_log.len() > ENGINE_LOG_LINES {
+            self.engine_log.pop_front();
         }
     }
 
@@ -362,14 +431,18 @@ pub struct Sim {
     pub requests: Mutex<RequestLog>,
     pub store: Arc<dyn Store>,
     pub runtime: Arc<dyn Runtime>,
+    /// Draws the timing of deploys and processing, seeded by `cfg.seed`.
+    timing_rng: Mutex<SplitMix64>,
 }
 
 impl Sim {
     /// A new, empty account.
     pub fn new(cfg: Config, store: Arc<dyn Store>, runtime: Arc<dyn Runtime>) -> Arc<Self> {
         let requests = RequestLog::new(cfg.request_log.clone());
+        let timing_rng = Mutex::new(SplitMix64::new(cfg.seed));
         Arc::new(Self {
             cfg,
+            timing_rng,
             state: Mutex::new(State::default()),
             faults: Mutex::new(Faults::default()),
             requests: Mutex::new(requests),
@@ -391,6 +464,14 @@ impl Sim {
     /// Locks the request log.
     pub fn requests(&self) -> MutexGuard<'_, RequestLog> {
         self.requests.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A generator for the steps of one deploy, launch or termination. Each operation draws its own
+    /// when it starts, so its durations depend only on the seed and the order of operations, not on
+    /// how operations running at the same time interleave.
+    pub fn pace(&self) -> SplitMix64 {
+        let seed = self.timing_rng.lock().unwrap_or_else(|p| p.into_inner()).next_u64();
+        SplitMix64::new(seed)
     }
 
     /// ARN of an application.

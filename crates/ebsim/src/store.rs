@@ -3,6 +3,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
+use std::time::Duration;
+
 use futures_util::future::BoxFuture;
 
 /// Why an object could not be read.
@@ -33,6 +35,15 @@ pub trait Store: Send + Sync {
     fn get<'a>(&'a self, bucket: &'a str, key: &'a str) -> BoxFuture<'a, Result<Vec<u8>, StoreError>>;
     /// Deletes an object.
     fn delete<'a>(&'a self, bucket: &'a str, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// Writes an object.
+    fn put<'a>(&'a self, bucket: &'a str, key: &'a str, body: Vec<u8>) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// A URL anyone holding it can GET the object with until `expires_in` has passed.
+    fn presign_get<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        expires_in: Duration,
+    ) -> BoxFuture<'a, Result<String, StoreError>>;
 }
 
 /// An in-memory store for tests.
@@ -44,7 +55,7 @@ pub struct MemoryStore {
 
 impl MemoryStore {
     /// Puts an object (creating its bucket).
-    pub fn put(&self, bucket: &str, key: &str, body: Vec<u8>) {
+    pub fn insert(&self, bucket: &str, key: &str, body: Vec<u8>) {
         self.buckets.lock().unwrap_or_else(|p| p.into_inner()).insert(bucket.to_string());
         self.objects.lock().unwrap_or_else(|p| p.into_inner()).insert((bucket.to_string(), key.to_string()), body);
     }
@@ -80,6 +91,24 @@ impl Store for MemoryStore {
     fn delete<'a>(&'a self, bucket: &'a str, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
         self.objects.lock().unwrap_or_else(|p| p.into_inner()).remove(&(bucket.to_string(), key.to_string()));
         Box::pin(async { Ok(()) })
+    }
+
+    fn put<'a>(&'a self, bucket: &'a str, key: &'a str, body: Vec<u8>) -> BoxFuture<'a, Result<(), StoreError>> {
+        let known = self.has_bucket(bucket);
+        if known {
+            self.insert(bucket, key, body);
+        }
+        Box::pin(async move { if known { Ok(()) } else { Err(StoreError::NotFound) } })
+    }
+
+    fn presign_get<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        expires_in: Duration,
+    ) -> BoxFuture<'a, Result<String, StoreError>> {
+        let url = format!("memory://{bucket}/{key}?X-Amz-Expires={}", expires_in.as_secs());
+        Box::pin(async move { Ok(url) })
     }
 }
 
@@ -160,6 +189,42 @@ impl Store for S3Store {
     fn delete<'a>(&'a self, bucket: &'a str, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             self.client.delete_object().bucket(bucket).key(key).send().await.map(|_| ()).map_err(classify)
+        })
+    }
+
+    fn put<'a>(&'a self, bucket: &'a str, key: &'a str, body: Vec<u8>) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.client
+                .put_object()
+                .bucket(bucket)
+                .key(key)
+                .content_type("text/plain; charset=utf-8")
+                .body(body.into())
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(classify)
+        })
+    }
+
+    fn presign_get<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        expires_in: Duration,
+    ) -> BoxFuture<'a, Result<String, StoreError>> {
+        Box::pin(async move {
+            let cfg = aws_sdk_s3::presigning::PresigningConfig::expires_in(expires_in)
+                .map_err(|e| StoreError::Other(format!("invalid presigning expiry {expires_in:?}: {e}")))?;
+            let req = self
+                .client
+                .get_object()
+                .bucket(bucket)
+                .key(key)
+                .presigned(cfg)
+                .await
+                .map_err(|e| StoreError::Other(format!("failed to presign s3://{bucket}/{key}: {e}")))?;
+            Ok(req.uri().to_string())
         })
     }
 }

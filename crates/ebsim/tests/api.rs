@@ -94,7 +94,7 @@ async fn versions_errors_processing_quota_and_deletion() {
         Some("Unable to download from S3 location (Bucket: bucket  Key: shop/v1.zip). Reason: Not Found")
     );
     h.put_dockerrun("bucket", "shop/v1.zip", "img:v1");
-    h.store.put("bucket", "shop/bad.zip", b"not a zip".to_vec());
+    h.store.insert("bucket", "shop/bad.zip", b"not a zip".to_vec());
     let a = create("shop", "v1", "shop/v1.zip", &[("AutoCreateApplication", "true"), ("Process", "true")]).await;
     assert_eq!(a.status, 200, "{}", a.body);
     assert_eq!(a.tag("Status").as_deref(), Some("PROCESSING"));
@@ -309,7 +309,7 @@ async fn failed_deploy_keeps_the_previous_version_serving() {
     let h = Harness::start().await;
     h.version("shop", "v1", "img:v1").await;
     h.version("shop", "broken", "img:unhealthy").await;
-    h.store.put("bucket", "shop/empty.zip", ebsim::bundle::zip_of(&[("README", b"nothing")]));
+    h.store.insert("bucket", "shop/empty.zip", ebsim::bundle::zip_of(&[("README", b"nothing")]));
     h.call(
         "CreateApplicationVersion",
         &[
@@ -499,4 +499,122 @@ async fn describe_events_filters() {
     let last_p1 = tag_in(tags_in(&p1.body, "member").last().unwrap(), "EventDate").unwrap();
     assert!(first_p2 <= last_p1);
     h.wait_status("shop-prod", "Ready").await;
+}
+
+/// A Dockerrun v1 bundle for `image` plus `extra` files.
+fn bundle_with(image: &str, extra: &[(&str, &[u8])]) -> Vec<u8> {
+    let run =
+        format!(r#"{{"AWSEBDockerrunVersion":"1","Image":{{"Name":"{image}"}},"Ports":[{{"ContainerPort":"80"}}]}}"#);
+    let mut files: Vec<(&str, &[u8])> = vec![("Dockerrun.aws.json", run.as_bytes())];
+    files.extend_from_slice(extra);
+    ebsim::bundle::zip_of(&files)
+}
+
+const BROKEN_CONFIG: &[u8] = b"option_settings:\n  aws:elasticbeanstalk:application:environment:\n    A: 1\n   B: 2\n";
+
+#[tokio::test]
+async fn processing_validates_configuration_files() {
+    let h = Harness::with(|c| c.timing.processing = ebsim::config::Span::fixed(150)).await;
+    h.store.insert("bucket", "good.zip", bundle_with("img:v1", &[(".ebextensions/01.config", b"commands: {}\n")]));
+    h.store.insert("bucket", "broken.zip", bundle_with("img:v1", &[(".ebextensions/01.config", BROKEN_CONFIG)]));
+    h.store.insert("bucket", "manifest.zip", bundle_with("img:v1", &[("env.yaml", b"{ unclosed: [\n")]));
+    for (label, key) in [("good", "good.zip"), ("broken", "broken.zip"), ("manifest", "manifest.zip")] {
+        let a = h
+            .call(
+                "CreateApplicationVersion",
+                &[
+                    ("ApplicationName", "shop"),
+                    ("VersionLabel", label),
+                    ("SourceBundle.S3Bucket", "bucket"),
+                    ("SourceBundle.S3Key", key),
+                    ("AutoCreateApplication", "true"),
+                    ("Process", "true"),
+                ],
+            )
+            .await;
+        assert_eq!(a.tag("Status").as_deref(), Some("PROCESSING"), "{}", a.body);
+    }
+    // Processing is a short wait of its own: still PROCESSING well before it ends.
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    let early = h.call("DescribeApplicationVersions", &[("ApplicationName", "shop")]).await;
+    assert_eq!(early.tags("Status"), ["PROCESSING", "PROCESSING", "PROCESSING"]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let done = h.call("DescribeApplicationVersions", &[("ApplicationName", "shop")]).await;
+    assert_eq!(done.tags("VersionLabel"), ["manifest", "broken", "good"]);
+    assert_eq!(done.tags("Status"), ["FAILED", "FAILED", "PROCESSED"]);
+    // Beanstalk says no more than FAILED: no event.
+    let ev = h.call("DescribeEvents", &[("ApplicationName", "shop")]).await;
+    assert!(ev.tags("Message").is_empty(), "{:?}", ev.tags("Message"));
+}
+
+#[tokio::test]
+async fn a_broken_configuration_file_fails_the_deploy_before_any_instance() {
+    let h = Harness::start().await;
+    h.version("shop", "v1", "img:v1").await;
+    h.store.insert(
+        "bucket",
+        "shop/broken.zip",
+        bundle_with("img:v2", &[(".ebextensions/01-env.config", BROKEN_CONFIG)]),
+    );
+    h.call(
+        "CreateApplicationVersion",
+        &[
+            ("ApplicationName", "shop"),
+            ("VersionLabel", "broken"),
+            ("SourceBundle.S3Bucket", "bucket"),
+            ("SourceBundle.S3Key", "shop/broken.zip"),
+        ],
+    )
+    .await;
+    h.ready_env("shop", "shop-prod").await;
+    h.call("UpdateEnvironment", &[("EnvironmentName", "shop-prod"), ("VersionLabel", "v1")]).await;
+    h.wait_status("shop-prod", "Ready").await;
+    let launches = h.runtime.launches.lock().unwrap().len();
+    let up = h.call("UpdateEnvironment", &[("EnvironmentName", "shop-prod"), ("VersionLabel", "broken")]).await;
+    let after = h.wait_status("shop-prod", "Ready").await;
+    assert_eq!(after.tag("VersionLabel").as_deref(), Some("v1"));
+    assert_eq!(after.tag("Health").as_deref(), Some("Green"), "no instance was touched");
+    assert_eq!(h.runtime.launches.lock().unwrap().len(), launches, "no instance started");
+    let ev = h.call("DescribeEvents", &[("RequestId", &up.header_rid)]).await;
+    let mut msgs = ev.tags("Message");
+    msgs.reverse();
+    assert_eq!(msgs.len(), 3, "{msgs:?}");
+    assert_eq!(msgs[0], "Environment update is starting.");
+    assert!(
+        msgs[1].starts_with(
+            "The configuration file .ebextensions/01-env.config in application version broken contains invalid YAML or JSON. YAML exception: Invalid Yaml: "
+        ),
+        "{}",
+        msgs[1]
+    );
+    assert_eq!(msgs[2], "Failed to deploy application.");
+    assert_eq!(ev.tags("Severity"), ["ERROR", "ERROR", "INFO"]);
+}
+
+#[tokio::test]
+async fn step_durations_vary_within_their_range_and_follow_the_seed() {
+    let timings = |seed: u64| async move {
+        let h = Harness::with(|c| {
+            c.timing.step = ebsim::config::Span::between(10, 150);
+            c.seed = seed;
+        })
+        .await;
+        h.version("shop", "v1", "img:v1").await;
+        h.ready_env("shop", "shop-prod").await;
+        let mut took = Vec::new();
+        for _ in 0..4 {
+            let t = std::time::Instant::now();
+            h.call("UpdateEnvironment", &[("EnvironmentName", "shop-prod"), ("VersionLabel", "v1")]).await;
+            h.wait_status("shop-prod", "Ready").await;
+            took.push(t.elapsed().as_millis() as i64);
+        }
+        took
+    };
+    let a = timings(7).await;
+    // Five steps between 10 and 150 ms each, plus the health check and the polling.
+    assert!(a.iter().all(|ms| (50..=750 + 400).contains(ms)), "{a:?}");
+    assert!(a.iter().max().unwrap() - a.iter().min().unwrap() > 30, "durations vary: {a:?}");
+    let b = timings(7).await;
+    let close = a.iter().zip(&b).filter(|(x, y)| (*x - *y).abs() <= 40).count();
+    assert!(close >= 3, "the same seed gives the same durations: {a:?} vs {b:?}");
 }

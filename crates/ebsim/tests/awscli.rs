@@ -607,3 +607,208 @@ impl Ctx {
         }
     }
 }
+
+/// `curl` through ebsim's CNAME proxy: `-x PROXY` when given, else `HTTP_PROXY` in its environment.
+fn curl_via(proxy: &str, url: &str, flag: bool) -> String {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "--max-time", "10"]).env_remove("NO_PROXY").env_remove("no_proxy");
+    if flag {
+        cmd.args(["-x", &format!("http://{proxy}")]);
+    } else {
+        cmd.env("http_proxy", format!("http://{proxy}")).env("HTTP_PROXY", format!("http://{proxy}"));
+    }
+    let out = cmd.arg(url).output().expect("failed to run curl");
+    assert!(out.status.success(), "curl {url} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn swaps_cnames_and_reaches_them_through_the_proxy_with_the_aws_cli() {
+    let c = Ctx::new();
+    let app = format!("e2e-swap-{}", c.suffix);
+    let (blue, green) = (format!("e2e-blue-{}", c.suffix), format!("e2e-green-{}", c.suffix));
+    let (live, next) = (format!("live-{}", c.suffix), format!("next-{}", c.suffix));
+    let region = c.stack.region().unwrap().to_string();
+    let (live_host, next_host) =
+        (format!("{live}.{region}.elasticbeanstalk.com"), format!("{next}.{region}.elasticbeanstalk.com"));
+    let text = format!("blue {}\n", c.suffix);
+    let image = c.push_image(&format!("ebsim-e2e-swap-{}", c.suffix), "blue", &text).await;
+    c.eb(&["create-storage-location"]);
+    let key = c.dockerrun_bundle(&app, "blue", &image);
+    c.eb(&["create-application", "--application-name", &app]);
+    c.eb(&[
+        "create-application-version",
+        "--application-name",
+        &app,
+        "--version-label",
+        "blue",
+        "--source-bundle",
+        &format!("S3Bucket={},S3Key={key}", c.bucket),
+    ]);
+    let start = c.eb(&[
+        "create-environment",
+        "--application-name",
+        &app,
+        "--environment-name",
+        &blue,
+        "--cname-prefix",
+        &live,
+        "--version-label",
+        "blue",
+        "--solution-stack-name",
+        "64bit Amazon Linux 2023 v4.3.0 running Docker",
+    ]);
+    c.eb(&[
+        "create-environment",
+        "--application-name",
+        &app,
+        "--environment-name",
+        &green,
+        "--cname-prefix",
+        &next,
+        "--solution-stack-name",
+        "64bit Amazon Linux 2023 v4.3.0 running Docker",
+    ]);
+    c.eb(&["wait", "environment-exists", "--environment-names", &blue, &green]);
+    assert_eq!(c.env(&blue)["VersionLabel"], "blue");
+
+    let cfg = c.admin.config().await.unwrap();
+    let proxy = cfg["proxy"].as_str().expect("ebsim's CNAME proxy address in /_ebsim/config").to_string();
+    assert_eq!(curl_via(&proxy, &format!("http://{live_host}/"), true), text);
+    assert!(curl_via(&proxy, &format!("http://{next_host}/"), false).contains("Congratulations"));
+
+    // The swap answers at once; the EB CLI then waits for its final event.
+    assert_eq!(
+        c.eb(&[
+            "swap-environment-cnames",
+            "--source-environment-name",
+            &green,
+            "--destination-environment-name",
+            &blue
+        ]),
+        Value::Null
+    );
+    let begun = Instant::now();
+    loop {
+        let ev = c.eb(&["describe-events", "--environment-name", &green, "--max-items", "5"]);
+        if messages(&ev).iter().any(|m| m.starts_with("Completed swapping CNAMEs for environments")) {
+            break;
+        }
+        assert!(begun.elapsed() < Duration::from_secs(30), "the swap never completed: {ev}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let both = c.eb(&["describe-environments", "--environment-names", &blue, &green]);
+    let cname = |name: &str| {
+        both["Environments"].as_array().unwrap().iter().find(|e| e["EnvironmentName"] == name).unwrap()["CNAME"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!((cname(&green), cname(&blue)), (live_host.clone(), next_host.clone()));
+    assert!(curl_via(&proxy, &format!("http://{live_host}/"), true).contains("Congratulations"));
+    assert_eq!(curl_via(&proxy, &format!("http://{next_host}/"), false), text);
+
+    // One DescribeEvents by application covers both environments.
+    let since = start["DateCreated"].as_str().unwrap();
+    let ev = c.eb(&["describe-events", "--application-name", &app, "--start-time", since]);
+    let mut envs: Vec<&str> =
+        ev["Events"].as_array().unwrap().iter().filter_map(|e| e["EnvironmentName"].as_str()).collect();
+    envs.sort();
+    envs.dedup();
+    assert_eq!(envs, vec![blue.as_str(), green.as_str()]);
+
+    c.admin.terminate(&blue).await.unwrap();
+    c.admin.terminate(&green).await.unwrap();
+    c.eb(&["wait", "environment-terminated", "--environment-names", &blue, &green]);
+    assert!(containers_of(&blue).is_empty());
+}
+
+/// The files of `examples/app-broken` (busybox included, after `examples/prepare.sh`) as bundle entries.
+fn broken_example_files() -> Vec<(String, Vec<u8>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/app-broken");
+    ["Dockerfile", "busybox", "start.sh", "www/cgi-bin/index.cgi"]
+        .iter()
+        .map(|f| {
+            let body = std::fs::read(dir.join(f))
+                .unwrap_or_else(|e| panic!("{f} in {}: {e} (run examples/prepare.sh)", dir.display()));
+            (f.to_string(), body)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logs_of_a_failed_deploy_through_the_aws_cli() {
+    let c = Ctx::new();
+    let app = format!("e2e-logs-{}", c.suffix);
+    let env = format!("e2e-logs-{}", c.suffix);
+    let text = format!("good {}\n", c.suffix);
+    let image = c.push_image(&format!("ebsim-e2e-logs-{}", c.suffix), "good", &text).await;
+    c.eb(&["create-storage-location"]);
+    let good = c.dockerrun_bundle(&app, "good", &image);
+    let files = broken_example_files();
+    let entries: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
+    let broken = c.bundle(&app, "broken", &entries);
+    c.eb(&["create-application", "--application-name", &app]);
+    for (label, key) in [("good", &good), ("broken", &broken)] {
+        c.eb(&[
+            "create-application-version",
+            "--application-name",
+            &app,
+            "--version-label",
+            label,
+            "--source-bundle",
+            &format!("S3Bucket={},S3Key={key}", c.bucket),
+        ]);
+    }
+    c.eb(&[
+        "create-environment",
+        "--application-name",
+        &app,
+        "--environment-name",
+        &env,
+        "--version-label",
+        "good",
+        "--solution-stack-name",
+        "64bit Amazon Linux 2023 v4.3.0 running Docker",
+    ]);
+    let ready = c.wait_for(&env, "Ready on good", |e| e["Status"] == "Ready");
+    let env_id = ready["EnvironmentId"].as_str().unwrap().to_string();
+    c.eb(&["update-environment", "--environment-name", &env, "--version-label", "broken"]);
+    let after = c.wait_for(&env, "Ready after the broken deploy", |e| e["Status"] == "Ready" && e["Health"] == "Red");
+    assert_eq!(after["VersionLabel"], "good");
+
+    // `eb logs`: request, wait for the call's final event, retrieve, download.
+    assert_eq!(c.eb(&["request-environment-info", "--environment-name", &env, "--info-type", "tail"]), Value::Null);
+    let begun = Instant::now();
+    loop {
+        let ev = c.eb(&["describe-events", "--environment-name", &env, "--max-items", "3"]);
+        if messages(&ev).iter().any(|m| m == "Pulled logs for environment instances.") {
+            break;
+        }
+        assert!(begun.elapsed() < Duration::from_secs(30), "logs never pulled: {ev}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let info = c.eb(&["retrieve-environment-info", "--environment-name", &env, "--info-type", "tail"]);
+    let entry = &info["EnvironmentInfo"][0];
+    assert_eq!(entry["InfoType"], "tail");
+    let instance = entry["Ec2InstanceId"].as_str().unwrap();
+    let url = entry["Message"].as_str().unwrap();
+    let object = url.split_once('?').unwrap().0;
+    let key = object.strip_prefix(&format!("{}/{}/", c.stack.s3_endpoint().unwrap(), c.bucket)).unwrap_or_default();
+    let prefix = format!("resources/environments/logs/tail/{env_id}/{instance}/TailLogs-");
+    assert!(key.starts_with(&prefix) && key.ends_with(".out"), "{url}");
+    let expires: u64 = url.split("X-Amz-Expires=").nth(1).and_then(|v| v.split('&').next()?.parse().ok()).unwrap_or(0);
+    assert!((840..=900).contains(&expires), "valid for what is left of 15 minutes: {url}");
+    assert!(url.contains("X-Amz-Signature="), "{url}");
+    assert!(c.s3_exists(key));
+    let out = Command::new("curl").args(["-s", "--fail", "--max-time", "10", url]).output().expect("curl");
+    assert!(out.status.success(), "GET of the presigned URL failed: {}", String::from_utf8_lossy(&out.stderr));
+    let tail = String::from_utf8_lossy(&out.stdout);
+    assert!(tail.contains("/var/log/eb-engine.log"), "{tail}");
+    assert!(tail.contains("[ERROR] Deployment failed: the application container stopped"), "{tail}");
+    assert!(tail.contains("app-broken: fatal: required setting DATABASE_URL is not set; exiting"), "{tail}");
+
+    c.admin.terminate(&env).await.unwrap();
+    c.wait_for_terminated(&env);
+    assert!(containers_of(&env).is_empty());
+}

@@ -1,5 +1,6 @@
 //! Decoding of awsQuery form bodies, with the protocol's flattening rules
-//! (`X.member.N`, `X.member.N.Field`, `Struct.Field`, an empty list sent as `X=`).
+//! (`X.member.N`, `X.member.N.Field`, `Struct.Field`, an empty list sent as `X=`), and the
+//! `X.members.N` spelling some clients use.
 
 use std::collections::BTreeMap;
 
@@ -89,32 +90,39 @@ impl Params {
         }
     }
 
+    /// The `(N, rest)` pairs under `Name.member.` and `Name.members.`: botocore and the SDKs send
+    /// `member`; einaregilsson/beanstalk-deploy sends `members`, which the service accepts too. Where
+    /// both name the same index, `member` wins.
+    fn members(&self, name: &str) -> BTreeMap<u32, BTreeMap<String, String>> {
+        let mut items: BTreeMap<u32, BTreeMap<String, String>> = BTreeMap::new();
+        for infix in ["members", "member"] {
+            let prefix = format!("{name}.{infix}.");
+            for (k, v) in self.map.range(prefix.clone()..).take_while(|(k, _)| k.starts_with(&prefix)) {
+                let rest = &k[prefix.len()..];
+                let (n, field) = rest.split_once('.').unwrap_or((rest, ""));
+                if let Ok(n) = n.parse::<u32>() {
+                    items.entry(n).or_default().insert(field.to_string(), v.clone());
+                }
+            }
+        }
+        items
+    }
+
     /// A list of scalars (`Name.member.N`), in member order. `Name=` (empty list) gives `[]`.
     pub fn list(&self, name: &str) -> Vec<String> {
-        let prefix = format!("{name}.member.");
-        let mut items: Vec<(u32, String)> = self
-            .map
-            .range(prefix.clone()..)
-            .take_while(|(k, _)| k.starts_with(&prefix))
-            .filter_map(|(k, v)| k[prefix.len()..].parse::<u32>().ok().map(|n| (n, v.clone())))
-            .collect();
-        items.sort_by_key(|(n, _)| *n);
-        items.into_iter().map(|(_, v)| v).collect()
+        self.members(name).into_values().filter_map(|mut fields| fields.remove("")).collect()
     }
 
     /// A list of structures (`Name.member.N.Field`), each as a field map, in member order.
     pub fn struct_list(&self, name: &str) -> Vec<BTreeMap<String, String>> {
-        let prefix = format!("{name}.member.");
-        let mut items: BTreeMap<u32, BTreeMap<String, String>> = BTreeMap::new();
-        for (k, v) in self.map.range(prefix.clone()..).take_while(|(k, _)| k.starts_with(&prefix)) {
-            let rest = &k[prefix.len()..];
-            if let Some((n, field)) = rest.split_once('.')
-                && let Ok(n) = n.parse::<u32>()
-            {
-                items.entry(n).or_default().insert(field.to_string(), v.clone());
-            }
-        }
-        items.into_values().collect()
+        self.members(name)
+            .into_values()
+            .map(|mut fields| {
+                fields.remove("");
+                fields
+            })
+            .filter(|fields| !fields.is_empty())
+            .collect()
     }
 
     /// A structure's member (`Name.Field`).
@@ -148,6 +156,19 @@ mod tests {
         );
         assert_eq!(p.list("EnvironmentNames"), vec!["a", "b", "j"]);
         assert!(p.list("Missing").is_empty());
+    }
+
+    #[test]
+    fn plural_members_are_read_as_well() {
+        let p = Params::parse(b"EnvironmentNames.members.1=prod&VersionLabels.members.2=b&VersionLabels.member.1=a");
+        assert_eq!(p.list("EnvironmentNames"), vec!["prod"]);
+        assert_eq!(p.list("VersionLabels"), vec!["a", "b"]);
+        let both = Params::parse(b"X.member.1=singular&X.members.1=plural");
+        assert_eq!(both.list("X"), vec!["singular"]);
+        let s = Params::parse(b"Tags.members.1.Key=k&Tags.members.1.Value=v");
+        assert_eq!(s.struct_list("Tags").len(), 1);
+        assert_eq!(s.struct_list("Tags")[0].get("Value").map(String::as_str), Some("v"));
+        assert!(Params::parse(b"X.membersX.1=a&X.member.one=b").list("X").is_empty());
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! XML rendering of Query-protocol answers: the success and error envelopes and a small writer.
+//! XML rendering of Query-protocol answers: a document's members and the success and error envelopes.
 
+use super::doc::{Doc, Item, Node, Scalar};
 use super::error::ApiError;
 use super::time::format_iso;
 
@@ -24,101 +25,67 @@ pub fn escape(s: &str) -> String {
     out
 }
 
-/// Builds the inside of a Result element.
-#[derive(Debug, Default)]
-pub struct Xml {
-    buf: String,
+/// Writes a document's members as XML.
+pub fn render(doc: &Doc) -> String {
+    let mut out = String::new();
+    for n in &doc.nodes() {
+        node(&mut out, n);
+    }
+    out
 }
 
-impl Xml {
-    /// An empty fragment.
-    pub fn new() -> Self {
-        Self::default()
+fn scalar(out: &mut String, v: &Scalar) {
+    match v {
+        Scalar::Text(t) => out.push_str(&escape(t)),
+        Scalar::Time(ms) => out.push_str(&format_iso(*ms)),
+        Scalar::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Scalar::Int(n) => out.push_str(&n.to_string()),
+        Scalar::Null => {}
     }
+}
 
-    /// `<tag>`.
-    pub fn open(&mut self, tag: &str) -> &mut Self {
-        self.buf.push('<');
-        self.buf.push_str(tag);
-        self.buf.push('>');
-        self
-    }
-
-    /// `</tag>`.
-    pub fn close(&mut self, tag: &str) -> &mut Self {
-        self.buf.push_str("</");
-        self.buf.push_str(tag);
-        self.buf.push('>');
-        self
-    }
-
-    /// `<tag>text</tag>`, escaped.
-    pub fn leaf(&mut self, tag: &str, text: &str) -> &mut Self {
-        self.open(tag);
-        self.buf.push_str(&escape(text));
-        self.close(tag)
-    }
-
-    /// A leaf only when there is a value.
-    pub fn opt(&mut self, tag: &str, text: Option<&str>) -> &mut Self {
-        if let Some(t) = text {
-            self.leaf(tag, t);
+fn node(out: &mut String, n: &Node) {
+    match n {
+        Node::Leaf(_, Scalar::Null) => {}
+        Node::Leaf(tag, v) => {
+            out.push_str(&format!("<{tag}>"));
+            scalar(out, v);
+            out.push_str(&format!("</{tag}>"));
         }
-        self
-    }
-
-    /// A timestamp leaf (`2024-01-02T03:04:05.123Z`).
-    pub fn time(&mut self, tag: &str, ms: i64) -> &mut Self {
-        self.leaf(tag, &format_iso(ms))
-    }
-
-    /// A boolean leaf.
-    pub fn bool(&mut self, tag: &str, v: bool) -> &mut Self {
-        self.leaf(tag, if v { "true" } else { "false" })
-    }
-
-    /// A number leaf.
-    pub fn num(&mut self, tag: &str, v: impl std::fmt::Display) -> &mut Self {
-        self.leaf(tag, &v.to_string())
-    }
-
-    /// A list: `<tag><member>…</member></tag>`, or `<tag/>` when empty.
-    pub fn list<T>(&mut self, tag: &str, items: &[T], mut each: impl FnMut(&mut Xml, &T)) -> &mut Self {
-        if items.is_empty() {
-            self.buf.push('<');
-            self.buf.push_str(tag);
-            self.buf.push_str("/>");
-            return self;
+        Node::Struct(tag, members) => {
+            out.push_str(&format!("<{tag}>"));
+            for m in members {
+                node(out, m);
+            }
+            out.push_str(&format!("</{tag}>"));
         }
-        self.open(tag);
-        for item in items {
-            self.open("member");
-            each(self, item);
-            self.close("member");
+        Node::List(tag, items) if items.is_empty() => out.push_str(&format!("<{tag}/>")),
+        Node::List(tag, items) => {
+            out.push_str(&format!("<{tag}>"));
+            for item in items {
+                out.push_str("<member>");
+                match item {
+                    Item::Scalar(v) => scalar(out, v),
+                    Item::Struct(members) => {
+                        for m in members {
+                            node(out, m);
+                        }
+                    }
+                }
+                out.push_str("</member>");
+            }
+            out.push_str(&format!("</{tag}>"));
         }
-        self.close(tag)
-    }
-
-    /// A list of strings.
-    pub fn strings(&mut self, tag: &str, items: &[String]) -> &mut Self {
-        self.list(tag, items, |x, s| {
-            x.buf.push_str(&escape(s));
-        })
-    }
-
-    /// The fragment built so far.
-    pub fn finish(self) -> String {
-        self.buf
     }
 }
 
 /// `<OpResponse><OpResult>…</OpResult><ResponseMetadata>…</ResponseMetadata></OpResponse>`; the
 /// Result element comes first (the Rust SDK requires it). `None` = an operation without output.
-pub fn success(op: &str, request_id: &str, result: Option<&str>) -> String {
-    let mut s = String::with_capacity(256 + result.map_or(0, str::len));
+pub fn success(op: &str, request_id: &str, result: Option<&Doc>) -> String {
+    let mut s = String::with_capacity(1024);
     s.push_str(&format!("<{op}Response xmlns=\"{XMLNS}\">"));
     if let Some(r) = result {
-        s.push_str(&format!("<{op}Result>{r}</{op}Result>"));
+        s.push_str(&format!("<{op}Result>{}</{op}Result>", render(r)));
     }
     s.push_str(&format!(
         "<ResponseMetadata><RequestId>{}</RequestId></ResponseMetadata></{op}Response>",
@@ -151,9 +118,9 @@ mod tests {
 
     #[test]
     fn result_element_comes_first() {
-        let mut x = Xml::new();
+        let mut x = Doc::new();
         x.leaf("S3Bucket", "elasticbeanstalk-us-east-1-123456789012");
-        let body = success("CreateStorageLocation", "rid-1", Some(&x.finish()));
+        let body = success("CreateStorageLocation", "rid-1", Some(&x));
         assert_eq!(
             body,
             format!(
@@ -171,16 +138,18 @@ mod tests {
 
     #[test]
     fn lists_use_member_and_self_close_when_empty() {
-        let mut x = Xml::new();
+        let mut x = Doc::new();
         x.strings("Versions", &["v1".into(), "a&b".into()]);
         x.strings("ConfigurationTemplates", &[]);
         x.list("Events", &[1, 2], |x, n| {
-            x.num("N", n);
+            x.num("N", *n);
         });
+        x.opt("Absent", None).time("At", 0).bool("B", false);
         assert_eq!(
-            x.finish(),
+            render(&x),
             "<Versions><member>v1</member><member>a&amp;b</member></Versions><ConfigurationTemplates/>\
-             <Events><member><N>1</N></member><member><N>2</N></member></Events>"
+             <Events><member><N>1</N></member><member><N>2</N></member></Events>\
+             <At>1970-01-01T00:00:00.000Z</At><B>false</B>"
         );
     }
 

@@ -26,6 +26,8 @@ use tokio::task::JoinHandle;
 pub struct FakeRuntime {
     pub running: Mutex<BTreeMap<String, (String, JoinHandle<()>)>>,
     pub launches: Mutex<Vec<String>>,
+    /// What each instance "wrote", by container name and by id (kept after removal, as Docker's is).
+    pub outputs: Mutex<BTreeMap<String, Vec<String>>>,
 }
 
 impl FakeRuntime {
@@ -71,6 +73,17 @@ impl Runtime for FakeRuntime {
                 }
             });
             let id = format!("{}-id", spec.container_name);
+            let mut out = vec![format!("fake instance of {} starting on {addr}", spec.label)];
+            if image.contains("unhealthy") {
+                out.push("app: every request fails: required setting DATABASE_URL is not set".into());
+            }
+            if image.contains("crash") {
+                out.push("app: fatal: required setting DATABASE_URL is not set; exiting".into());
+            }
+            let mut outputs = self.outputs.lock().unwrap();
+            outputs.insert(id.clone(), out.clone());
+            outputs.insert(spec.container_name.clone(), out);
+            drop(outputs);
             if image.contains("crash") {
                 task.abort();
             } else {
@@ -103,11 +116,18 @@ impl Runtime for FakeRuntime {
         }
         Box::pin(async {})
     }
+
+    fn output<'a>(&'a self, container: &'a str, lines: usize) -> BoxFuture<'a, Vec<String>> {
+        let out = self.outputs.lock().unwrap().get(container).cloned().unwrap_or_default();
+        Box::pin(async move { out[out.len().saturating_sub(lines)..].to_vec() })
+    }
 }
 
 /// An ebsim served in-process.
 pub struct Harness {
     pub addr: SocketAddr,
+    /// The CNAME proxy.
+    pub proxy: SocketAddr,
     pub sim: Arc<ebsim::Sim>,
     pub store: Arc<MemoryStore>,
     pub runtime: Arc<FakeRuntime>,
@@ -138,6 +158,42 @@ impl Answer {
     }
 }
 
+/// An API answer in the JSON form.
+#[derive(Debug)]
+pub struct JsonAnswer {
+    pub status: u16,
+    pub content_type: String,
+    pub header_rid: String,
+    pub body: serde_json::Value,
+}
+
+impl JsonAnswer {
+    /// `OpResponse.OpResult`, after checking the envelope: status 200, JSON content type, the
+    /// request id of the header in `ResponseMetadata`.
+    pub fn result(&self, op: &str) -> &serde_json::Value {
+        assert_eq!(self.status, 200, "{op}: {:#}", self.body);
+        assert_eq!(self.content_type, "application/json");
+        let envelope = &self.body[format!("{op}Response")];
+        assert_eq!(
+            envelope["ResponseMetadata"]["RequestId"].as_str(),
+            Some(self.header_rid.as_str()),
+            "{:#}",
+            self.body
+        );
+        &envelope[format!("{op}Result")]
+    }
+
+    /// `(Error.Code, Error.Message)` of an error answer, after checking its shape.
+    pub fn error(&self) -> (String, String) {
+        assert!(self.status >= 400, "{:#}", self.body);
+        assert_eq!(self.content_type, "application/json");
+        assert_eq!(self.body["RequestId"].as_str(), Some(self.header_rid.as_str()), "{:#}", self.body);
+        let e = &self.body["Error"];
+        assert!(matches!(e["Type"].as_str(), Some("Sender" | "Receiver")), "{:#}", self.body);
+        (e["Code"].as_str().unwrap_or_default().to_string(), e["Message"].as_str().unwrap_or_default().to_string())
+    }
+}
+
 pub fn tag_in(body: &str, tag: &str) -> Option<String> {
     tags_in(body, tag).into_iter().next()
 }
@@ -161,9 +217,16 @@ impl Harness {
         Self::with(|_| {}).await
     }
 
+    /// Reads an object of the in-memory S3 as text.
+    pub async fn object(&self, bucket: &str, key: &str) -> Option<String> {
+        use ebsim::store::Store;
+        self.store.get(bucket, key).await.ok().map(|b| String::from_utf8_lossy(&b).into_owned())
+    }
+
     pub async fn with(tweak: impl FnOnce(&mut Config)) -> Self {
         let mut cfg = Config::for_tests();
-        cfg.timing.step_ms = 20;
+        cfg.timing.step = ebsim::config::Span::fixed(20);
+        cfg.timing.processing = ebsim::config::Span::fixed(20);
         cfg.timing.red_ms = 1_500;
         cfg.timing.health_timeout_ms = 1_500;
         tweak(&mut cfg);
@@ -173,8 +236,11 @@ impl Harness {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(ebsim::server::serve(sim.clone(), listener, std::future::pending()));
+        let proxy_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy = proxy_listener.local_addr().unwrap();
+        tokio::spawn(ebsim::cname_proxy::serve(sim.clone(), proxy_listener));
         let http = Client::builder(TokioExecutor::new()).build_http();
-        Self { addr, sim, store, runtime, http }
+        Self { addr, proxy, sim, store, runtime, http }
     }
 
     pub fn url(&self) -> String {
@@ -191,6 +257,28 @@ impl Harness {
         self.post_raw(form.finish()).await
     }
 
+    /// POSTs an API call asking for the JSON form (`Accept: application/json`).
+    pub async fn call_json(&self, action: &str, params: &[(&str, &str)]) -> JsonAnswer {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.append_pair("Action", action).append_pair("Version", "2010-12-01");
+        for (k, v) in params {
+            form.append_pair(k, v);
+        }
+        let req = hyper::Request::post(self.url())
+            .header("content-type", "application/x-www-form-urlencoded; charset=utf-8")
+            .header("accept", "application/json")
+            .body(Full::new(Bytes::from(form.finish())))
+            .unwrap();
+        let resp = self.http.request(req).await.unwrap();
+        let status = resp.status().as_u16();
+        let header = |n: &str| resp.headers().get(n).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        let (content_type, header_rid) = (header("content-type"), header("x-amzn-RequestId"));
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("{action}: not JSON ({e}): {}", String::from_utf8_lossy(&bytes)));
+        JsonAnswer { status, content_type, header_rid, body }
+    }
+
     pub async fn post_raw(&self, body: String) -> Answer {
         let req = hyper::Request::post(self.url())
             .header("content-type", "application/x-www-form-urlencoded; charset=utf-8")
@@ -202,6 +290,21 @@ impl Harness {
             resp.headers().get("x-amzn-RequestId").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
         let body = String::from_utf8(resp.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
         Answer { status, header_rid, body }
+    }
+
+    /// GETs `http://{host}{path}` through the CNAME proxy, as `curl -x` sends it (absolute URI).
+    pub async fn get_via_proxy(&self, host: &str, path: &str) -> (u16, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(self.proxy).await.unwrap();
+        let req = format!(
+            "GET http://{host}{path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\nProxy-Connection: Keep-Alive\r\nConnection: close\r\n\r\n"
+        );
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut buf = String::new();
+        s.read_to_string(&mut buf).await.unwrap();
+        let status = buf.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        (status, body)
     }
 
     /// GETs a URL, returning status and body.
@@ -231,7 +334,7 @@ impl Harness {
         let json = format!(
             r#"{{"AWSEBDockerrunVersion":"1","Image":{{"Name":"{image}","Update":"true"}},"Ports":[{{"ContainerPort":"80"}}]}}"#
         );
-        self.store.put(bucket, key, ebsim::bundle::zip_of(&[("Dockerrun.aws.json", json.as_bytes())]));
+        self.store.insert(bucket, key, ebsim::bundle::zip_of(&[("Dockerrun.aws.json", json.as_bytes())]));
     }
 
     /// Creates app + version (bundle for `image`).

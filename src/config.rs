@@ -989,4 +989,29 @@ mod tests {
             assert!(parse_bool(bad).is_none());
         }
     }
+
+    #[test]
+    fn several_environments_one_per_line_or_comma_separated() {
+        let cfg = check(&[("environment-name", "shop-eu\nshop-us, shop-ap\n")]).unwrap();
+        assert_eq!(cfg.environments, ["shop-eu", "shop-us", "shop-ap"]);
+        assert_eq!(cfg.strategy, Strategy::Parallel { max: 3 });
+        assert_eq!(cfg.strategy.concurrency(), 3);
+        assert_eq!(cfg.on_failure, OnFailure::Stop);
+        let cfg = check(&[("environment-name", "shop-eu,shop-us"), ("max-parallel", "1")]).unwrap();
+        assert_eq!(cfg.strategy.concurrency(), 1);
+        let cfg = check(&[("environment-name", "shop-eu,shop-us"), ("strategy", "sequential")]).unwrap();
+        assert_eq!(cfg.strategy, Strategy::Sequential);
+        assert_eq!(cfg.environments_phrase(), "shop-eu, shop-us");
+    }
+
+    #[test]
+    fn blue_green_pairs_one_idle_environment_with_a_live_one() {
+        let cfg = check(&[("swap-with", "my-live")]).unwrap();
+        assert_eq!(cfg.swap_with.as_deref(), Some("my-live"));
+        let cfg = check(&[("swap-with", "my-live"), ("mode", "swap")]).unwrap();
+        assert!(matches!(cfg.plan, Plan::Swap));
+        assert_eq!(cfg.ignored, vec!["image"], "a swap builds nothing");
+        let err = check(&[("mode", "swap")]).unwrap_err();
+        assert_eq!(err.0[0].input, "swap-with", "{err}");
+    }
 }

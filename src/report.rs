@@ -365,4 +365,38 @@ mod tests {
         r.result = Some(Outcome::Failed);
         assert!(r.summary().starts_with("## ❌ Rollback of v1 to env failed"), "{}", r.summary());
     }
+
+    #[test]
+    fn fleets_get_a_row_each_a_json_output_and_a_gantt_chart() {
+        let heading = Heading {
+            mode: Mode::Deploy,
+            application: "app".into(),
+            environment: "web-eu, web-us".into(),
+            version_label: "v2".into(),
+            run_url: None,
+        };
+        let mut facts = Facts::default();
+        for (name, result, running) in [("web-eu", Outcome::Deployed, "v2"), ("web-us", Outcome::Failed, "v1")] {
+            let env = facts.environment(name);
+            env.result = Some(result);
+            env.running_version_label = Some(running.into());
+            env.message = format!("{name}: it {result}");
+            env.spans = vec![Span { name: "deploy v2: now".into(), start: 1.2, end: 20.7 }];
+        }
+        let r = Report::new(heading, facts, Outcome::Failed, "2 environments".into(), 21.0);
+        let outputs: std::collections::BTreeMap<String, String> = r.outputs().into_iter().collect();
+        let json: serde_json::Value = serde_json::from_str(&outputs["environments"]).unwrap();
+        assert_eq!(json[1]["name"], "web-us");
+        assert_eq!(json[1]["result"], "failed");
+        assert_eq!(json[0]["running_version_label"], "v2");
+        assert_eq!(json[0]["seconds"], 19.5);
+        assert_eq!(outputs["running-version-label"], "", "no single environment to speak of");
+        let md = r.summary();
+        assert!(md.starts_with("## ❌ Deploy of v2 to web-eu, web-us failed"), "{md}");
+        assert!(md.contains("| web-us | `failed` | `v1` |"), "{md}");
+        assert!(md.contains("```mermaid\ngantt\n"), "{md}");
+        assert!(md.contains("    section web-eu\n    deploy v2  now :done, 1, 21\n"), "{md}");
+        assert!(md.contains("    deploy v2  now :crit, 1, 21\n"), "the failed one is marked: {md}");
+        assert!(md.contains("**web-us**: web-us: it failed"), "{md}");
+    }
 }

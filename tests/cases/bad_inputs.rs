@@ -83,5 +83,20 @@ pub fn cases() -> Vec<Case> {
         ("two templates", "dockerrun", vec![("dockerrun", s("good.json")), ("bundle-dir", s("bundle-with-template"))]),
         ("missing bundle-dir", "bundle-dir", vec![("bundle-dir", s("no-such-bundle"))]),
         ("bundle-dir with a Dockerfile", "bundle-dir", vec![("bundle-dir", s("bundle-with-dockerfile"))]),
+        ("an environment named twice", "environment-name", vec![("environment-name", s("shop-eu\nshop-us,shop-eu"))]),
+        ("a bad name among several", "environment-name", vec![("environment-name", s("shop-eu,shop_us"))]),
+        ("unknown strategy", "strategy", vec![("strategy", s("rolling"))]),
+        ("max-parallel zero", "max-parallel", vec![("max-parallel", s("0"))]),
+        ("max-parallel not a number", "max-parallel", vec![("max-parallel", s("all"))]),
+        ("unknown on-failure", "on-failure", vec![("on-failure", s("ignore"))]),
+        ("swap-with not an environment name", "swap-with", vec![("swap-with", s("shop live"))]),
+        ("swap-with the environment itself", "swap-with", vec![("swap-with", s("shop-prod"))]),
+        (
+            "swap-with and several environments",
+            "swap-with",
+            vec![("environment-name", s("shop-a1,shop-b1")), ("swap-with", s("shop-live"))],
+        ),
+        ("swap-with without waiting", "swap-with", vec![("swap-with", s("shop-live")), ("wait", s("false"))]),
+        ("mode swap without swap-with", "swap-with", vec![("mode", s("swap"))]),
     ]
 }

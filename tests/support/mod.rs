@@ -165,6 +165,53 @@ impl Stack {
         self.wait_ready(env, Duration::from_secs(60)).await;
     }
 
+    /// Creates an application and several Docker environments in it at once, and waits until all are Ready.
+    pub async fn create_environments(&self, app: &str, envs: &[String]) {
+        let eb = self.eb().await;
+        eb.create_application().application_name(app).send().await.expect("create application");
+        for env in envs {
+            eb.create_environment()
+                .application_name(app)
+                .environment_name(env)
+                .solution_stack_name("64bit Amazon Linux 2023 v4.3.0 running Docker")
+                .send()
+                .await
+                .expect("create environment");
+        }
+        for env in envs {
+            self.wait_ready(env, Duration::from_secs(60)).await;
+        }
+    }
+
+    /// Injects ebsim faults for one environment only (not the rest of its application).
+    pub async fn faults_on(&self, env: &str, settings: serde_json::Value) -> FaultGuard {
+        let turn = FAULTS.lock().await;
+        let mut scope = vec![env.to_owned()];
+        if let Some(view) = self.admin.environment(env).await.expect("admin environment") {
+            scope.push(view.id);
+        }
+        let mut settings = settings;
+        settings["environments"] = serde_json::json!(scope);
+        self.admin.reset_faults().await.expect("reset faults");
+        self.admin.set_faults(&settings).await.expect("set faults");
+        FaultGuard { ebsim: self.admin.clone(), proxy: self.proxy.clone(), _turn: turn }
+    }
+
+    /// The page `http://CNAME/path` serves, through ebsim's CNAME proxy (a CNAME resolves nowhere here).
+    pub fn fetch_cname(&self, cname: &str, path: &str) -> String {
+        let proxy = self.var("EBSIM_PROXY");
+        let answer = stackkit::http::request(
+            stackkit::http::host_port(&proxy),
+            "GET",
+            &format!("http://{cname}{path}"),
+            &[],
+            b"",
+        )
+        .and_then(|r| r.ok())
+        .unwrap_or_else(|e| panic!("GET http://{cname}{path} through {proxy}: {e:#}"));
+        answer.text()
+    }
+
     /// Waits until ebsim reports the environment Ready (and not mid-revert).
     pub async fn wait_ready(&self, env: &str, timeout: Duration) {
         let deadline = tokio::time::Instant::now() + timeout;

@@ -68,7 +68,7 @@ pub const INPUTS: &[InputSpec] = &[
         "mode",
         Value("deploy"),
         Text,
-        "`deploy` (build, push, bundle and deploy a new version), `rollback` (deploy an existing version-label; no build, no upload) or `swap` (swap the CNAMEs of environment-name and swap-with; nothing is deployed).",
+        "`deploy` (build, push, bundle and deploy a new version), `rollback` (deploy an existing version-label; no build, no upload) or `swap` (swap the CNAMEs of environment-name and swap-with, nothing deployed: swap-with takes the CNAME environment-name holds, which undoes a blue/green release run with the same names).",
     ),
     input(
         "version-label",

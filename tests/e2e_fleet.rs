@@ -28,6 +28,17 @@ fn per_env(run: &support::Run) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// Beanstalk operations since `seq` that name `app` or one of `envs` (by name or id): tests share one ebsim.
+async fn ours_since(stack: &Stack, seq: u64, app: &str, envs: &[String]) -> Vec<String> {
+    let mut names = vec![app.to_owned()];
+    for env in envs {
+        names.push(env.clone());
+        names.extend(stack.admin.environment(env).await.ok().flatten().map(|v| v.id));
+    }
+    let requests = stack.admin.requests_since(seq).await.expect("request log");
+    requests.into_iter().filter(|r| r.params.values().any(|v| names.contains(v))).map(|r| r.op).collect()
+}
+
 async fn serves(stack: &Stack, env: &str, version: &str) -> bool {
     stack.wait_ready(env, Duration::from_secs(30)).await;
     stack.fetch(env, "/").await.contains(&format!("<strong id=\"version\">{version}</strong>"))
@@ -47,7 +58,7 @@ async fn a_fleet_deploys_once_and_each_on_failure_does_what_it_says() {
     assert_eq!(v1.code, Some(0), "{}", v1.dump());
     assert_eq!(v1.out("result"), "deployed");
     assert_eq!(v1.stdout.matches("Build image").count(), 1, "built once: {}", v1.stdout);
-    let ops: Vec<String> = stack.admin.requests_since(seq).await.unwrap().into_iter().map(|r| r.op).collect();
+    let ops = ours_since(&stack, seq, &app, &envs).await;
     let count = |op: &str| ops.iter().filter(|o| *o == op).count();
     assert_eq!(count("CreateApplicationVersion"), 1, "{ops:?}");
     assert_eq!(count("UpdateEnvironment"), 5, "{ops:?}");
@@ -98,16 +109,8 @@ async fn a_fleet_deploys_once_and_each_on_failure_does_what_it_says() {
     assert_eq!(v4.code, Some(1), "{}", v4.dump());
     let results: Vec<String> = per_env(&v4).into_iter().map(|(_, r, _)| r).collect();
     assert_eq!(results, ["failed", "skipped", "skipped", "skipped", "skipped"], "{}", v4.dump());
-    let updated: Vec<String> = stack
-        .admin
-        .requests_since(seq)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|r| r.op == "UpdateEnvironment")
-        .map(|r| r.params.get("EnvironmentId").cloned().unwrap_or_default())
-        .collect();
-    assert_eq!(updated.len(), 1, "only the canary was updated: {updated:?}");
+    let updated = ours_since(&stack, seq, &app, &envs).await.into_iter().filter(|op| op == "UpdateEnvironment").count();
+    assert_eq!(updated, 1, "only the canary was updated");
     assert!(serves(&stack, &envs[1], "v2").await);
 }
 
@@ -187,7 +190,7 @@ async fn blue_green_swaps_after_a_verified_deploy_and_mode_swap_undoes_it() {
     assert_eq!(back.out("result"), "swapped");
     assert_eq!(back.out("live-environment"), blue);
     assert!(stack.fetch_cname(&live_cname, "/").contains("v1"), "the live CNAME serves v1 again");
-    let ops: Vec<String> = stack.admin.requests_since(seq).await.unwrap().into_iter().map(|r| r.op).collect();
+    let ops = ours_since(&stack, seq, &app, &[blue.clone(), green.clone()]).await;
     assert!(!ops.iter().any(|o| o == "UpdateEnvironment" || o == "CreateApplicationVersion"), "{ops:?}");
 
     // A green that fails its deploy never swaps: the live CNAME keeps serving v1.

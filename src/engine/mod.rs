@@ -863,7 +863,8 @@ mod tests {
         let r = run_blue_green(blue_green(), &[("mode", "swap")]).await;
         assert_eq!(r.outcome(), Outcome::Swapped, "{}", r.log);
         assert_eq!(r.fake.count("UpdateEnvironment") + r.fake.count("CreateApplicationVersion"), 0);
-        assert_eq!(r.report.live_environment.as_deref(), Some("shop-green"));
+        // swap-with takes the CNAME environment-name held (the live one, after a release).
+        assert_eq!(r.report.live_environment.as_deref(), Some("shop-blue"));
     }
 
     /// A fleet fake holding both environments of a blue/green pair, with only the first deployed to.

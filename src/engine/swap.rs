@@ -22,39 +22,44 @@ pub(crate) struct Swapped {
     pub live: String,
 }
 
-/// Swaps `idle` (just verified) with `live`, and waits for the swap to complete.
-pub(crate) async fn swap<I: ImageStage>(e: &Engine<'_, I>, idle: &Environment, live: &Environment) -> Swapped {
+/// Swaps the CNAMEs of `from` and `to`, and waits for the swap to complete: `to` takes the CNAME `from`
+/// holds, and serves it once the swap is done. A blue/green release swaps from the live environment to the
+/// verified idle one; `mode: swap` from `environment-name` (live after a release) back to `swap-with`.
+pub(crate) async fn swap<I: ImageStage>(e: &Engine<'_, I>, to: &Environment, from: &Environment) -> Swapped {
     let started = Instant::now();
-    let _group = e.console.group(format!("Swap {} and {}", idle.name, live.name));
-    let result = run(e, idle, live).await;
-    e.journal.span(&idle.name, "swap", started);
+    let _group = e.console.group(format!("Swap {} and {}", to.name, from.name));
+    let result = run(e, to, from).await;
+    e.journal.span(&to.name, "swap", started);
     e.journal.phase("Swap CNAMEs", started.elapsed());
     let swapped = match result {
         Ok(cname) => Swapped {
             outcome: Outcome::Swapped,
             message: format!(
                 "{} is live now at {cname} (swapped with {}, which now serves {})",
-                idle.name,
-                live.name,
-                idle.cname.as_deref().unwrap_or("the other CNAME")
+                to.name,
+                from.name,
+                to.cname.as_deref().unwrap_or("the other CNAME")
             ),
-            live: idle.name.clone(),
+            live: to.name.clone(),
         },
         Err(err) => Swapped {
             outcome: Outcome::Failed,
             message: format!(
-                "the CNAME swap of {} and {} failed: {err:#}; {} still serves the live CNAME",
-                idle.name, live.name, live.name
+                "the CNAME swap of {} and {} failed: {err:#}; {} still serves {}",
+                to.name,
+                from.name,
+                from.name,
+                from.cname.as_deref().unwrap_or("its CNAME")
             ),
-            live: live.name.clone(),
+            live: from.name.clone(),
         },
     };
     e.journal.record(|f| f.live_environment = Some(swapped.live.clone()));
     swapped
 }
 
-/// Calls SwapEnvironmentCNAMEs and waits for its completion event and for the CNAMEs to show it; the live
-/// CNAME on success.
+/// Calls SwapEnvironmentCNAMEs and waits for its completion event and for the CNAMEs to show it; the CNAME
+/// `idle` holds now on success.
 async fn run<I: ImageStage>(e: &Engine<'_, I>, idle: &Environment, live: &Environment) -> Result<String> {
     let eb = &e.aws.eb;
     let Some(live_cname) = live.cname.clone() else {
@@ -125,7 +130,8 @@ pub(crate) async fn swap_only<I: ImageStage>(e: &Engine<'_, I>) -> Result<(Outco
             );
         }
     }
-    let swapped = swap(e, idle, &live).await;
+    // environment-name holds the CNAME to move (after a release, the live one): swap-with takes it back.
+    let swapped = swap(e, &live, idle).await;
     e.announce_env(&idle.name, swapped.outcome, swapped.message.clone());
     Ok((swapped.outcome, swapped.message))
 }

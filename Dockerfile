@@ -40,13 +40,14 @@ RUN set -eux; \
     cat /etc/cross-env
 
 # Dependencies first, against stub sources: this layer is reused until Cargo.toml or Cargo.lock change.
-# The workspace's member manifests are needed to resolve it (ebsim is a dev-dependency, never built here).
+# The workspace's member manifests are needed to resolve it (the tools under crates/ are never built here).
 COPY Cargo.toml Cargo.lock ./
 COPY crates/ebsim/Cargo.toml crates/ebsim/Cargo.toml
 COPY crates/faultproxy/Cargo.toml crates/faultproxy/Cargo.toml
+COPY crates/stackkit/Cargo.toml crates/stackkit/Cargo.toml
 RUN set -eux; \
     . /etc/cross-env; \
-    for dir in . crates/ebsim crates/faultproxy; do \
+    for dir in . crates/ebsim crates/faultproxy crates/stackkit; do \
         mkdir -p "$dir/src"; echo 'fn main() {}' > "$dir/src/main.rs"; : > "$dir/src/lib.rs"; \
     done; \
     cargo build --release --locked -p eb-deploy; \

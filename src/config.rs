@@ -145,6 +145,67 @@ impl Plan {
     }
 }
 
+/// Where the check after the verdict goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckTarget {
+    /// A path on the environment's own URL.
+    Path(String),
+    /// A full URL (an app behind a custom domain).
+    Url(String),
+}
+
+/// The check that the app really answers, once Beanstalk's verdict is in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckPlan {
+    pub target: CheckTarget,
+    /// Accepted statuses, as inclusive ranges.
+    pub statuses: Vec<(u16, u16)>,
+    /// Text the body must contain.
+    pub body: Option<String>,
+    /// How long attempts go on.
+    pub timeout: Duration,
+}
+
+impl CheckPlan {
+    /// Whether `status` is accepted.
+    pub fn accepts(&self, status: u16) -> bool {
+        self.statuses.iter().any(|(lo, hi)| (*lo..=*hi).contains(&status))
+    }
+
+    /// The accepted statuses as the input spells them (`200-399`).
+    pub fn statuses_text(&self) -> String {
+        let parts: Vec<String> =
+            self.statuses.iter().map(|(lo, hi)| if lo == hi { lo.to_string() } else { format!("{lo}-{hi}") }).collect();
+        parts.join(",")
+    }
+}
+
+/// Parses `200-399`, `200,204`, `200-299,301`: HTTP statuses 100-599.
+pub fn parse_statuses(v: &str) -> Option<Vec<(u16, u16)>> {
+    let code = |s: &str| s.trim().parse::<u16>().ok().filter(|c| (100..=599).contains(c));
+    let mut out = Vec::new();
+    for part in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let range = match part.split_once('-') {
+            Some((lo, hi)) => (code(lo)?, code(hi)?),
+            None => (code(part)?, code(part)?),
+        };
+        if range.0 > range.1 {
+            return None;
+        }
+        out.push(range);
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// What happens after a deploy fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecoveryPlan {
+    /// Deploy the previous version again (and check it) when this step's deploy failed.
+    pub rollback: bool,
+    /// Fetch and show the instances' tail logs.
+    pub logs: bool,
+}
+
 /// In which order several environments are rolled out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Strategy {
@@ -191,6 +252,9 @@ pub struct Config {
     pub abort_on_cancel: bool,
     pub strategy: Strategy,
     pub on_failure: OnFailure,
+    /// The check after the verdict, when asked for.
+    pub check: Option<CheckPlan>,
+    pub recovery: RecoveryPlan,
     /// Blue/green: the live environment whose CNAME the deployed one takes once verified (or, in swap mode,
     /// the other one of the pair).
     pub swap_with: Option<String>,
@@ -368,6 +432,49 @@ impl<'a> Checker<'a> {
             }
         }
         pairs
+    }
+
+    /// `check-path`/`check-url` and their settings.
+    fn check_plan(&mut self) -> Option<CheckPlan> {
+        let target = match (self.get("check-path"), self.get("check-url")) {
+            (Some(_), Some(_)) => {
+                self.fail("check-url", "give check-path (on the environment's URL) or check-url, not both");
+                return None;
+            }
+            (Some(path), None) if !path.starts_with('/') || path.contains(char::is_whitespace) => {
+                let path = path.to_owned();
+                self.fail("check-path", format!("{path:?} is not a path; it starts with / (e.g. /health)"));
+                return None;
+            }
+            (Some(path), None) => CheckTarget::Path(path.to_owned()),
+            (None, Some(url)) => {
+                let parsed = url::Url::parse(url).ok().filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+                if parsed.is_none() {
+                    let url = url.to_owned();
+                    self.fail("check-url", format!("{url:?} is not an http:// or https:// URL"));
+                    return None;
+                }
+                CheckTarget::Url(url.to_owned())
+            }
+            (None, None) => {
+                for name in ["check-body"] {
+                    if self.get(name).is_some() {
+                        self.fail(name, "needs check-path or check-url: say what to check");
+                    }
+                }
+                return None;
+            }
+        };
+        let statuses = match parse_statuses(self.or_default("check-status")) {
+            Some(s) => s,
+            None => {
+                let v = self.or_default("check-status").to_owned();
+                self.fail("check-status", format!("{v:?} is not a list of HTTP statuses; use e.g. 200-399 or 200,204"));
+                Vec::new()
+            }
+        };
+        let timeout = self.duration("check-timeout", false);
+        Some(CheckPlan { target, statuses, body: self.get("check-body").map(str::to_owned), timeout })
     }
 
     /// `environment-name`: one or more valid names, one per line or comma-separated, each once.
@@ -565,6 +672,11 @@ impl Config {
                 &[("stop", OnFailure::Stop), ("continue", OnFailure::Continue), ("rollback", OnFailure::Rollback)],
             )
             .unwrap_or(OnFailure::Stop);
+        let check = c.check_plan();
+        let recovery = RecoveryPlan { rollback: c.boolean("rollback-on-failure"), logs: c.boolean("logs-on-failure") };
+        if recovery.rollback && mode == Mode::Swap {
+            c.fail("rollback-on-failure", "does not apply to mode: swap (nothing is deployed); to undo a swap, swap again");
+        }
         let swap_with = c.get("swap-with").map(str::to_owned);
         if let Some(live) = &swap_with {
             if !names::valid_environment_name(live) {
@@ -783,6 +895,8 @@ impl Config {
             abort_on_cancel,
             strategy,
             on_failure,
+            check,
+            recovery,
             swap_with,
             ignored,
         })

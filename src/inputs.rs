@@ -166,6 +166,43 @@ pub const INPUTS: &[InputSpec] = &[
         "With several environments, when one fails: `stop` (start no more; those under way finish), `continue`, or `rollback` (also return every environment this step moved to its previous version, and wait for it).",
     ),
     input(
+        "check-path",
+        NoDefault,
+        Text,
+        "After Beanstalk's verdict, check that the app answers: GET this path on the environment's URL (e.g. `/health`). No check when neither this nor check-url is given.",
+    ),
+    input(
+        "check-url",
+        NoDefault,
+        Text,
+        "The check's full URL instead (an app behind a custom domain). Honours HTTP_PROXY/HTTPS_PROXY/NO_PROXY, follows redirects within the same host, validates TLS.",
+    ),
+    input(
+        "check-status",
+        Value("200-399"),
+        Text,
+        "HTTP statuses the check accepts: codes and ranges, comma-separated, e.g. `200`, `200-299,301`.",
+    ),
+    input("check-body", NoDefault, Text, "Text the check's response body must contain."),
+    input(
+        "check-timeout",
+        Value("60s"),
+        Text,
+        "How long the check keeps trying (with backoff) before it fails the deploy.",
+    ),
+    input(
+        "rollback-on-failure",
+        Value("false"),
+        Bool,
+        "When this step's deploy fails (error events, health not reached, the check, or a timeout) and Beanstalk did not already revert it, deploy the previous version again, wait for it and check it. The result is then `rolled-back` (the step still fails: the release did not go out).",
+    ),
+    input(
+        "logs-on-failure",
+        Value("true"),
+        Bool,
+        "When a deploy fails, times out or is rolled back, fetch the instances' tail logs (RequestEnvironmentInfo) and show them in the log and the job summary. Trouble fetching them is one warning.",
+    ),
+    input(
         "swap-with",
         NoDefault,
         Text,
@@ -221,7 +258,7 @@ pub const INPUTS: &[InputSpec] = &[
 pub const OUTPUTS: &[OutputSpec] = &[
     OutputSpec {
         name: "result",
-        description: "`deployed`, `unchanged`, `started` (with `wait: false`), `swapped` (mode `swap`), `failed`, `timed-out` or `cancelled`. With several environments, the worst of their results.",
+        description: "`deployed`, `unchanged`, `started` (with `wait: false`), `swapped` (mode `swap`), `rolled-back` (the deploy failed and the previous version was deployed again), `failed`, `timed-out` or `cancelled`. With several environments, the worst of their results.",
     },
     OutputSpec { name: "version-label", description: "The version label deployed (or attempted)." },
     OutputSpec {
@@ -231,6 +268,10 @@ pub const OUTPUTS: &[OutputSpec] = &[
     OutputSpec {
         name: "running-version-label",
         description: "The version the environment runs when the step ends (differs from version-label when Elastic Beanstalk reverted the deploy).",
+    },
+    OutputSpec {
+        name: "rolled-back-to",
+        description: "With rollback-on-failure: the version the environment was returned to (empty when there was no rollback).",
     },
     OutputSpec { name: "image", description: "The image reference written into the bundle." },
     OutputSpec { name: "image-digest", description: "The digest (`sha256:…`) of the pushed image." },

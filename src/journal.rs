@@ -9,6 +9,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::beanstalk::{Environment, Event};
+use crate::logs::InstanceLog;
 use crate::verdict::Outcome;
 
 /// One timed phase of the run.
@@ -48,6 +49,10 @@ pub struct EnvironmentFacts {
     /// The sentence that says so.
     pub message: String,
     pub spans: Vec<Span>,
+    /// The version a rollback returned it to (rollback-on-failure, on-failure: rollback).
+    pub rolled_back_to: Option<String>,
+    /// The instances' last log lines, fetched after a failure.
+    pub logs: Vec<InstanceLog>,
 }
 
 impl EnvironmentFacts {

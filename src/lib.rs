@@ -8,6 +8,7 @@
 pub mod aws;
 pub(crate) mod beanstalk;
 pub(crate) mod bundle;
+pub mod check;
 pub mod config;
 pub mod docker;
 pub mod dockerrun;
@@ -17,6 +18,7 @@ pub mod gha;
 pub mod image;
 pub mod inputs;
 pub mod journal;
+pub(crate) mod logs;
 pub mod names;
 pub mod registry;
 pub mod report;

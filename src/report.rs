@@ -9,6 +9,7 @@ use crate::beanstalk::Event;
 use crate::config::Mode;
 use crate::format::clock;
 use crate::journal::{EnvironmentFacts, Facts, Phase, Span};
+use crate::logs::InstanceLog;
 use crate::verdict::Outcome;
 
 /// Everything known about the run; rendered as outputs, summary, text or JSON.
@@ -23,6 +24,7 @@ pub struct Report {
     pub version_label: String,
     pub previous_version_label: Option<String>,
     pub running_version_label: Option<String>,
+    pub rolled_back_to: Option<String>,
     pub image: Option<String>,
     pub image_digest: Option<String>,
     pub bundle: Option<String>,
@@ -60,8 +62,12 @@ pub struct EnvironmentReport {
     pub url: Option<String>,
     pub seconds: f64,
     pub message: String,
+    /// The version a rollback returned it to.
+    pub rolled_back_to: Option<String>,
     #[serde(skip)]
     pub spans: Vec<Span>,
+    #[serde(skip)]
+    pub logs: Vec<InstanceLog>,
 }
 
 /// What the report says before anything is learnt: the step's own inputs.
@@ -92,7 +98,9 @@ impl Report {
                 url: e.url.clone(),
                 seconds: (e.seconds() * 10.0).round() / 10.0,
                 message: e.message.clone(),
+                rolled_back_to: e.rolled_back_to.clone(),
                 spans: e.spans.clone(),
+                logs: e.logs.clone(),
             })
             .collect();
         // The single-environment outputs describe the one environment; with several, see `environments`.
@@ -109,6 +117,7 @@ impl Report {
             version_label: heading.version_label,
             previous_version_label: one.previous_version_label,
             running_version_label: one.running_version_label,
+            rolled_back_to: one.rolled_back_to,
             image: facts.image,
             image_digest: facts.image_digest,
             bundle: facts.bundle,
@@ -135,6 +144,7 @@ impl Report {
             ("version-label", self.version_label.clone()),
             ("previous-version-label", s(&self.previous_version_label)),
             ("running-version-label", s(&self.running_version_label)),
+            ("rolled-back-to", s(&self.rolled_back_to)),
             ("image", s(&self.image)),
             ("image-digest", s(&self.image_digest)),
             ("bundle", s(&self.bundle)),
@@ -194,6 +204,7 @@ impl Report {
         if self.running_version_label.as_deref() != Some(self.version_label.as_str()) {
             row("Running now", self.running_version_label.as_ref().map(|v| format!("`{v}`")));
         }
+        row("Rolled back to", self.rolled_back_to.as_ref().map(|v| format!("`{v}`")));
         row("Image", self.image.as_ref().map(|v| format!("`{v}`")));
         row("Bundle", self.bundle.as_ref().map(|v| format!("`{v}`")));
         let health = match (&self.health, &self.health_status) {
@@ -216,6 +227,11 @@ impl Report {
         }
         if !self.events.is_empty() {
             md.push_str(&events_section("Elastic Beanstalk events", &self.events));
+        }
+        for e in &self.environments {
+            for log in &e.logs {
+                md.push_str(&logs_section(&e.name, log));
+            }
         }
         md
     }
@@ -264,6 +280,20 @@ fn events_section(title: &str, events: &[Event]) -> String {
     }
     md.push_str("\n</details>\n");
     md
+}
+
+/// One instance's last log lines, collapsed.
+fn logs_section(environment: &str, log: &InstanceLog) -> String {
+    // A fence longer than any run of backticks in the logs, so none can close it.
+    let longest = log.lines.iter().map(|l| l.split(|c| c != '`').map(str::len).max().unwrap_or(0)).max().unwrap_or(0);
+    let fence = "`".repeat(longest.max(2) + 1);
+    format!(
+        "\n<details><summary>Instance logs: {} {} (last {} lines)</summary>\n\n{fence}text\n{}\n{fence}\n\n</details>\n",
+        cell(environment),
+        cell(&log.instance),
+        log.lines.len(),
+        log.lines.join("\n")
+    )
 }
 
 /// The rollout as a Mermaid `gantt` chart: one section per environment, one bar per phase, in seconds since

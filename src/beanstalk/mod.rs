@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use anyhow::{Context, Result, anyhow};
 use aws_sdk_elasticbeanstalk::Client;
 use aws_sdk_elasticbeanstalk::operation::RequestId;
-use aws_sdk_elasticbeanstalk::types::{EventDescription, S3Location};
+use aws_sdk_elasticbeanstalk::types::{EnvironmentInfoType, EventDescription, S3Location};
 use aws_smithy_types::DateTime;
 
 pub use model::{Environment, Event, Health, Status, Version, VersionStatus};
@@ -54,6 +54,15 @@ pub enum UpdateRefusal {
 /// Classifies an update error message (the code is `InvalidParameterValue`).
 pub fn classify_update_refusal(message: &str) -> Option<UpdateRefusal> {
     message.contains("invalid state for this operation").then_some(UpdateRefusal::Busy)
+}
+
+/// One instance's compiled logs, as `RetrieveEnvironmentInfo` lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    pub instance: String,
+    /// A presigned URL (it expires: download it at once).
+    pub url: String,
+    pub sampled_ms: i64,
 }
 
 /// Result of an `UpdateEnvironment` call.
@@ -276,6 +285,42 @@ impl Beanstalk {
             .await
             .aws_context(|| format!("failed to swap the CNAMEs of environments {source_id} and {destination_id}"))?;
         Ok(out.request_id().map(str::to_owned))
+    }
+
+    /// Asks Beanstalk to compile the last lines of the instances' logs; the RequestId its events carry.
+    pub async fn request_tail_logs(&self, env_id: &str) -> Result<Option<String>> {
+        let out = self
+            .client
+            .request_environment_info()
+            .environment_id(env_id)
+            .info_type(EnvironmentInfoType::Tail)
+            .send()
+            .await
+            .aws_context(|| format!("failed to request the logs of environment {env_id} (RequestEnvironmentInfo)"))?;
+        Ok(out.request_id().map(str::to_owned))
+    }
+
+    /// The compiled tail logs: one presigned URL per instance.
+    pub async fn retrieve_tail_logs(&self, env_id: &str) -> Result<Vec<LogEntry>> {
+        let out = self
+            .client
+            .retrieve_environment_info()
+            .environment_id(env_id)
+            .info_type(EnvironmentInfoType::Tail)
+            .send()
+            .await
+            .aws_context(|| format!("failed to retrieve the logs of environment {env_id} (RetrieveEnvironmentInfo)"))?;
+        Ok(out
+            .environment_info()
+            .iter()
+            .filter_map(|i| {
+                Some(LogEntry {
+                    instance: i.ec2_instance_id().unwrap_or("instance").to_owned(),
+                    url: i.message().filter(|m| !m.is_empty())?.to_owned(),
+                    sampled_ms: i.sample_timestamp().and_then(|d| d.to_millis().ok()).unwrap_or_default(),
+                })
+            })
+            .collect())
     }
 
     /// Aborts the environment's in-progress update (Beanstalk then rolls back).

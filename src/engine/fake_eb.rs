@@ -358,6 +358,33 @@ impl FakeEb {
             })
         });
         let f = self.clone();
+        let request_logs = mock!(Client::request_environment_info).then_compute_response(move |req| {
+            f.with(|w| {
+                let id = req.environment_id().unwrap_or_default().to_owned();
+                let name = w.env_by_id(&id).map(|e| e.name.clone());
+                w.record("RequestEnvironmentInfo", name.as_deref());
+                let now = w.now();
+                let rid = format!("logs-{id}");
+                if let Some(env) = w.env_by_id(&id) {
+                    env.events.push((now, "INFO", "requestEnvironmentInfo is starting.", Some(rid.clone())));
+                    env.events.push((now + Duration::from_secs(1), "INFO", "Pulled logs for environment instances.", Some(rid.clone())));
+                }
+                let body = format!(
+                    "<RequestEnvironmentInfoResponse xmlns=\"http://elasticbeanstalk.amazonaws.com/docs/2010-12-01/\"><ResponseMetadata><RequestId>{rid}</RequestId></ResponseMetadata></RequestEnvironmentInfoResponse>"
+                );
+                let mut resp = HttpResponse::new(StatusCode::try_from(200).unwrap(), SdkBody::from(body));
+                resp.headers_mut().insert("x-amzn-RequestId", rid);
+                resp.headers_mut().insert("Content-Type", "text/xml");
+                MockResponse::Http(resp)
+            })
+        });
+        let f = self.clone();
+        // No instance logs to download here (the end-to-end tests fetch real ones): an empty list.
+        let retrieve_logs = mock!(Client::retrieve_environment_info).then_compute_output(move |_| {
+            f.with(|w| w.record("RetrieveEnvironmentInfo", None));
+            aws_sdk_elasticbeanstalk::operation::retrieve_environment_info::RetrieveEnvironmentInfoOutput::builder().build()
+        });
+        let f = self.clone();
         let swap = mock!(Client::swap_environment_cnames).then_compute_output(move |req| {
             f.with(|w| {
                 let (a, b) = (req.source_environment_id().unwrap_or_default(), req.destination_environment_id().unwrap_or_default());
@@ -476,7 +503,20 @@ impl FakeEb {
                     .build(),
             );
         }
-        rules.extend([describe_envs, describe_events, update, abort, swap, versions, create, delete, storage, apps]);
+        rules.extend([
+            describe_envs,
+            describe_events,
+            update,
+            abort,
+            swap,
+            request_logs,
+            retrieve_logs,
+            versions,
+            create,
+            delete,
+            storage,
+            apps,
+        ]);
         rules
     }
 }

@@ -6,6 +6,7 @@
 #[cfg(test)]
 mod fake_eb;
 mod ledger;
+mod logs;
 mod publish;
 mod rollout;
 mod ship;
@@ -21,6 +22,7 @@ pub use ship::{DockerImages, ImageStage, ShippedImage};
 
 use crate::aws::Clients;
 use crate::config::{Config, OnFailure, Plan};
+use rollout::RollbackScope;
 use crate::gha::{Annotation, Console};
 use crate::journal::Journal;
 use crate::verdict::{self, Outcome};
@@ -103,8 +105,14 @@ impl<I: ImageStage> Engine<'_, I> {
             done.iter().map(|env| rollout::unchanged(self, env, label)).collect();
         results.extend(rollout::fleet(self, to_roll.into_iter().map(|env| (env, label.to_owned())).collect()).await);
         results.sort_by_key(|r| self.cfg.environments.iter().position(|n| n.eq_ignore_ascii_case(&r.name)));
-        if self.cfg.on_failure == OnFailure::Rollback && results.iter().any(|r| !r.outcome.is_success()) {
-            rollout::roll_back(self, &mut results).await;
+        let failed = results.iter().any(|r| !r.outcome.is_success());
+        if failed && self.cfg.recovery.logs {
+            logs::fetch_for_failures(self, &results).await;
+        }
+        if failed && self.cfg.on_failure == OnFailure::Rollback {
+            rollout::roll_back(self, &mut results, RollbackScope::Moved).await;
+        } else if failed && self.cfg.recovery.rollback {
+            rollout::roll_back(self, &mut results, RollbackScope::Failed).await;
         }
         // A version this run created that no environment took is not left behind.
         self.ledger.discard_version(&self.aws.eb, self.console, false).await;
@@ -497,7 +505,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_stuck_update_times_out_without_abort_by_default() {
-        let r = run(stuck(), &[("wait-timeout", "5m")]).await;
+        // The timing of the verdict alone (fetching the instance logs would come after it).
+        let r = run(stuck(), &[("wait-timeout", "5m"), ("logs-on-failure", "false")]).await;
         assert_eq!(r.outcome(), Outcome::TimedOut);
         assert_eq!(r.fake.count("AbortEnvironmentUpdate"), 0);
         let waited = r.ended - r.fake.updated_at().unwrap();

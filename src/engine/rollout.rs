@@ -202,6 +202,10 @@ async fn rollout_one<I: ImageStage>(e: &Engine<'_, I>, watch: &Watch<'_>, env: E
                     e.journal.phase("Wait for the environment to be Ready", since.elapsed());
                 }
                 env = match ready {
+                    // Someone else put it on the label meanwhile (or Beanstalk's own revert, for a rollback).
+                    Ok(env) if verdict::unchanged(&env, label, e.cfg.wait.min_health) => {
+                        return unchanged(e, &env, label);
+                    }
                     Ok(env) => env,
                     Err(Verdict::TimedOut { .. }) => {
                         let (outcome, message) = verdict::busy_timeout(&name, &e.cfg.wait);
@@ -270,8 +274,35 @@ async fn rollout_one<I: ImageStage>(e: &Engine<'_, I>, watch: &Watch<'_>, env: E
     if let Some(env) = &outcome.environment {
         e.journal.observe(&name, env);
     }
-    let (outcome_kind, message) =
+    let (mut outcome_kind, mut message) =
         verdict::conclusion(&verdict, &name, label, &e.cfg.wait, outcome.environment.as_ref());
+    if outcome_kind == Outcome::Deployed
+        && let Some(plan) = &e.cfg.check
+    {
+        let since = Instant::now();
+        let url = outcome.environment.as_ref().and_then(Environment::url);
+        let checked = match crate::check::url(plan, url.as_deref()) {
+            Some(url) => {
+                let _group = e.console.group(format!("Check {url}"));
+                match crate::check::http_client() {
+                    Ok(client) => crate::check::check(&client, plan, &url, e.console).await,
+                    Err(err) => crate::check::CheckResult { passed: false, message: format!("{err:#}"), attempts: 0 },
+                }
+            }
+            None => crate::check::CheckResult {
+                passed: false,
+                message: format!("{name} has no URL (no CNAME) for check-path; give check-url"),
+                attempts: 0,
+            },
+        };
+        e.journal.span(&name, "check", since);
+        if checked.passed {
+            message = format!("{message}; the check passed: {}", checked.message);
+        } else {
+            outcome_kind = Outcome::Failed;
+            message = format!("{label} is running on {name} but {}", checked.message);
+        }
+    }
     e.announce_env(&name, outcome_kind, message.clone());
     result(outcome_kind, message, true, outcome.environment)
 }
@@ -290,12 +321,22 @@ async fn abort<I: ImageStage>(e: &Engine<'_, I>, env_id: &str) -> bool {
     }
 }
 
-/// `on-failure: rollback`: returns every environment this step moved to the version it ran before, and waits
-/// for it. Each result says what happened.
-pub(crate) async fn roll_back<I: ImageStage>(e: &Engine<'_, I>, results: &mut [EnvResult]) {
+/// Which environments a rollback returns to their previous version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RollbackScope {
+    /// `rollback-on-failure`: those whose deploy failed.
+    Failed,
+    /// `on-failure: rollback`: every one this step moved.
+    Moved,
+}
+
+/// Returns environments this step moved (only the failed ones, or all) to the version they ran before, waits
+/// for it and checks it as the deploy was checked. Never one this step did not change, nor one Beanstalk's
+/// own revert already returned. Each result says what happened; a rollback that fails says so loudly.
+pub(crate) async fn roll_back<I: ImageStage>(e: &Engine<'_, I>, results: &mut [EnvResult], scope: RollbackScope) {
     let moved: Vec<(Environment, String)> = results
         .iter()
-        .filter(|r| r.moved)
+        .filter(|r| r.moved && (scope == RollbackScope::Moved || !r.outcome.is_success()))
         .filter_map(|r| {
             let env = r.env.clone()?;
             let previous = r.previous.clone()?;
@@ -306,18 +347,28 @@ pub(crate) async fn roll_back<I: ImageStage>(e: &Engine<'_, I>, results: &mut [E
     if moved.is_empty() {
         return;
     }
-    let names: Vec<&str> = moved.iter().map(|(env, _)| env.name.as_str()).collect();
-    e.console.info(format!("on-failure: rollback: returning {} to their previous versions", names.join(", ")));
+    let names: Vec<String> = moved.iter().map(|(env, previous)| format!("{} to {previous}", env.name)).collect();
+    let why = match scope {
+        RollbackScope::Failed => "rollback-on-failure",
+        RollbackScope::Moved => "on-failure: rollback",
+    };
+    e.console.info(format!("{why}: returning {}", names.join(", ")));
     let undone = fleet(e, moved).await;
     for back in undone {
         let Some(r) = results.iter_mut().find(|r| r.name == back.name) else { continue };
         let previous = r.previous.clone().unwrap_or_default();
-        if back.outcome == Outcome::Deployed {
+        let failed_version = e.cfg.version_label.clone();
+        if matches!(back.outcome, Outcome::Deployed | Outcome::Unchanged) {
             r.outcome = Outcome::RolledBack;
-            r.message = format!("{}; rolled back to {previous} (on-failure: rollback)", r.message);
+            r.message = format!("{}; rolled back to {previous} ({why}), which runs again", r.message);
+            e.journal.record(|f| f.environment(&r.name).rolled_back_to = Some(previous.clone()));
         } else {
             r.outcome = Outcome::Failed;
-            r.message = format!("{}; ROLLING BACK TO {previous} FAILED TOO: {}", r.message, back.message);
+            r.message = format!(
+                "{}; ROLLING BACK TO {previous} FAILED TOO: {} — {} is neither on {failed_version} nor back on {previous} for sure: look at it now",
+                r.message, back.message, r.name
+            );
+            e.console.error(&r.message, Some(&Annotation::titled(format!("eb-deploy: rollback of {} failed", r.name))));
         }
         r.env = back.env;
         e.record_env(&r.name, r.outcome, r.message.clone());

@@ -201,7 +201,10 @@ mod tests {
     #[test]
     fn the_url_is_the_environments_unless_given() {
         let p = plan("200", None);
-        assert_eq!(url(&p, Some("http://x.elasticbeanstalk.com")).as_deref(), Some("http://x.elasticbeanstalk.com/health"));
+        assert_eq!(
+            url(&p, Some("http://x.elasticbeanstalk.com")).as_deref(),
+            Some("http://x.elasticbeanstalk.com/health")
+        );
         assert_eq!(url(&p, None), None);
         let given = CheckPlan { target: CheckTarget::Url("https://shop.example.com/ping".into()), ..p };
         assert_eq!(url(&given, Some("http://x")).as_deref(), Some("https://shop.example.com/ping"));
@@ -247,7 +250,11 @@ mod tests {
         let quick = CheckPlan { timeout: Duration::from_secs(2), ..plan("200-399", None) };
         let r = check(&client, &quick, &format!("{base}/health"), &console).await;
         assert!(!r.passed, "{r:?}");
-        assert!(r.message.contains("should answer 200-399") && r.message.contains("500: \"database is unreachable\""), "{}", r.message);
+        assert!(
+            r.message.contains("should answer 200-399") && r.message.contains("500: \"database is unreachable\""),
+            "{}",
+            r.message
+        );
     }
 
     #[tokio::test]

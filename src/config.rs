@@ -448,7 +448,8 @@ impl<'a> Checker<'a> {
             }
             (Some(path), None) => CheckTarget::Path(path.to_owned()),
             (None, Some(url)) => {
-                let parsed = url::Url::parse(url).ok().filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+                let parsed =
+                    url::Url::parse(url).ok().filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
                 if parsed.is_none() {
                     let url = url.to_owned();
                     self.fail("check-url", format!("{url:?} is not an http:// or https:// URL"));
@@ -675,7 +676,10 @@ impl Config {
         let check = c.check_plan();
         let recovery = RecoveryPlan { rollback: c.boolean("rollback-on-failure"), logs: c.boolean("logs-on-failure") };
         if recovery.rollback && mode == Mode::Swap {
-            c.fail("rollback-on-failure", "does not apply to mode: swap (nothing is deployed); to undo a swap, swap again");
+            c.fail(
+                "rollback-on-failure",
+                "does not apply to mode: swap (nothing is deployed); to undo a swap, swap again",
+            );
         }
         let swap_with = c.get("swap-with").map(str::to_owned);
         if let Some(live) = &swap_with {

@@ -382,7 +382,8 @@ impl FakeEb {
         // No instance logs to download here (the end-to-end tests fetch real ones): an empty list.
         let retrieve_logs = mock!(Client::retrieve_environment_info).then_compute_output(move |_| {
             f.with(|w| w.record("RetrieveEnvironmentInfo", None));
-            aws_sdk_elasticbeanstalk::operation::retrieve_environment_info::RetrieveEnvironmentInfoOutput::builder().build()
+            aws_sdk_elasticbeanstalk::operation::retrieve_environment_info::RetrieveEnvironmentInfoOutput::builder()
+                .build()
         });
         let f = self.clone();
         let swap = mock!(Client::swap_environment_cnames).then_compute_output(move |req| {

@@ -27,7 +27,11 @@ pub(crate) async fn fetch_for_failures<I: ImageStage>(e: &Engine<'_, I>, results
         match fetched {
             Ok(logs) => {
                 for log in &logs {
-                    let _group = e.console.group(format!("Instance logs: {name} {} (last {} lines)", log.instance, log.lines.len()));
+                    let _group = e.console.group(format!(
+                        "Instance logs: {name} {} (last {} lines)",
+                        log.instance,
+                        log.lines.len()
+                    ));
                     for line in &log.lines {
                         e.console.info(line);
                     }

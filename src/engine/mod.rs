@@ -22,11 +22,11 @@ pub use ship::{DockerImages, ImageStage, ShippedImage};
 
 use crate::aws::Clients;
 use crate::config::{Config, OnFailure, Plan};
-use rollout::RollbackScope;
 use crate::gha::{Annotation, Console};
 use crate::journal::Journal;
 use crate::verdict::{self, Outcome};
 use crate::wait::Cadence;
+use rollout::RollbackScope;
 
 /// How the run ended, and the sentence that says so.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -921,5 +921,119 @@ mod tests {
         };
         let report = Report::new(Heading::default(), journal.snapshot(), outcome, message, 0.0);
         Run { result, fake, report, ledger, log, ended }
+    }
+
+    // --- rollback-on-failure -------------------------------------------------------------------------
+
+    #[tokio::test(start_paused = true)]
+    async fn rollback_on_failure_returns_a_failed_environment_and_says_so() {
+        // Ready on the new label but an error event of this update: Beanstalk did not revert it.
+        let sick = Scenario {
+            after_update: vec![
+                (Duration::ZERO, snap("Updating", "Grey", "v2")),
+                (secs(20.0), snap("Ready", "Green", "v2")),
+            ],
+            update_events: vec![(
+                secs(19.0),
+                "ERROR",
+                "Update environment operation is complete, but with errors.",
+                true,
+            )],
+            ..rolls_back_at(15.0, succeeds_at(20.0))
+        };
+        let r = run(sick, &[("rollback-on-failure", "true")]).await;
+        assert_eq!(r.outcome(), Outcome::RolledBack, "{}", r.log);
+        assert!(!r.outcome().is_success(), "the release did not go out: the step fails");
+        let updates: Vec<_> = r.fake.calls().into_iter().filter(|c| c.op == "UpdateEnvironment").collect();
+        assert_eq!(updates.len(), 2, "the deploy, then the rollback");
+        assert_eq!(r.report.rolled_back_to.as_deref(), Some("v1"));
+        assert_eq!(r.report.running_version_label.as_deref(), Some("v1"));
+        assert!(
+            r.report.message.contains("but with errors") && r.report.message.contains("rolled back to v1"),
+            "{}",
+            r.report.message
+        );
+        let outputs: std::collections::BTreeMap<_, _> = r.report.outputs().into_iter().collect();
+        assert_eq!(outputs["result"], "rolled-back");
+        assert_eq!(outputs["rolled-back-to"], "v1");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn what_rollback_on_failure_never_rolls_back() {
+        // Beanstalk's own revert: already on v1, not deployed again.
+        let r = run(rolls_back_at(10.0, fails_at(20.0)), &[("rollback-on-failure", "true")]).await;
+        assert_eq!(r.outcome(), Outcome::Failed);
+        assert_eq!(r.fake.count("UpdateEnvironment"), 1, "{}", r.log);
+        assert_eq!(r.report.rolled_back_to, None);
+
+        // Never updated by this step (it stayed busy): nothing of ours to undo.
+        let mut busy = rolls_back_at(10.0, succeeds_at(20.0));
+        busy.before = vec![(Duration::ZERO, snap("Updating", "Grey", "v1"))];
+        let r = run(busy, &[("rollback-on-failure", "true"), ("wait-timeout", "1m")]).await;
+        assert_eq!(r.outcome(), Outcome::TimedOut);
+        assert_eq!(r.fake.count("UpdateEnvironment"), 0);
+
+        // A success is never rolled back, nor a fleet's healthy environments (unless on-failure: rollback).
+        let envs = vec![
+            ("web-a".to_owned(), rolls_back_at(10.0, succeeds_at(20.0))),
+            ("web-b".to_owned(), {
+                let mut sick = rolls_back_at(10.0, succeeds_at(20.0));
+                sick.update_events.push((
+                    secs(19.0),
+                    "ERROR",
+                    "Update environment operation is complete, but with errors.",
+                    true,
+                ));
+                sick
+            }),
+        ];
+        let r = run_fleet(envs, &[("rollback-on-failure", "true"), ("on-failure", "continue")]).await;
+        assert_eq!(outcomes(&r), vec![("web-a".into(), Outcome::Deployed), ("web-b".into(), Outcome::RolledBack)]);
+        let updates: Vec<_> =
+            r.fake.calls().into_iter().filter(|c| c.op == "UpdateEnvironment").filter_map(|c| c.env).collect();
+        assert_eq!(updates, vec!["web-a", "web-b", "web-b"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rollback_that_fails_names_both_versions_loudly() {
+        let sick = Scenario {
+            after_update: vec![
+                (Duration::ZERO, snap("Updating", "Grey", "v2")),
+                (secs(20.0), snap("Ready", "Green", "v2")),
+            ],
+            update_events: vec![(
+                secs(19.0),
+                "ERROR",
+                "Update environment operation is complete, but with errors.",
+                true,
+            )],
+            after_rollback: vec![
+                (Duration::ZERO, snap("Updating", "Grey", "v1")),
+                (secs(10.0), snap("Ready", "Red", "v2")),
+            ],
+            rollback_events: vec![(secs(9.0), "ERROR", "Failed to deploy application.", true)],
+            ..succeeds_at(20.0)
+        };
+        let r = run(sick, &[("rollback-on-failure", "true")]).await;
+        assert_eq!(r.outcome(), Outcome::Failed, "{}", r.log);
+        assert!(r.report.message.contains("ROLLING BACK TO v1 FAILED TOO"), "{}", r.report.message);
+        assert!(r.report.message.contains("v2"), "both versions named: {}", r.report.message);
+        assert!(r.log.contains("error: eb-deploy: rollback of web-prod failed"), "an annotation of its own: {}", r.log);
+        assert!(r.report.message.contains("web-prod runs v2, not v1"), "{}", r.report.message);
+        assert_eq!(r.report.rolled_back_to, None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn logs_are_requested_for_a_failure_and_their_trouble_is_one_warning() {
+        let r = run(fails_at(20.0), &[]).await;
+        assert_eq!(r.outcome(), Outcome::Failed);
+        assert_eq!(r.fake.count("RequestEnvironmentInfo"), 1);
+        assert_eq!(r.fake.count("RetrieveEnvironmentInfo"), 1);
+        // The fake lists no instance logs: the verdict stands, with one warning.
+        assert_eq!(r.log.matches("could not fetch the instance logs").count(), 1, "{}", r.log);
+        let r = run(fails_at(20.0), &[("logs-on-failure", "false")]).await;
+        assert_eq!(r.fake.count("RequestEnvironmentInfo"), 0);
+        let r = run(succeeds_at(20.0), &[]).await;
+        assert_eq!(r.fake.count("RequestEnvironmentInfo"), 0, "no logs for a success");
     }
 }

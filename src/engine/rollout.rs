@@ -364,8 +364,13 @@ pub(crate) async fn roll_back<I: ImageStage>(e: &Engine<'_, I>, results: &mut [E
             e.journal.record(|f| f.environment(&r.name).rolled_back_to = Some(previous.clone()));
         } else {
             r.outcome = Outcome::Failed;
+            let running = back
+                .env
+                .as_ref()
+                .and_then(|env| env.version_label.clone())
+                .unwrap_or_else(|| "an unknown version".to_owned());
             r.message = format!(
-                "{}; ROLLING BACK TO {previous} FAILED TOO: {} — {} is neither on {failed_version} nor back on {previous} for sure: look at it now",
+                "{}; ROLLING BACK TO {previous} FAILED TOO: {} — {} runs {running}, not {previous} (and {failed_version} failed): look at it now",
                 r.message, back.message, r.name
             );
             e.console.error(&r.message, Some(&Annotation::titled(format!("eb-deploy: rollback of {} failed", r.name))));

@@ -98,5 +98,23 @@ pub fn cases() -> Vec<Case> {
         ),
         ("swap-with without waiting", "swap-with", vec![("swap-with", s("shop-live")), ("wait", s("false"))]),
         ("mode swap without swap-with", "swap-with", vec![("mode", s("swap"))]),
+        ("check-path without a slash", "check-path", vec![("check-path", s("health"))]),
+        ("check-url not http", "check-url", vec![("check-url", s("ftp://shop.example.com/health"))]),
+        ("check-url not a URL", "check-url", vec![("check-url", s("shop.example.com/health"))]),
+        (
+            "check-path and check-url",
+            "check-url",
+            vec![("check-path", s("/health")), ("check-url", s("https://x.example.com/"))],
+        ),
+        ("check-status not a status", "check-status", vec![("check-path", s("/health")), ("check-status", s("2xx"))]),
+        (
+            "check-status out of range",
+            "check-status",
+            vec![("check-path", s("/health")), ("check-status", s("200-700"))],
+        ),
+        ("check-timeout zero", "check-timeout", vec![("check-path", s("/health")), ("check-timeout", s("0s"))]),
+        ("check-body without a check", "check-body", vec![("check-body", s("ok"))]),
+        ("rollback-on-failure as yes", "rollback-on-failure", vec![("rollback-on-failure", s("yes"))]),
+        ("logs-on-failure as 1", "logs-on-failure", vec![("logs-on-failure", s("1"))]),
     ]
 }

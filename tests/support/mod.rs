@@ -351,6 +351,22 @@ impl Stack {
         self.finish(child, &files)
     }
 
+    /// Like [`Stack::run`], with extra environment variables (e.g. `HTTP_PROXY`).
+    pub fn run_with_env(&self, workdir: &Path, inputs: &[(&str, &str)], env: &[(&str, &str)]) -> Run {
+        let files = scratch_dir("run");
+        let mut cmd = self.command(workdir, inputs, &files);
+        cmd.envs(env.iter().copied());
+        let child = cmd.spawn().expect("start eb-deploy");
+        self.finish(child, &files)
+    }
+
+    /// The variables that send HTTP for `http://<cname>/` through ebsim's CNAME proxy, as a runner's
+    /// HTTP_PROXY would, and everything on loopback (the AWS emulators, presigned URLs) directly.
+    pub fn cname_proxy_env(&self) -> Vec<(&'static str, String)> {
+        let proxy = self.var("EBSIM_PROXY");
+        vec![("HTTP_PROXY", proxy.clone()), ("http_proxy", proxy), ("NO_PROXY", "127.0.0.1,localhost".to_owned())]
+    }
+
     /// Waits for a spawned run, collects it and runs the secret checks.
     pub fn finish(&self, child: Child, files: &Path) -> Run {
         let run = collect(child, files);

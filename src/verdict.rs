@@ -157,6 +157,9 @@ pub enum Verdict {
     Failed(Failure),
     /// Not settled within `wait-timeout`.
     TimedOut { aborted: bool },
+    /// Beanstalk completed this update (its success event carries the update's RequestId), then another
+    /// operation replaced the version: ours did go out.
+    Superseded { running: Option<String> },
 }
 
 /// Why a deploy failed.
@@ -213,6 +216,8 @@ pub enum Assessment {
     HealthPending,
     /// Success.
     Settled,
+    /// Completed, then replaced by another operation.
+    Superseded { running: Option<String> },
     /// Failure, final.
     Failed(Failure),
 }
@@ -224,6 +229,8 @@ pub struct Observed {
     pub errors: Vec<Event>,
     /// "Failed to deploy application." or an equivalent marker was seen.
     pub failure_marker: bool,
+    /// "Environment update completed successfully." with this update's RequestId was seen.
+    pub completed: bool,
     /// The environment was seen not Ready since the update started (so a later Ready answer is fresh).
     pub saw_in_progress: bool,
     /// A Ready-on-another-label answer has persisted at least the revert confirmation time.
@@ -234,6 +241,9 @@ pub struct Observed {
 pub fn assess(env: &Environment, target: &str, min: MinHealth, seen: &Observed) -> Assessment {
     if env.is_terminated() {
         return Assessment::Failed(Failure::Terminated);
+    }
+    if seen.completed && seen.errors.is_empty() && !seen.failure_marker && !env.runs(target) {
+        return Assessment::Superseded { running: env.version_label.clone() };
     }
     if !env.is_ready() {
         return Assessment::InProgress;
@@ -264,6 +274,9 @@ pub fn belongs_to_update(event: &Event, request_id: Option<&str>, started_ms: i6
         _ => event.date_ms >= started_ms,
     }
 }
+
+/// Beanstalk's own word that an update succeeded (the EB CLI's success marker).
+const SUCCESS_MARKER: &str = "Environment update completed successfully.";
 
 /// Event texts that end an update (or report its failure): describe the environment at once. Only the
 /// final ones: an earlier step ("New application version was deployed …", an instance's ERROR) would cost a
@@ -347,6 +360,10 @@ impl Tracker {
         if ours && is_failure_marker(e) {
             self.seen.failure_marker = true;
         }
+        // Only by RequestId: a time-attributed success could be another operation's.
+        if self.request_id.is_some() && e.request_id == self.request_id && e.message.contains(SUCCESS_MARKER) {
+            self.seen.completed = true;
+        }
         is_terminal_marker(e)
     }
 
@@ -383,6 +400,7 @@ impl Tracker {
         }
         match assess(env, &self.target, self.min, &self.seen) {
             Assessment::Settled => Step::Done(Verdict::Deployed),
+            Assessment::Superseded { running } => Step::Done(Verdict::Superseded { running }),
             Assessment::Failed(f) => Step::Done(Verdict::Failed(f)),
             Assessment::HealthPending => {
                 let first = self.grace_started.is_none();
@@ -418,6 +436,13 @@ pub fn conclusion(
             (Outcome::Deployed, format!("{environment} runs {label}, {}{url}", env.health))
         }
         Verdict::Failed(failure) => (Outcome::Failed, failure.describe(label, plan)),
+        Verdict::Superseded { running } => (
+            Outcome::Deployed,
+            format!(
+                "{label} was deployed to {environment} (Beanstalk: \"{SUCCESS_MARKER}\"), and another operation has replaced it since: it runs {}",
+                running.as_deref().unwrap_or("no version")
+            ),
+        ),
         Verdict::TimedOut { aborted } => {
             let status = env.map_or_else(|| "unknown".to_owned(), |e| e.status.to_string());
             let what = if *aborted {
@@ -528,6 +553,27 @@ mod tests {
         assert!(is_terminal_marker(&error_event("Failed to deploy application.")));
         assert!(!is_terminal_marker(&info("New application version was deployed to running EC2 instances.")));
         assert!(!is_terminal_marker(&error_event("Instance deployment failed. For details, see 'eb-engine.log'.")));
+    }
+
+    #[test]
+    fn a_completed_update_replaced_by_another_is_still_deployed() {
+        let timing = Timing { health_grace: Duration::from_secs(60), revert_confirm: Duration::from_secs(10) };
+        let mut t = Tracker::new("v2", Some("r2"), 0, MinHealth::Green, timing);
+        let done = |rid: &str| Event {
+            date_ms: 5,
+            severity: "INFO".into(),
+            message: SUCCESS_MARKER.into(),
+            request_id: Some(rid.into()),
+            environment: None,
+        };
+        // Another request's success says nothing about ours.
+        t.on_event(&done("r3"));
+        assert_eq!(t.on_environment(&env("Updating", "v3", "Grey"), Instant::now()), Step::InProgress);
+        t.on_event(&done("r2"));
+        assert_eq!(
+            t.on_environment(&env("Updating", "v3", "Grey"), Instant::now()),
+            Step::Done(Verdict::Superseded { running: Some("v3".into()) })
+        );
     }
 
     #[test]

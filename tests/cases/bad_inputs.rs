@@ -90,7 +90,11 @@ pub fn cases() -> Vec<Case> {
         ("max-parallel not a number", "max-parallel", vec![("max-parallel", s("all"))]),
         ("unknown on-failure", "on-failure", vec![("on-failure", s("ignore"))]),
         ("swap-with not an environment name", "swap-with", vec![("swap-with", s("shop live"))]),
-        ("swap-with the environment itself", "swap-with", vec![("swap-with", s("shop-prod"))]),
+        (
+            "swap-with the environment itself",
+            "swap-with",
+            vec![("environment-name", s("shop-same")), ("swap-with", s("shop-same"))],
+        ),
         (
             "swap-with and several environments",
             "swap-with",

@@ -111,14 +111,12 @@ async fn logs_that_cannot_be_fetched_change_nothing_but_a_warning() {
     assert_eq!(v1.out("result"), "deployed", "{}", v1.dump());
     stack.wait_ready(&env, std::time::Duration::from_secs(30)).await;
 
-    let bucket = format!(
-        "/elasticbeanstalk-{}-{}/resources/environments/logs",
-        stack.env.region().unwrap(),
-        stack.env.account_id().unwrap()
-    );
+    // Only this environment's logs (tests run side by side on one stack).
+    let env_id = stack.admin.environment(&env).await.unwrap().unwrap().id;
+    let (region, account) = (stack.env.region().unwrap(), stack.env.account_id().unwrap());
+    let logs = format!("/elasticbeanstalk-{region}-{account}/resources/environments/logs/tail/{env_id}/");
     let faults = stack.faults(&app, &env, json!({})).await;
-    faults
-        .proxy(&json!({"error_5xx_fraction": 1.0, "match": {"service": "s3", "method": "GET", "path_prefix": bucket}}));
+    faults.proxy(&json!({"error_5xx_fraction": 1.0, "match": {"method": "GET", "path_prefix": logs}}));
     let broken = run(&stack, &broken_app(), &inputs(&app, &env, "v2-broken", ""));
     drop(faults);
     assert_eq!(broken.code, Some(1), "{}", broken.dump());

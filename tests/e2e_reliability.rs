@@ -7,12 +7,11 @@
 
 mod support;
 
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::{Leftovers, Run, Stack, example_app, unique};
+use support::{Run, Stack, example_app, record, unique};
 
 fn inputs<'a>(app: &'a str, env: &'a str, label: &'a str, build_args: &'a str) -> Vec<(&'a str, &'a str)> {
     vec![("application-name", app), ("environment-name", env), ("version-label", label), ("build-args", build_args)]
@@ -25,24 +24,6 @@ async fn running_v1(stack: &Stack) -> (String, String, Run) {
     let v1 = stack.run(&example_app(), &inputs(&app, &env, "v1", "APP_VERSION=v1"));
     assert_eq!(v1.out("result"), "deployed", "{}", v1.dump());
     (app, env, v1)
-}
-
-/// Writes one row of the fault matrix to `$CARGO_TARGET_TMPDIR/reliability/` (one file per fault, so a
-/// re-run replaces its row); RELIABILITY.md is assembled from them.
-fn record(fault: &str, run: &Run, left: &Leftovers, rerun: &str) {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("reliability");
-    std::fs::create_dir_all(&dir).expect("reliability dir");
-    let versions: Vec<String> = left.versions.iter().map(|(l, s)| format!("{l} {s}")).collect();
-    let row = format!(
-        "| {fault} | `{}` | {} | {} | {} | {} | {rerun} |\n",
-        run.out("result"),
-        run.code.map_or("signal".to_owned(), |c| c.to_string()),
-        if versions.is_empty() { "none".to_owned() } else { versions.join(", ") },
-        left.bundles.len(),
-        left.tags.len(),
-    );
-    let slug: String = fault.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).take(60).collect();
-    std::fs::write(dir.join(format!("{slug}.md")), row).expect("write reliability row");
 }
 
 #[tokio::test(flavor = "multi_thread")]

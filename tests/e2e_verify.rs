@@ -5,7 +5,7 @@
 mod support;
 
 use serde_json::json;
-use support::{Stack, broken_app, example_app, unique};
+use support::{Stack, broken_app, example_app, record, unique};
 
 fn inputs<'a>(app: &'a str, env: &'a str, label: &'a str, build_args: &'a str) -> Vec<(&'a str, &'a str)> {
     vec![("application-name", app), ("environment-name", env), ("version-label", label), ("build-args", build_args)]
@@ -53,8 +53,13 @@ async fn a_failing_check_is_rolled_back_and_the_logs_say_why() {
     assert!(v2.stdout.contains(app_error), "the instance logs are in the log: {}", v2.dump());
     assert!(v2.summary.contains(app_error) && v2.summary.contains("Instance logs:"), "{}", v2.summary);
     // The UpdateEnvironment of the rollback: back to v1, no new version.
-    let versions = stack.leftovers(&app).await.versions;
-    assert!(versions.iter().any(|(l, _)| l == "v2"), "the failed version stays, for the record: {versions:?}");
+    let left = stack.leftovers(&app).await;
+    assert!(
+        left.versions.iter().any(|(l, _)| l == "v2"),
+        "the failed version stays, for the record: {:?}",
+        left.versions
+    );
+    record("/health answers 500 after the deploy; rollback-on-failure: true (back on v1, checked)", &v2, &left, "—");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -69,6 +74,7 @@ async fn a_check_passes_after_a_slow_start() {
     assert_eq!(run.out("result"), "deployed");
     assert!(run.stdout.contains("→ 200"), "{}", run.dump());
     assert!(run.summary.contains("the check passed"), "{}", run.summary);
+    record("/health answers 503 for 4 s after start (check-timeout 40s)", &run, &stack.leftovers(&app).await, "—");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -100,6 +106,12 @@ async fn a_deploy_beanstalk_reverted_is_not_rolled_back_again_and_its_logs_say_w
     assert_eq!(updates, 1);
     let why = "app-broken: fatal: required setting DATABASE_URL is not set";
     assert!(broken.stdout.contains(why) && broken.summary.contains(why), "{}", broken.dump());
+    record(
+        "the deploy fails on the instance and Beanstalk reverts; rollback-on-failure: true (no second rollback; the app's error line from the logs shown)",
+        &broken,
+        &stack.leftovers(&app).await,
+        "—",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -123,4 +135,10 @@ async fn logs_that_cannot_be_fetched_change_nothing_but_a_warning() {
     assert_eq!(broken.out("result"), "failed", "the same verdict");
     assert_eq!(broken.stdout.matches("could not fetch the instance logs").count(), 1, "one warning: {}", broken.dump());
     assert!(!broken.summary.contains("Instance logs:"), "{}", broken.summary);
+    record(
+        "a failed deploy whose instance logs cannot be downloaded (S3 answers 503)",
+        &broken,
+        &stack.leftovers(&app).await,
+        "—",
+    );
 }

@@ -458,3 +458,21 @@ pub fn assert_no_secrets_on_disk(stack: &Stack, dir: &Path) {
         }
     }
 }
+
+/// Writes one row of the fault matrix to `$CARGO_TARGET_TMPDIR/reliability/` (one file per fault, so a
+/// re-run replaces its row); RELIABILITY.md is assembled from them.
+pub fn record(fault: &str, run: &Run, left: &Leftovers, rerun: &str) {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("reliability");
+    std::fs::create_dir_all(&dir).expect("reliability dir");
+    let versions: Vec<String> = left.versions.iter().map(|(l, s)| format!("{l} {s}")).collect();
+    let row = format!(
+        "| {fault} | `{}` | {} | {} | {} | {} | {rerun} |\n",
+        run.out("result"),
+        run.code.map_or("signal".to_owned(), |c| c.to_string()),
+        if versions.is_empty() { "none".to_owned() } else { versions.join(", ") },
+        left.bundles.len(),
+        left.tags.len(),
+    );
+    let slug: String = fault.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).take(60).collect();
+    std::fs::write(dir.join(format!("{slug}.md")), row).expect("write reliability row");
+}

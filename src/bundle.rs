@@ -45,6 +45,14 @@ impl Content {
         Ok(total)
     }
 
+    /// Whether Beanstalk has something to validate when it processes the version: a `.ebextensions/*.config`
+    /// file or an `env.yaml` (processing checks those, not the Docker configuration).
+    pub fn needs_processing(&self) -> bool {
+        self.entries.iter().any(|(path, e)| {
+            !e.is_dir && (path == "env.yaml" || (path.starts_with(".ebextensions/") && path.ends_with(".config")))
+        })
+    }
+
     /// Paths in the zip, sorted (directories end with `/`).
     #[cfg(test)]
     pub fn paths(&self) -> Vec<String> {
@@ -362,6 +370,8 @@ mod tests {
         std::fs::write(extra.join(DOCKERRUN), r#"{"Image":{"Name":"x"}}"#).unwrap();
 
         let content = collect(&ws, Some(&extra)).unwrap();
+        assert!(content.needs_processing(), ".ebextensions/01.config is validated by processing");
+        assert!(!Content::default().needs_processing());
         assert_eq!(content.bundled_template, Some(extra.join(DOCKERRUN)));
         assert_eq!(
             content.paths(),

@@ -229,3 +229,27 @@ async fn unknown_application_or_environment_changes_nothing() {
     assert!(run.stdout.contains(&expected), "{}", run.dump());
     assert!(mutating_calls_since(&stack, seq, &app, &missing_env).await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broken_ebextensions_file_fails_before_the_update_and_leaves_nothing() {
+    let stack = Stack::load();
+    let (app, env) = (unique("shop"), unique("web"));
+    stack.create_environment(&app, &env).await;
+    // The example app with a .ebextensions file that is neither YAML nor JSON.
+    let dir = support::scratch_dir("broken-config");
+    let copied =
+        std::process::Command::new("cp").arg("-a").arg(format!("{}/.", example_app().display())).arg(&dir).status();
+    assert!(copied.expect("cp").success());
+    std::fs::write(dir.join(".ebextensions/01-environment.config"), "option_settings:\n  - namespace: [unclosed\n")
+        .unwrap();
+
+    let seq = stack.admin.last_request_seq().await.unwrap();
+    let run = stack.run(&dir, &inputs(&app, &env, "v1", "APP_VERSION=v1"));
+    assert_eq!(run.code, Some(1), "{}", run.dump());
+    assert!(run.stdout.contains("could not process version v1"), "{}", run.dump());
+    let calls = mutating_calls_since(&stack, seq, &app, &env).await;
+    assert!(calls.contains(&"CreateApplicationVersion".to_owned()), "{calls:?}");
+    assert!(!calls.contains(&"UpdateEnvironment".to_owned()), "it fails before the update: {calls:?}");
+    let left = stack.leftovers(&app).await;
+    assert!(left.versions.is_empty(), "the version it created is deleted: {left:?}");
+}

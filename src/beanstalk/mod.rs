@@ -200,7 +200,7 @@ impl Beanstalk {
         out.s3_bucket().map(str::to_owned).context("CreateStorageLocation returned no bucket")
     }
 
-    /// Creates a version from a bundle in S3 and asks Beanstalk to process (validate) it.
+    /// Creates a version from a bundle in S3, asking Beanstalk to process (validate) it when `process`.
     /// Returns `Ok(None)` when the label already exists.
     pub async fn create_version(
         &self,
@@ -209,6 +209,7 @@ impl Beanstalk {
         description: &str,
         bucket: &str,
         key: &str,
+        process: bool,
     ) -> Result<Option<Version>> {
         let result = self
             .client
@@ -217,7 +218,7 @@ impl Beanstalk {
             .version_label(label)
             .description(description)
             .source_bundle(S3Location::builder().s3_bucket(bucket).s3_key(key).build())
-            .process(true)
+            .process(process)
             .send()
             .await;
         match result {

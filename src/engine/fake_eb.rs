@@ -136,6 +136,8 @@ struct World {
     new_version_status: &'static str,
     calls: Vec<Call>,
     created: Vec<String>,
+    /// `Process` of each CreateApplicationVersion.
+    processed: Vec<bool>,
 }
 
 impl World {
@@ -196,8 +198,15 @@ impl FakeEb {
                 Env { name, id, request_id, sc, timeline, events: Vec::new(), refused: 0, updates: 0, cname }
             })
             .collect();
-        let world =
-            World { t0: Instant::now(), envs, versions, new_version_status, calls: Vec::new(), created: Vec::new() };
+        let world = World {
+            t0: Instant::now(),
+            envs,
+            versions,
+            new_version_status,
+            calls: Vec::new(),
+            created: Vec::new(),
+            processed: Vec::new(),
+        };
         Self { world: Arc::new(Mutex::new(world)) }
     }
 
@@ -223,6 +232,11 @@ impl FakeEb {
     /// When UpdateEnvironment was (last) called for environment `name`.
     pub fn updated_at_env(&self, name: &str) -> Option<Duration> {
         self.calls().iter().rev().find(|c| c.op == "UpdateEnvironment" && c.env.as_deref() == Some(name)).map(|c| c.at)
+    }
+
+    /// `Process` of each CreateApplicationVersion call.
+    pub fn processed(&self) -> Vec<bool> {
+        self.with(|w| w.processed.clone())
     }
 
     /// Labels created through CreateApplicationVersion.
@@ -433,6 +447,7 @@ impl FakeEb {
         let create = mock!(Client::create_application_version).then_compute_output(move |req| {
             f.with(|w| {
                 w.record("CreateApplicationVersion", None);
+                w.processed.push(req.process().unwrap_or(false));
                 let label = req.version_label().unwrap_or_default().to_owned();
                 w.created.push(label.clone());
                 CreateApplicationVersionOutput::builder()

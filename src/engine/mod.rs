@@ -582,15 +582,47 @@ mod tests {
         assert!(r.mutations().is_empty());
     }
 
+    /// A bundle directory with a `.ebextensions` config, which Beanstalk's processing validates.
+    fn with_ebextensions(name: &str) -> String {
+        let dir = std::env::temp_dir().join(format!("engine-bundle-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join(".ebextensions")).unwrap();
+        std::fs::write(dir.join(".ebextensions/01.config"), "option_settings: []\n").unwrap();
+        dir.to_string_lossy().into_owned()
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_version_beanstalk_cannot_process_is_deleted() {
         let mut sc = succeeds_at(20.0);
         sc.new_version_status = "FAILED";
-        let r = run(sc, &[]).await;
+        let bundle = with_ebextensions("failed");
+        let r = run(sc, &[("bundle-dir", &bundle)]).await;
         assert!(r.error().contains("could not process version v2"), "{}", r.error());
         assert_eq!(r.fake.count("DeleteApplicationVersion"), 1);
         assert_eq!(r.fake.count("UpdateEnvironment"), 0);
         assert!(r.fake.created().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_a_bundle_with_configuration_is_processed() {
+        // Nothing to validate: created unprocessed, no wait for processing before the update.
+        let r = run(succeeds_at(20.0), &[]).await;
+        assert_eq!(r.outcome(), Outcome::Deployed, "{}", r.log);
+        assert_eq!(r.fake.processed(), vec![false]);
+        let calls = r.fake.calls();
+        let create = calls.iter().position(|c| c.op == "CreateApplicationVersion").unwrap();
+        let update = calls.iter().position(|c| c.op == "UpdateEnvironment").unwrap();
+        assert_eq!(calls[update].at, calls[create].at, "no processing wait: {calls:?}");
+        assert!(!calls[create..update].iter().any(|c| c.op == "DescribeApplicationVersions"), "{calls:?}");
+
+        // With .ebextensions: processed, its status read soon (processing takes seconds), then the update.
+        let bundle = with_ebextensions("ok");
+        let r = run(succeeds_at(20.0), &[("bundle-dir", &bundle)]).await;
+        assert_eq!(r.outcome(), Outcome::Deployed, "{}", r.log);
+        assert_eq!(r.fake.processed(), vec![true]);
+        let calls = r.fake.calls();
+        let create = calls.iter().position(|c| c.op == "CreateApplicationVersion").unwrap();
+        let update = calls.iter().position(|c| c.op == "UpdateEnvironment").unwrap();
+        assert!(calls[update].at - calls[create].at <= secs(0.6), "the first look comes at 0.5 s: {calls:?}");
     }
 
     #[tokio::test(start_paused = true)]

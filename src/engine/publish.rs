@@ -79,7 +79,11 @@ pub(crate) async fn publish<I: ImageStage>(e: &Engine<'_, I>, plan: &DeployPlan,
 
     let started = Instant::now();
     let _group = e.console.group(format!("Create version {label}"));
-    let created = e.aws.eb.create_version(app, label, &plan.description, &uploaded.bucket, &uploaded.key).await?;
+    // Processing validates .ebextensions and env.yaml; without them it has nothing to check, and skipping it
+    // saves its wait.
+    let process = prepared.content.needs_processing();
+    let created =
+        e.aws.eb.create_version(app, label, &plan.description, &uploaded.bucket, &uploaded.key, process).await?;
     if created.is_none() {
         // Someone created the same label between our check and now (a concurrent run of this workflow).
         if !plan.reuse_existing {
@@ -88,21 +92,46 @@ pub(crate) async fn publish<I: ImageStage>(e: &Engine<'_, I>, plan: &DeployPlan,
         e.console.warning(format!("version {label} was created concurrently by another run; deploying it"), None);
     } else {
         e.ledger.version_created(app, label);
-        if let Err(err) = wait_processed(&e.aws.eb, app, label, PROCESS_TIMEOUT).await {
-            e.ledger.discard_version(&e.aws.eb, e.console, !uploaded.reused).await;
-            return Err(err);
+        if process {
+            if let Err(err) = wait_processed(&e.aws.eb, app, label, PROCESS_TIMEOUT).await {
+                e.ledger.discard_version(&e.aws.eb, e.console, !uploaded.reused).await;
+                return Err(err);
+            }
+            e.console.info(format!("Created version {label}; Elastic Beanstalk validated its configuration"));
+        } else {
+            e.console
+                .info(format!("Created version {label} (no .ebextensions or env.yaml to validate: not processed)"));
         }
-        e.console.info(format!("Created version {label}"));
     }
     e.journal.phase("Create version", started.elapsed());
     Ok(())
 }
 
+/// When to look at a version being processed: soon and often at first (processing usually takes a few
+/// seconds), then less and less often — 3 calls in the first 2 s, then 2 s, 4 s, and every 5 s apart.
+const PROCESS_POLLS: [Duration; 3] = [Duration::from_millis(500), Duration::from_millis(500), Duration::from_secs(1)];
+const PROCESS_POLL_LATER: Duration = Duration::from_secs(2);
+const PROCESS_POLL_MAX: Duration = Duration::from_secs(5);
+
 /// Waits until a version Beanstalk processes is usable; `FAILED` is an error.
 pub(crate) async fn wait_processed(eb: &Beanstalk, application: &str, label: &str, timeout: Duration) -> Result<()> {
     let deadline = Instant::now() + timeout;
-    let mut delay = Duration::from_millis(500);
+    let mut polls = 0;
+    let mut later = PROCESS_POLL_LATER;
     loop {
+        let delay = match PROCESS_POLLS.get(polls) {
+            Some(d) => *d,
+            None => {
+                let d = later;
+                later = (later * 2).min(PROCESS_POLL_MAX);
+                d
+            }
+        };
+        polls += 1;
+        if Instant::now() + delay > deadline {
+            bail!("version {label} was still being processed after {}s", timeout.as_secs());
+        }
+        tokio::time::sleep(delay).await;
         let version = eb.version(application, label).await?;
         match version_state(version.as_ref()) {
             VersionState::Usable => return Ok(()),
@@ -112,11 +141,6 @@ pub(crate) async fn wait_processed(eb: &Beanstalk, application: &str, label: &st
             VersionState::Missing => bail!("version {label} disappeared while Elastic Beanstalk was processing it"),
             VersionState::Pending => {}
         }
-        if Instant::now() + delay > deadline {
-            bail!("version {label} was still being processed after {}s", timeout.as_secs());
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(5));
     }
 }
 

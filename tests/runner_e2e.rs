@@ -1,4 +1,4 @@
-//! The action as GitHub's runner runs it: an image holding the release binary, started with exactly the
+//! The action as GitHub's runner runs it: an image holding the eb-deploy binary, started with exactly the
 //! `docker run` flags, `-e` variables and mounts actions/runner uses for a container action (only
 //! `--network host` is added, to reach the local stack on loopback). Deploys the example app, rolls back,
 //! and cancels a deploy the way the runner does: SIGINT to the `docker run` client, which forwards it.
@@ -14,7 +14,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::{Stack, example_app, root, scratch_dir, unique};
+use support::{Stack, example_app, scratch_dir, unique};
 
 /// Label on everything this test starts, for cleanup.
 const LABEL: &str = "eb-deploy.test=runner-e2e";
@@ -40,16 +40,12 @@ fn run_ok(mut cmd: Command, what: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// `target/release/eb-deploy`, built (or brought up to date) by cargo, which decides what is stale.
-fn release_binary() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let mut build = Command::new(cargo);
-    build.current_dir(root()).args(["build", "--release", "--quiet", "-p", "eb-deploy"]);
-    run_ok(build, "cargo build --release -p eb-deploy");
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
-    let target = if target.is_absolute() { target } else { root().join(target) };
-    let bin = target.join("release/eb-deploy");
-    assert!(bin.is_file(), "{} missing after the build", bin.display());
+/// The eb-deploy binary cargo built for these tests. The image's behaviour (PID 1, signals, mounts, file
+/// commands) does not depend on the optimisation level, and a separate release build would cost the suite
+/// minutes; the release binary itself is measured by `make bench`.
+fn action_binary() -> PathBuf {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_eb-deploy"));
+    assert!(bin.is_file(), "{} missing", bin.display());
     bin
 }
 
@@ -83,14 +79,14 @@ fn put(root: &Path, src: &Path, at: &Path, mode: u32) {
     std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(mode)).expect("chmod");
 }
 
-/// The action image: FROM scratch + the release binary, its shared libraries, the loader and the CA bundle.
+/// The action image: FROM scratch + the binary, its shared libraries, the loader and the CA bundle.
 struct ActionImage {
     tag: String,
 }
 
 impl ActionImage {
     fn build() -> Self {
-        let bin = release_binary();
+        let bin = action_binary();
         let ctx = scratch_dir("action-image");
         let rootfs = ctx.join("rootfs");
         put(&rootfs, &bin, Path::new("/usr/local/bin/eb-deploy"), 0o755);

@@ -247,6 +247,19 @@ fn http_get(endpoint: &str) -> (u16, String) {
     (status, body)
 }
 
+/// The environment's containers once there are `n` (the previous instance is removed just after the
+/// environment turns Ready); fails after 20 s.
+fn containers_settle(env: &str, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = containers_of(env);
+        if now.len() == n || Instant::now() > deadline {
+            return now;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn containers_of(env: &str) -> Vec<String> {
     let out = Command::new("docker")
         .args([
@@ -367,7 +380,7 @@ async fn deploys_pages_and_reports_through_the_aws_cli() {
         (Some("Ready"), Some("Green"), Some("v1"))
     );
     assert_eq!(http_get(&endpoint), (200, text.clone()));
-    assert_eq!(containers_of(&env).len(), 1);
+    assert_eq!(containers_settle(&env, 1).len(), 1);
 
     // Events: newest first; the update's RequestId selects exactly its own events.
     let ev = c.eb(&["describe-events", "--environment-name", &env]);
@@ -433,7 +446,7 @@ async fn deploys_pages_and_reports_through_the_aws_cli() {
     let built = c.wait_for(&env, "Ready on built", |e| e["Status"] == "Ready");
     assert_eq!(built["VersionLabel"], "built", "{:?}", c.admin.environment(&env).await.unwrap());
     assert_eq!(http_get(&endpoint), (200, built_text));
-    assert_eq!(containers_of(&env).len(), 1);
+    assert_eq!(containers_settle(&env, 1).len(), 1);
 
     // A second environment so DescribeEnvironments pages too.
     let env2 = format!("e2e-two-{}", c.suffix);

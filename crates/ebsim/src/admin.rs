@@ -162,7 +162,7 @@ pub fn handle(sim: &Arc<Sim>, method: &str, path: &str, query: Option<&str>, bod
             Some(v) => (200, json!(v)),
             None => (404, json!({"error": format!("no environment named {name}")})),
         },
-        ("POST", ["environments", name, "terminate"]) => match deploy::terminate(sim, name) {
+        ("POST", ["environments", name, "terminate"]) => match deploy::terminate(sim, name, None) {
             Ok(()) => (202, json!({"status": "Terminating"})),
             Err(e) => (409, json!({"error": e})),
         },

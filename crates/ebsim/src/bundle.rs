@@ -149,6 +149,11 @@ fn check_configs(files: &RootFiles) -> Result<(), BundleError> {
     Ok(())
 }
 
+/// The bundle's `.ebextensions/*.config` files, in name order, with their content.
+pub fn ebextensions(bytes: &[u8]) -> Result<Vec<(String, Vec<u8>)>, BundleError> {
+    Ok(read_root(bytes)?.configs.into_iter().filter(|(path, _)| path != ENV_MANIFEST).collect())
+}
+
 /// Beanstalk's own check of a bundle's configuration files, which it runs when processing a
 /// version and again when deploying one.
 pub fn check_config(bytes: &[u8]) -> Result<(), BundleError> {

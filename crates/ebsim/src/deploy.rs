@@ -13,6 +13,7 @@ use tokio::sync::watch;
 
 use crate::bundle::{self, BundleError, Plan};
 use crate::ids;
+use crate::options;
 use crate::protocol::time::now_ms;
 use crate::proxy::Target;
 use crate::rng::SplitMix64;
@@ -149,6 +150,8 @@ pub struct Job {
     pub kind: Kind,
     /// None: a configuration-only update, or a launch of the sample application.
     pub target: Option<TargetVersion>,
+    /// A configuration-only update that changes what the application sees restarts it on this version.
+    pub restart: Option<TargetVersion>,
     pub prev_options: Vec<OptionSetting>,
     pub request_id: String,
     pub app: String,
@@ -362,17 +365,25 @@ impl Ctx {
                 reason: format!("unsupported docker-compose.yml: {why}"),
             }));
         }
-        let (health_path, env_vars) = self.with_env(|st, i| {
+        // Variables from the bundle's .ebextensions, overridden by the environment's own settings.
+        let mut env_vars = bundle::ebextensions(&bytes).map(|c| options::ebextensions_env(&c)).unwrap_or_default();
+        if !env_vars.is_empty() {
+            let names: Vec<&str> = env_vars.iter().map(|(k, _)| k.as_str()).collect();
+            self.engine("INFO", &format!("Environment variables from .ebextensions: {}", names.join(", ")));
+        }
+        let (health_path, set) = self.with_env(|st, i| {
             let env = &st.envs[i];
             let path = healthcheck_path(env.option("aws:elasticbeanstalk:application", "Application Healthcheck URL"));
             let vars = env
                 .options
                 .iter()
-                .filter(|o| o.namespace == "aws:elasticbeanstalk:application:environment")
+                .filter(|o| o.namespace == options::ENV_VARS)
                 .map(|o| (o.name.clone(), o.value.clone()))
                 .collect::<Vec<_>>();
             (path, vars)
         })?;
+        env_vars.retain(|(k, _)| !set.iter().any(|(s, _)| s == k));
+        env_vars.extend(set);
         let name = format!("ebsim-{}-{}", self.job.env_name, ids::short_suffix());
         *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(name.clone());
         let spec = LaunchSpec {
@@ -497,6 +508,8 @@ impl Ctx {
             env.causes = causes_for(status);
             env.engine("INFO", &format!("Environment {name} is launched"));
             env.set(EnvStatus::Ready, health, status);
+            let cname = env.cname.clone();
+            st.event(&scope, Severity::Info, format!("Application available at {cname}."));
             st.event(&scope, Severity::Info, format!("Successfully launched environment: {name}"));
             let sev = if status == HealthStatus::Ok { Severity::Info } else { Severity::Warn };
             let msg = format!(
@@ -512,18 +525,42 @@ impl Ctx {
     async fn config_update(&self) -> Result<(), PipelineError> {
         let msg = format!("Updating environment {}'s configuration settings.", self.job.env_name);
         self.event(Severity::Info, &msg)?;
+        let mut restarted = None;
+        if let Some(target) = self.job.restart.clone() {
+            self.engine(
+                "INFO",
+                &format!("The application's settings changed: restarting version {} with them", target.label),
+            );
+            let bundle = self.fetch(&target).await;
+            let instance = self.install(&target, bundle).await?;
+            self.switch_proxy(instance.as_ref())?;
+            restarted = Some(instance);
+        }
         self.step().await;
         self.event(Severity::Info, "Successfully deployed new configuration to environment.")?;
         self.step().await;
         let scope = self.scope(true);
-        self.with_env(|st, i| {
+        let new_id = restarted.as_ref().and_then(|i| i.as_ref().map(|n| n.container_id.clone()));
+        let old = self.with_env(|st, i| {
+            let old = match restarted {
+                Some(instance) => Self::adopt(st, i, instance),
+                None => None,
+            };
             let env = &mut st.envs[i];
             env.abortable = false;
             env.control = None;
             env.causes.clear();
+            env.engine("INFO", "The new configuration is deployed");
             env.set(EnvStatus::Ready, Health::Green, HealthStatus::Ok);
             st.event(&scope, Severity::Info, "Environment update completed successfully.");
+            old
         })?;
+        *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        if let Some(old) = old
+            && Some(&old) != new_id.as_ref()
+        {
+            self.sim.runtime.remove(&old).await;
+        }
         Ok(())
     }
 
@@ -622,6 +659,7 @@ impl Ctx {
         );
         self.step().await;
         let launch = self.job.kind == Kind::Launch;
+        let configuration = self.job.target.is_none();
         let scope = self.scope(true);
         let plain = self.scope(false);
         let prev_options = self.job.prev_options.clone();
@@ -638,10 +676,12 @@ impl Ctx {
             };
             env.causes = vec!["Command failed on all instances.".into()];
             env.set(EnvStatus::Ready, Health::Red, to);
-            let last = if launch {
-                "Create environment operation is complete, but with errors. For more information, see troubleshooting documentation."
-            } else {
-                "Failed to deploy application."
+            let last = match (launch, configuration) {
+                (true, _) => {
+                    "Create environment operation is complete, but with errors. For more information, see troubleshooting documentation."
+                }
+                (false, true) => "Failed to deploy configuration.",
+                (false, false) => "Failed to deploy application.",
             };
             st.event(&scope, Severity::Error, last);
             st.event(
@@ -762,8 +802,9 @@ fn schedule_recovery(sim: Arc<Sim>, seq: u64, generation: u64, env: String, app:
     });
 }
 
-/// Terminates an environment (admin API): Terminating, instance removed, Terminated.
-pub fn terminate(sim: &Arc<Sim>, name: &str) -> Result<(), String> {
+/// Terminates an environment (TerminateEnvironment, or the admin API without a request id):
+/// Terminating, instance removed, Terminated.
+pub fn terminate(sim: &Arc<Sim>, name: &str, request_id: Option<&str>) -> Result<(), String> {
     let (seq, generation, scope) = {
         let mut st = sim.state();
         let i = st.live_env_index(Some(name), None).ok_or_else(|| format!("no live environment named {name}"))?;
@@ -777,8 +818,12 @@ pub fn terminate(sim: &Arc<Sim>, name: &str) -> Result<(), String> {
         }
         env.abortable = false;
         env.set(EnvStatus::Terminating, Health::Grey, HealthStatus::Suspended);
-        let scope =
-            EventScope { app: Some(env.app.clone()), env: Some(env.name.clone()), label: None, request_id: None };
+        let scope = EventScope {
+            app: Some(env.app.clone()),
+            env: Some(env.name.clone()),
+            label: None,
+            request_id: request_id.map(str::to_string),
+        };
         let out = (env.seq, env.generation, scope);
         st.event(&out.2, Severity::Info, "terminateEnvironment is starting.");
         out

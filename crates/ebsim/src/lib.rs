@@ -14,6 +14,7 @@ pub mod faults;
 pub mod ids;
 pub mod logs;
 pub mod ops;
+pub mod options;
 pub mod protocol;
 pub mod proxy;
 pub mod registry;
@@ -22,6 +23,7 @@ pub mod rng;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod tags;
 
 pub use config::{Config, Timing};
 pub use state::Sim;

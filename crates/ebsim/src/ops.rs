@@ -7,6 +7,7 @@ use tokio::sync::watch;
 use crate::bundle;
 use crate::deploy::{self, Control, Job, Kind, TargetVersion};
 use crate::ids;
+use crate::options;
 use crate::protocol::Doc;
 use crate::protocol::paging;
 use crate::protocol::time::now_ms;
@@ -14,10 +15,10 @@ use crate::protocol::{ApiError, Params};
 use crate::proxy::Proxy;
 use crate::render;
 use crate::state::{
-    AppVersion, Application, EnvStatus, Environment, EventScope, Health, HealthStatus, OptionSetting, Severity, Sim,
-    VersionStatus,
+    AppVersion, Application, EnvStatus, Environment, EventScope, Health, HealthStatus, Severity, Sim, VersionStatus,
 };
 use crate::store::StoreError;
+use crate::tags;
 
 /// Most applications an account may have.
 pub const MAX_APPLICATIONS: usize = 75;
@@ -52,6 +53,15 @@ pub async fn dispatch(sim: &Arc<Sim>, op: &str, p: &Params, rid: &str) -> Result
             return Ok(None);
         }
         "RetrieveEnvironmentInfo" => crate::logs::retrieve(sim, p).await?,
+        "DescribeConfigurationSettings" => describe_configuration_settings(sim, p)?,
+        "CheckDNSAvailability" => check_dns_availability(sim, p)?,
+        "ListAvailableSolutionStacks" => list_available_solution_stacks(),
+        "TerminateEnvironment" => terminate_environment(sim, p, rid)?,
+        "ListTagsForResource" => tags::list(sim, p)?,
+        "UpdateTagsForResource" => {
+            tags::update(sim, p, rid)?;
+            return Ok(None);
+        }
         other => return Err(ApiError::invalid_action(other)),
     };
     Ok(Some(out))
@@ -76,6 +86,12 @@ pub fn known(op: &str) -> bool {
             | "SwapEnvironmentCNAMEs"
             | "RequestEnvironmentInfo"
             | "RetrieveEnvironmentInfo"
+            | "DescribeConfigurationSettings"
+            | "CheckDNSAvailability"
+            | "ListAvailableSolutionStacks"
+            | "TerminateEnvironment"
+            | "ListTagsForResource"
+            | "UpdateTagsForResource"
     )
 }
 
@@ -134,29 +150,6 @@ fn no_env(name: Option<&str>, id: Option<&str>) -> ApiError {
     }
 }
 
-fn options(p: &Params, name: &str) -> Vec<OptionSetting> {
-    p.struct_list(name)
-        .into_iter()
-        .filter_map(|m| {
-            Some(OptionSetting {
-                namespace: m.get("Namespace").cloned().unwrap_or_default(),
-                name: m.get("OptionName")?.clone(),
-                value: m.get("Value").cloned().unwrap_or_default(),
-            })
-        })
-        .collect()
-}
-
-fn merge_options(current: &mut Vec<OptionSetting>, set: Vec<OptionSetting>, remove: &[OptionSetting]) {
-    current.retain(|o| !remove.iter().any(|r| r.namespace == o.namespace && r.name == o.name));
-    for s in set {
-        match current.iter_mut().find(|o| o.namespace == s.namespace && o.name == s.name) {
-            Some(o) => o.value = s.value,
-            None => current.push(s),
-        }
-    }
-}
-
 // ---------- storage and applications ----------
 
 async fn create_storage_location(sim: &Arc<Sim>) -> Result<Doc, ApiError> {
@@ -173,6 +166,8 @@ async fn create_storage_location(sim: &Arc<Sim>) -> Result<Doc, ApiError> {
 fn create_application(sim: &Arc<Sim>, p: &Params) -> Result<Doc, ApiError> {
     let name = app_name(p)?;
     let description = opt_len(p, "Description", 200)?;
+    let tags = tags::from_params(p, "Tags")?;
+    tags::check_count(&tags, &sim.app_arn(&name))?;
     let mut st = sim.state();
     if st.app(&name).is_some() {
         return Err(ApiError::invalid_value(format!("Application {name} already exists.")));
@@ -186,7 +181,7 @@ fn create_application(sim: &Arc<Sim>, p: &Params) -> Result<Doc, ApiError> {
     }
     let now = now_ms();
     let seq = st.seq();
-    st.apps.push(Application { seq, name: name.clone(), description, created_ms: now, updated_ms: now });
+    st.apps.push(Application { seq, name: name.clone(), description, created_ms: now, updated_ms: now, tags });
     let mut x = Doc::new();
     x.open("Application");
     if let Some(app) = st.app(&name) {
@@ -214,6 +209,8 @@ async fn create_application_version(sim: &Arc<Sim>, p: &Params) -> Result<Doc, A
     let description = opt_len(p, "Description", 200)?;
     let auto_create = p.bool("AutoCreateApplication")?.unwrap_or(false);
     let process = p.bool("Process")?.unwrap_or(false);
+    let tags = tags::from_params(p, "Tags")?;
+    tags::check_count(&tags, &sim.version_arn(&app, &label))?;
     let bundle = match (p.member("SourceBundle", "S3Bucket"), p.member("SourceBundle", "S3Key")) {
         (Some(b), Some(k)) => {
             check_len("S3Bucket", &b, 0, 255)?;
@@ -248,7 +245,8 @@ async fn create_application_version(sim: &Arc<Sim>, p: &Params) -> Result<Doc, A
     let now = now_ms();
     if st.app(&app).is_none() {
         let seq = st.seq();
-        st.apps.push(Application { seq, name: app.clone(), description: None, created_ms: now, updated_ms: now });
+        let tags = Vec::new();
+        st.apps.push(Application { seq, name: app.clone(), description: None, created_ms: now, updated_ms: now, tags });
     }
     let status = match (&bundle, process) {
         (_, false) => VersionStatus::Unprocessed,
@@ -265,6 +263,7 @@ async fn create_application_version(sim: &Arc<Sim>, p: &Params) -> Result<Doc, A
         created_ms: now,
         updated_ms: now,
         status,
+        tags,
     };
     let mut x = Doc::new();
     x.open("ApplicationVersion");
@@ -437,12 +436,21 @@ async fn create_environment(sim: &Arc<Sim>, p: &Params, rid: &str) -> Result<Doc
         }
         _ => {}
     }
+    if let Some(s) = &stack
+        && !is_docker_stack(s)
+    {
+        return Err(ApiError::invalid_value(format!("No Solution Stack named '{s}' found.")));
+    }
+    let env_tags = tags::from_params(p, "Tags")?;
+    tags::check_count(&env_tags, &sim.env_arn(&app, &name))?;
     let tier = (
         p.member("Tier", "Name").unwrap_or_else(|| "WebServer".into()),
         p.member("Tier", "Type").unwrap_or_else(|| "Standard".into()),
         p.member("Tier", "Version").unwrap_or_else(|| "1.0".into()),
     );
-    let opts = options(p, "OptionSettings");
+    let opts = options::from_params(p, "OptionSettings");
+    options::validate(&opts)?;
+    options::validate(&options::from_params(p, "OptionsToRemove"))?;
     let cname = format!("{}.{}.elasticbeanstalk.com", prefix.as_deref().unwrap_or(&name), sim.cfg.region);
     let validate = |st: &crate::state::State| -> Result<Option<TargetVersion>, ApiError> {
         if st.app(&app).is_none() {
@@ -497,6 +505,7 @@ async fn create_environment(sim: &Arc<Sim>, p: &Params, rid: &str) -> Result<Doc
         updated_ms: now,
         health_refreshed_ms: now,
         options: opts,
+        tags: env_tags,
         instance_id: ids::instance_id(),
         container: None,
         instance_addr: None,
@@ -518,6 +527,7 @@ async fn create_environment(sim: &Arc<Sim>, p: &Params, rid: &str) -> Result<Doc
         generation: env.generation,
         kind: Kind::Launch,
         target,
+        restart: None,
         prev_options: Vec::new(),
         request_id: rid.to_string(),
         app: app.clone(),
@@ -585,8 +595,10 @@ fn update_environment(sim: &Arc<Sim>, p: &Params, rid: &str) -> Result<Doc, ApiE
         check_len("VersionLabel", l, 1, 100)?;
     }
     let description = opt_len(p, "Description", 200)?;
-    let set = options(p, "OptionSettings");
-    let remove = options(p, "OptionsToRemove");
+    let set = options::from_params(p, "OptionSettings");
+    let remove = options::from_params(p, "OptionsToRemove");
+    options::validate(&set)?;
+    options::validate(&remove)?;
     let stack = p.string("SolutionStackName");
     let platform = p.string("PlatformArn");
     let mut st = sim.state();
@@ -608,6 +620,18 @@ fn update_environment(sim: &Arc<Sim>, p: &Params, rid: &str) -> Result<Doc, ApiE
         }
     };
     let config_change = !set.is_empty() || !remove.is_empty() || stack.is_some() || platform.is_some();
+    // Settings the running application sees (its variables, its health check) restart it on the
+    // version it runs, as Beanstalk does for a configuration-only update.
+    let touches_app = |o: &crate::state::OptionSetting| {
+        o.namespace == options::ENV_VARS
+            || (o.namespace == "aws:elasticbeanstalk:application" && o.name == "Application Healthcheck URL")
+    };
+    let restart = match (&target, &st.envs[i].deployed_label) {
+        (None, Some(l)) if set.iter().chain(&remove).any(touches_app) => {
+            st.version(&st.envs[i].app, l).map(|v| TargetVersion { label: l.clone(), bundle: v.bundle.clone() })
+        }
+        _ => None,
+    };
     let now = now_ms();
     let env = &mut st.envs[i];
     if let Some(d) = description {
@@ -620,7 +644,7 @@ fn update_environment(sim: &Arc<Sim>, p: &Params, rid: &str) -> Result<Doc, ApiE
         return Ok(x);
     }
     let prev_options = env.options.clone();
-    merge_options(&mut env.options, set, &remove);
+    options::merge(&mut env.options, set, &remove);
     if stack.is_some() {
         env.solution_stack = stack;
     }
@@ -644,6 +668,7 @@ fn update_environment(sim: &Arc<Sim>, p: &Params, rid: &str) -> Result<Doc, ApiE
         generation: env.generation,
         kind: Kind::Update,
         target,
+        restart,
         prev_options,
         request_id: rid.to_string(),
         app: env.app.clone(),
@@ -687,6 +712,106 @@ fn abort_environment_update(sim: &Arc<Sim>, p: &Params, rid: &str) -> Result<(),
     };
     st.event(&scope, Severity::Info, "Abort of the environment update is in progress.");
     Ok(())
+}
+
+// ---------- configuration and lifecycle ----------
+
+/// The solution stacks ListAvailableSolutionStacks names: Docker, the one platform ebsim runs.
+pub const SOLUTION_STACKS: [&str; 2] =
+    ["64bit Amazon Linux 2023 v4.3.0 running Docker", "64bit Amazon Linux 2 v4.0.0 running Docker"];
+
+/// Whether `name` is a Docker solution stack (any version of the Amazon Linux Docker platform).
+pub fn is_docker_stack(name: &str) -> bool {
+    name.starts_with("64bit Amazon Linux ") && name.ends_with(" running Docker")
+}
+
+fn list_available_solution_stacks() -> Doc {
+    let stacks: Vec<String> = SOLUTION_STACKS.iter().map(|s| s.to_string()).collect();
+    let mut x = Doc::new();
+    x.strings("SolutionStacks", &stacks).list("SolutionStackDetails", &stacks, |x, s| {
+        // A Docker environment takes a zip bundle or a lone Dockerrun.aws.json.
+        x.leaf("SolutionStackName", s).strings("PermittedFileTypes", &["zip".into(), "json".into()]);
+    });
+    x
+}
+
+fn check_dns_availability(sim: &Arc<Sim>, p: &Params) -> Result<Doc, ApiError> {
+    let prefix = p.required("CNAMEPrefix")?;
+    check_len("CNAMEPrefix", &prefix, 4, 63)?;
+    let cname = format!("{prefix}.{}.elasticbeanstalk.com", sim.cfg.region);
+    let taken = sim.state().envs.iter().any(|e| e.live() && e.cname.eq_ignore_ascii_case(&cname));
+    let mut x = Doc::new();
+    x.bool("Available", !taken).leaf("FullyQualifiedCNAME", &cname);
+    Ok(x)
+}
+
+/// The environment's settings: the documented defaults overridden by what was set at creation and
+/// by updates (`deployed`; `pending` while an operation applies them).
+fn describe_configuration_settings(sim: &Arc<Sim>, p: &Params) -> Result<Doc, ApiError> {
+    let app = app_name(p)?;
+    let env_name = p.string("EnvironmentName");
+    if let Some(t) = p.string("TemplateName") {
+        return Err(ApiError::invalid_value(format!("No Configuration Template named '{app}/{t}' found.")));
+    }
+    let Some(env_name) = env_name else {
+        return Err(ApiError::new(
+            400,
+            "MissingRequiredParameter",
+            "Either EnvironmentName or TemplateName must be specified.",
+        ));
+    };
+    let st = sim.state();
+    if st.app(&app).is_none() {
+        return Err(no_app(&app));
+    }
+    let i = st
+        .live_env_index(Some(&env_name), None)
+        .filter(|i| st.envs[*i].app == app)
+        .ok_or_else(|| no_env(Some(&env_name), None))?;
+    let e = &st.envs[i];
+    let status = if e.status == EnvStatus::Ready { "deployed" } else { "pending" };
+    let settings = options::effective(&e.options);
+    let mut x = Doc::new();
+    x.list("ConfigurationSettings", &[()], |x, _| {
+        x.opt("SolutionStackName", e.solution_stack.as_deref())
+            .opt("PlatformArn", e.platform_arn.as_deref())
+            .leaf("ApplicationName", &e.app)
+            .opt("TemplateName", e.template_name.as_deref())
+            .opt("Description", e.description.as_deref())
+            .leaf("EnvironmentName", &e.name)
+            .leaf("DeploymentStatus", status)
+            .time("DateCreated", e.created_ms)
+            .time("DateUpdated", e.updated_ms)
+            .list("OptionSettings", &settings, |x, o| {
+                x.opt("ResourceName", None)
+                    .leaf("Namespace", &o.namespace)
+                    .leaf("OptionName", &o.name)
+                    .leaf("Value", &o.value);
+            });
+    });
+    Ok(x)
+}
+
+/// TerminateEnvironment: answers Terminating at once; the instance goes, then Terminated, with
+/// `terminateEnvironment is starting.` / `… completed successfully.` carrying the call's RequestId.
+fn terminate_environment(sim: &Arc<Sim>, p: &Params, rid: &str) -> Result<Doc, ApiError> {
+    let name = {
+        let st = sim.state();
+        let i = target_env(&st, p)?;
+        if st.envs[i].status == EnvStatus::Terminating {
+            return Err(ApiError::invalid_value(format!(
+                "Environment named {} is in an invalid state for this operation. Must be Ready.",
+                st.envs[i].name
+            )));
+        }
+        st.envs[i].name.clone()
+    };
+    deploy::terminate(sim, &name, Some(rid)).map_err(ApiError::invalid_value)?;
+    let st = sim.state();
+    let e = st.env_by_name(&name).ok_or_else(|| no_env(Some(&name), None))?;
+    let mut x = Doc::new();
+    render::environment(&mut x, sim, e);
+    Ok(x)
 }
 
 // ---------- CNAME swap ----------
@@ -917,13 +1042,5 @@ mod tests {
         for bad in ["-env", "env-", "my_env", "my env", "envé"] {
             assert_eq!(check_env_name(bad).map_err(|e| e.code), Err("InvalidParameterValue".into()), "{bad}");
         }
-    }
-
-    #[test]
-    fn option_merge_replaces_and_removes() {
-        let o = |ns: &str, n: &str, v: &str| OptionSetting { namespace: ns.into(), name: n.into(), value: v.into() };
-        let mut cur = vec![o("a", "x", "1"), o("a", "y", "2")];
-        merge_options(&mut cur, vec![o("a", "x", "9"), o("b", "z", "3")], &[o("a", "y", "")]);
-        assert_eq!(cur, vec![o("a", "x", "9"), o("b", "z", "3")]);
     }
 }

@@ -157,6 +157,7 @@ pub struct Application {
     pub description: Option<String>,
     pub created_ms: i64,
     pub updated_ms: i64,
+    pub tags: Vec<(String, String)>,
 }
 
 /// An application version.
@@ -171,6 +172,7 @@ pub struct AppVersion {
     pub created_ms: i64,
     pub updated_ms: i64,
     pub status: VersionStatus,
+    pub tags: Vec<(String, String)>,
 }
 
 /// One configuration option.
@@ -282,6 +284,8 @@ pub struct Environment {
     pub updated_ms: i64,
     pub health_refreshed_ms: i64,
     pub options: Vec<OptionSetting>,
+    /// Tags given at creation or by UpdateTagsForResource (Beanstalk's own are added when listed).
+    pub tags: Vec<(String, String)>,
     pub instance_id: String,
     /// Container id of the serving instance (none = sample application).
     pub container: Option<String>,

@@ -104,7 +104,6 @@ impl Ctx {
 
     /// Builds a busybox web app answering `text` and pushes it; the image name for Dockerrun.
     async fn push_image(&self, repo: &str, tag: &str, text: &str) -> String {
-        let registry = self.stack.registry().unwrap().to_string();
         let ctx = self.tmp.join(format!("img-{tag}"));
         std::fs::create_dir_all(ctx.join("www")).unwrap();
         std::fs::copy("/bin/busybox", ctx.join("busybox")).expect("busybox-static provides /bin/busybox");
@@ -115,6 +114,12 @@ impl Ctx {
              ENTRYPOINT [\"/bin/busybox\",\"httpd\",\"-f\",\"-p\",\"80\",\"-h\",\"/www\"]\n",
         )
         .unwrap();
+        self.push_context(repo, tag, &ctx).await
+    }
+
+    /// Builds the image of the Docker context `ctx` and pushes it; the image name for Dockerrun.
+    async fn push_context(&self, repo: &str, tag: &str, ctx: &Path) -> String {
+        let registry = self.stack.registry().unwrap().to_string();
         let local = format!("{registry}/{repo}:{tag}");
         self.repos.lock().unwrap().push(format!("{registry}/{repo}"));
         run(Command::new("docker").args(["build", "-q", "-t", &local, ctx.to_str().unwrap()]));
@@ -151,6 +156,23 @@ impl Ctx {
         } else {
             local
         }
+    }
+
+    /// Builds and pushes a busybox web app whose every page lists its environment variables.
+    async fn push_env_image(&self, repo: &str) -> String {
+        let ctx = self.tmp.join("img-env");
+        std::fs::create_dir_all(ctx.join("www/cgi-bin")).unwrap();
+        std::fs::copy("/bin/busybox", ctx.join("busybox")).expect("busybox-static provides /bin/busybox");
+        let cgi = ctx.join("www/cgi-bin/index.cgi");
+        std::fs::write(&cgi, "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\nenv | sort\n").unwrap();
+        std::fs::set_permissions(&cgi, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        std::fs::write(
+            ctx.join("Dockerfile"),
+            "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\",\"--install\",\"-s\",\"/bin\"]\nCOPY www /www\n\
+             EXPOSE 80\nENTRYPOINT [\"/bin/busybox\",\"httpd\",\"-f\",\"-p\",\"80\",\"-h\",\"/www\"]\n",
+        )
+        .unwrap();
+        self.push_context(repo, "env", &ctx).await
     }
 
     /// Writes a bundle zip and uploads it; the S3 key.
@@ -669,7 +691,10 @@ async fn swaps_cnames_and_reaches_them_through_the_proxy_with_the_aws_cli() {
         "--solution-stack-name",
         "64bit Amazon Linux 2023 v4.3.0 running Docker",
     ]);
-    c.eb(&["wait", "environment-exists", "--environment-names", &blue, &green]);
+    // Polled rather than botocore's waiter (20 s between polls), which the first test covers.
+    for name in [&blue, &green] {
+        c.wait_for(name, "Ready", |e| e["Status"] == "Ready");
+    }
     assert_eq!(c.env(&blue)["VersionLabel"], "blue");
 
     let cfg = c.admin.config().await.unwrap();
@@ -719,7 +744,8 @@ async fn swaps_cnames_and_reaches_them_through_the_proxy_with_the_aws_cli() {
 
     c.admin.terminate(&blue).await.unwrap();
     c.admin.terminate(&green).await.unwrap();
-    c.eb(&["wait", "environment-terminated", "--environment-names", &blue, &green]);
+    c.wait_for_terminated(&blue);
+    c.wait_for_terminated(&green);
     assert!(containers_of(&blue).is_empty());
 }
 
@@ -811,4 +837,151 @@ async fn logs_of_a_failed_deploy_through_the_aws_cli() {
     c.admin.terminate(&env).await.unwrap();
     c.wait_for_terminated(&env);
     assert!(containers_of(&env).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn configuration_lifecycle_and_tags_through_the_aws_cli() {
+    let c = Ctx::new();
+    let app = format!("e2e-cfg-{}", c.suffix);
+    let env = format!("e2e-cfg-{}", c.suffix);
+    let prefix = format!("cfg-{}", c.suffix);
+    let ns = "aws:elasticbeanstalk:application:environment";
+    let stack_name = "64bit Amazon Linux 2023 v4.3.0 running Docker";
+    let image = c.push_env_image(&format!("ebsim-e2e-cfg-{}", c.suffix)).await;
+    c.eb(&["create-storage-location"]);
+    let run = json!({"AWSEBDockerrunVersion": "1", "Image": {"Name": image, "Update": "true"}, "Ports": [{"ContainerPort": "80"}]})
+        .to_string();
+    let v1 = c.bundle(&app, "v1", &[("Dockerrun.aws.json", run.as_bytes())]);
+    let ext =
+        b"option_settings:\n  aws:elasticbeanstalk:application:environment:\n    GREETING: hello from .ebextensions\n";
+    let v2 = c.bundle(&app, "v2", &[("Dockerrun.aws.json", run.as_bytes()), (".ebextensions/01-env.config", ext)]);
+    let created = c.eb(&["create-application", "--application-name", &app, "--tags", "Key=team,Value=web"]);
+    let app_arn = created["Application"]["ApplicationArn"].as_str().unwrap().to_string();
+    for (label, key) in [("v1", &v1), ("v2", &v2)] {
+        c.eb(&[
+            "create-application-version",
+            "--application-name",
+            &app,
+            "--version-label",
+            label,
+            "--source-bundle",
+            &format!("S3Bucket={},S3Key={key}", c.bucket),
+        ]);
+    }
+    let stacks = c.eb(&["list-available-solution-stacks"]);
+    assert!(stacks["SolutionStacks"].as_array().unwrap().iter().any(|s| s == stack_name), "{stacks}");
+    assert_eq!(c.eb(&["check-dns-availability", "--cname-prefix", &prefix])["Available"], true);
+
+    // Launched with a version, settings and tags; the application sees its variables.
+    let launched = c.eb(&[
+        "create-environment",
+        "--application-name",
+        &app,
+        "--environment-name",
+        &env,
+        "--cname-prefix",
+        &prefix,
+        "--version-label",
+        "v1",
+        "--solution-stack-name",
+        stack_name,
+        "--tags",
+        "Key=stage,Value=prod",
+        "--option-settings",
+        &format!("Namespace={ns},OptionName=A,Value=1"),
+        &format!("Namespace={ns},OptionName=B,Value=2"),
+    ]);
+    let arn = launched["EnvironmentArn"].as_str().unwrap().to_string();
+    let dns = c.eb(&["check-dns-availability", "--cname-prefix", &prefix]);
+    assert_eq!(dns["Available"], false);
+    assert_eq!(dns["FullyQualifiedCNAME"], format!("{prefix}.{}.elasticbeanstalk.com", c.stack.region().unwrap()));
+    let ready = c.wait_for(&env, "Ready", |e| e["Status"] == "Ready");
+    assert_eq!((ready["Status"].as_str(), ready["VersionLabel"].as_str()), (Some("Ready"), Some("v1")));
+    let endpoint = ready["EndpointURL"].as_str().unwrap().to_string();
+    let (code, page) = http_get(&endpoint);
+    assert_eq!(code, 200);
+    assert!(page.lines().any(|l| l == "A=1") && page.lines().any(|l| l == "B=2"), "{page}");
+    let cfg = c.eb(&["describe-configuration-settings", "--application-name", &app, "--environment-name", &env]);
+    let opts = cfg["ConfigurationSettings"][0]["OptionSettings"].as_array().unwrap().clone();
+    let get = |opts: &[Value], n: &str, o: &str| {
+        opts.iter()
+            .find(|x| x["Namespace"] == n && x["OptionName"] == o)
+            .map(|x| x["Value"].as_str().unwrap_or("").to_string())
+    };
+    assert_eq!(get(&opts, ns, "A").as_deref(), Some("1"));
+    assert_eq!(get(&opts, "aws:elasticbeanstalk:command", "DeploymentPolicy").as_deref(), Some("AllAtOnce"));
+    assert_eq!(cfg["ConfigurationSettings"][0]["DeploymentStatus"], "deployed");
+
+    // New code and settings in one update: A changes, B goes, .ebextensions adds GREETING.
+    c.eb(&[
+        "update-environment",
+        "--environment-name",
+        &env,
+        "--version-label",
+        "v2",
+        "--option-settings",
+        &format!("Namespace={ns},OptionName=A,Value=9"),
+        "--options-to-remove",
+        &format!("Namespace={ns},OptionName=B"),
+    ]);
+    let updated = c.wait_for(&env, "Ready on v2", |e| e["Status"] == "Ready");
+    assert_eq!(updated["VersionLabel"], "v2");
+    let (_, page) = http_get(&endpoint);
+    assert!(page.lines().any(|l| l == "A=9"), "{page}");
+    assert!(!page.lines().any(|l| l.starts_with("B=")), "{page}");
+    assert!(page.lines().any(|l| l == "GREETING=hello from .ebextensions"), "{page}");
+    let cfg = c.eb(&["describe-configuration-settings", "--application-name", &app, "--environment-name", &env]);
+    let opts = cfg["ConfigurationSettings"][0]["OptionSettings"].as_array().unwrap().clone();
+    assert_eq!((get(&opts, ns, "A").as_deref(), get(&opts, ns, "B")), (Some("9"), None));
+    let unknown = c.eb_err(&[
+        "update-environment",
+        "--environment-name",
+        &env,
+        "--option-settings",
+        "Namespace=aws:elasticbeanstalk:bogus,OptionName=X,Value=1",
+    ]);
+    assert!(
+        unknown.contains("(ConfigurationValidationException)")
+            && unknown.contains("Invalid option specification (Namespace: 'aws:elasticbeanstalk:bogus', OptionName: 'X'): Unknown configuration setting."),
+        "{unknown}"
+    );
+
+    // Tags: the application's, and the environment's with Beanstalk's own, changed by an update.
+    let app_tags = c.eb(&["list-tags-for-resource", "--resource-arn", &app_arn]);
+    assert_eq!(app_tags["ResourceTags"], json!([{"Key": "team", "Value": "web"}]));
+    let env_tags = c.eb(&["list-tags-for-resource", "--resource-arn", &arn]);
+    assert_eq!(env_tags["ResourceTags"][0], json!({"Key": "elasticbeanstalk:environment-name", "Value": env}));
+    assert_eq!(env_tags["ResourceTags"][2], json!({"Key": "stage", "Value": "prod"}));
+    assert_eq!(
+        c.eb(&[
+            "update-tags-for-resource",
+            "--resource-arn",
+            &arn,
+            "--tags-to-add",
+            "Key=owner,Value=ops",
+            "--tags-to-remove",
+            "stage"
+        ]),
+        Value::Null
+    );
+    let begun = Instant::now();
+    loop {
+        let ev = c.eb(&["describe-events", "--environment-name", &env, "--max-items", "3"]);
+        if messages(&ev).iter().any(|m| m == "Environment tag update completed successfully.") {
+            break;
+        }
+        assert!(begun.elapsed() < Duration::from_secs(30), "the tag update never completed: {ev}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let env_tags = c.eb(&["list-tags-for-resource", "--resource-arn", &arn]);
+    assert_eq!(env_tags["ResourceTags"].as_array().unwrap()[2..], [json!({"Key": "owner", "Value": "ops"})]);
+
+    // TerminateEnvironment through the API: its events, the container gone, the CNAME free again.
+    let t = c.eb(&["terminate-environment", "--environment-name", &env]);
+    assert_eq!(t["Status"], "Terminating");
+    c.wait_for_terminated(&env);
+    let ev = c.eb(&["describe-events", "--environment-name", &env, "--max-items", "5"]);
+    assert!(messages(&ev).iter().any(|m| m == "terminateEnvironment completed successfully."), "{ev}");
+    assert!(containers_of(&env).is_empty(), "containers left: {:?}", containers_of(&env));
+    assert_eq!(c.eb(&["check-dns-availability", "--cname-prefix", &prefix])["Available"], true);
 }

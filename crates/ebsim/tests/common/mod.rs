@@ -28,9 +28,18 @@ pub struct FakeRuntime {
     pub launches: Mutex<Vec<String>>,
     /// What each instance "wrote", by container name and by id (kept after removal, as Docker's is).
     pub outputs: Mutex<BTreeMap<String, Vec<String>>>,
+    /// The environment variables of each launch, in launch order.
+    pub env_vars: Mutex<Vec<Vec<(String, String)>>>,
 }
 
 impl FakeRuntime {
+    /// The variables the last launched instance got, sorted (FakeRuntime).
+    pub fn last_env(&self) -> Vec<(String, String)> {
+        let mut v = self.env_vars.lock().unwrap().last().cloned().unwrap_or_default();
+        v.sort();
+        v
+    }
+
     pub fn running_count(&self) -> usize {
         self.running.lock().unwrap().len()
     }
@@ -44,6 +53,7 @@ impl Runtime for FakeRuntime {
                 other => return Err(Failure::Generic(format!("fake runtime cannot run {other:?}"))),
             };
             self.launches.lock().unwrap().push(image.clone());
+            self.env_vars.lock().unwrap().push(spec.env_vars.clone());
             if image.contains("unknown") {
                 return Err(Failure::Generic(format!("manifest unknown: {image}")));
             }

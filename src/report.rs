@@ -38,6 +38,10 @@ pub struct Report {
     pub environments: Vec<EnvironmentReport>,
     /// With blue/green: the environment serving the live CNAME now.
     pub live_environment: Option<String>,
+    /// Whether this step created the environment (one environment; `None` with several).
+    pub environment_created: Option<bool>,
+    /// Versions `keep-versions` deleted.
+    pub deleted_versions: Vec<String>,
     #[serde(skip)]
     pub events: Vec<Event>,
     /// Links for the summary.
@@ -60,6 +64,8 @@ pub struct EnvironmentReport {
     pub url: Option<String>,
     pub seconds: f64,
     pub message: String,
+    /// This step created it (`create-environment`).
+    pub created: bool,
     #[serde(skip)]
     pub spans: Vec<Span>,
 }
@@ -92,13 +98,14 @@ impl Report {
                 url: e.url.clone(),
                 seconds: (e.seconds() * 10.0).round() / 10.0,
                 message: e.message.clone(),
+                created: e.created,
                 spans: e.spans.clone(),
             })
             .collect();
         // The single-environment outputs describe the one environment; with several, see `environments`.
-        let one = match facts.environments.as_slice() {
-            [one] => one.clone(),
-            _ => EnvironmentFacts::default(),
+        let (one, environment_created) = match facts.environments.as_slice() {
+            [one] => (one.clone(), Some(one.created)),
+            _ => (EnvironmentFacts::default(), None),
         };
         Self {
             result: Some(result),
@@ -122,6 +129,8 @@ impl Report {
             phases: facts.phases,
             environments,
             live_environment: facts.live_environment,
+            environment_created,
+            deleted_versions: facts.deleted_versions,
             events: one.events,
             run_url: heading.run_url,
         }
@@ -147,6 +156,7 @@ impl Report {
             ("duration-seconds", format!("{:.0}", self.duration_seconds)),
             ("environments", serde_json::to_string(&self.environments).unwrap_or_else(|_| "[]".to_owned())),
             ("live-environment", s(&self.live_environment)),
+            ("environment-created", self.environment_created.map(|c| c.to_string()).unwrap_or_default()),
         ];
         values.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
     }
@@ -160,8 +170,17 @@ impl Report {
             Mode::Rollback => "Rollback",
             Mode::Deploy => "Deploy",
             Mode::Swap => "Swap",
+            Mode::Terminate => "Termination",
         };
+        let terminate = self.mode == Mode::Terminate;
         let (icon, headline) = match outcome {
+            Outcome::Terminated => ("🗑️", format!("Terminated {env}")),
+            Outcome::Unchanged if terminate => ("✅", format!("{env}: nothing to terminate")),
+            Outcome::Failed | Outcome::Skipped | Outcome::TimedOut | Outcome::Cancelled if terminate => (
+                "❌",
+                format!("Termination of {env} {}", if outcome == Outcome::TimedOut { "timed out" } else { "failed" }),
+            ),
+            Outcome::Started if terminate => ("🚀", format!("Started terminating {env}")),
             _ if self.mode == Mode::Swap && outcome.is_success() => {
                 ("🔀", format!("{} is live", self.live_environment.as_deref().unwrap_or(env)))
             }
@@ -189,9 +208,14 @@ impl Report {
         let env_id = self.environment_id.as_ref().map(|id| format!(" ({id})")).unwrap_or_default();
         row("Environment", Some(format!("{}{env_id}", self.environment)));
         row("URL", self.environment_url.clone());
-        row("Version", Some(format!("`{}`", self.version_label)));
+        if self.environment_created == Some(true) {
+            row("Created", Some("yes, by this step".to_owned()));
+        }
+        if !terminate {
+            row("Version", Some(format!("`{}`", self.version_label)));
+        }
         row("Previous version", self.previous_version_label.as_ref().map(|v| format!("`{v}`")));
-        if self.running_version_label.as_deref() != Some(self.version_label.as_str()) {
+        if !terminate && self.running_version_label.as_deref() != Some(self.version_label.as_str()) {
             row("Running now", self.running_version_label.as_ref().map(|v| format!("`{v}`")));
         }
         row("Image", self.image.as_ref().map(|v| format!("`{v}`")));
@@ -203,6 +227,10 @@ impl Report {
         row("Status", self.status.clone());
         row("Health", health);
         row("Live now", self.live_environment.clone());
+        if !self.deleted_versions.is_empty() {
+            let deleted: Vec<String> = self.deleted_versions.iter().map(|v| format!("`{v}`")).collect();
+            row("Versions deleted (keep-versions)", Some(deleted.join(", ")));
+        }
         row("Duration", Some(format!("{:.0} s", self.duration_seconds)));
         row("Run", self.run_url.clone());
         if !self.phases.is_empty() {

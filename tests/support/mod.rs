@@ -30,6 +30,21 @@ pub struct Stack {
     pub proxy: ProxyAdmin,
 }
 
+/// The values runs were given as environment variables (`environment-variables`): the secret scans look for
+/// them as for the credentials. Shared by every test of the binary, so each run is scanned for all of them.
+static VARIABLE_VALUES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Records the values of an `environment-variables` input for the secret scans (values too short to mask,
+/// under 4 characters, are not secrets a test passes).
+fn remember_variable_values(text: &str) {
+    let mut values = VARIABLE_VALUES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    for value in text.lines().filter_map(|l| l.split_once('=')).map(|(_, v)| v.trim()) {
+        if value.len() >= 4 && !values.iter().any(|v| v == value) {
+            values.push(value.to_owned());
+        }
+    }
+}
+
 /// Faults are one setting for the whole ebsim: tests that inject them take turns.
 static FAULTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -112,12 +127,16 @@ impl Stack {
         self.env.get(name).unwrap_or_else(|| panic!("{name} missing from the stack env")).to_owned()
     }
 
-    /// The secrets a run must never print.
+    /// The secrets a run must never print: the credentials, and every value a run was given as an environment
+    /// variable.
     pub fn secrets(&self) -> Vec<String> {
         use base64::Engine as _;
         let ecr_password = self.env.registry_password().expect("AWS_ACCOUNT_ID");
         let ecr_token = base64::engine::general_purpose::STANDARD.encode(format!("AWS:{ecr_password}"));
-        vec![self.var("AWS_SECRET_ACCESS_KEY"), self.var("AWS_SESSION_TOKEN"), ecr_password, ecr_token]
+        let mut secrets =
+            vec![self.var("AWS_SECRET_ACCESS_KEY"), self.var("AWS_SESSION_TOKEN"), ecr_password, ecr_token];
+        secrets.extend(VARIABLE_VALUES.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().cloned());
+        secrets
     }
 
     async fn sdk_config(&self) -> aws_config::SdkConfig {
@@ -337,6 +356,9 @@ impl Stack {
         }
         cmd.env(eb_deploy::inputs::env_var_name("registry"), self.var("LOCAL_REGISTRY"));
         for (k, v) in inputs {
+            if *k == "environment-variables" {
+                remember_variable_values(v);
+            }
             cmd.env(eb_deploy::inputs::env_var_name(k), v);
         }
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());

@@ -78,7 +78,7 @@ async fn run() -> ExitCode {
         }
     }
     // Environment variables' values, before anything (an invalid-input message included) could print them.
-    for value in eb_deploy::options::values_to_mask(raw.get("environment-variables"), raw.get("option-settings")) {
+    for value in eb_deploy::options::values_to_mask(raw.get("environment-variables").unwrap_or_default()) {
         console.mask(&value);
     }
     init_tracing(ctx.debug || flags.debug);

@@ -371,30 +371,14 @@ fn scalar(v: &serde_yaml_ng::Value) -> Option<String> {
     }
 }
 
-/// Every value the two inputs would set as an environment variable, read leniently (malformed lines and items
-/// included), so they can be masked before anything could print them.
-pub fn values_to_mask(variables: Option<&str>, option_settings: Option<&str>) -> Vec<String> {
-    let mut values: Vec<String> = variables
-        .unwrap_or_default()
+/// The values `environment-variables` sets, read leniently (malformed lines included), so they can be masked
+/// before anything could print them. (`option-settings` values are not masked: a value that is a plain word
+/// would be hidden wherever it appears in the log; they are never printed either.)
+pub fn values_to_mask(variables: &str) -> Vec<String> {
+    variables
         .lines()
         .filter_map(|l| l.split_once('=').map(|(_, v)| v.strip_suffix('\r').unwrap_or(v).to_owned()))
-        .collect();
-    if let Some(Ok(serde_yaml_ng::Value::Sequence(items))) =
-        option_settings.map(serde_yaml_ng::from_str::<serde_yaml_ng::Value>)
-    {
-        for item in &items {
-            let namespace = ["namespace", "Namespace"].iter().find_map(|k| item.get(*k).and_then(scalar));
-            if namespace.as_deref() != Some(VARIABLES) {
-                continue;
-            }
-            for key in ["value", "Value"] {
-                if let Some(v) = item.get(key).and_then(scalar) {
-                    values.push(v);
-                }
-            }
-        }
-    }
-    values
+        .collect()
 }
 
 /// The step's changes from its three inputs, each already parsed: variables set, variables removed, options
@@ -576,11 +560,7 @@ mod tests {
 
     #[test]
     fn values_to_mask_are_read_leniently() {
-        let values = values_to_mask(
-            Some("A=first-secret\nbad line\nB=x=second"),
-            Some("- {namespace: aws:elasticbeanstalk:application:environment, option-name: C, value: third-secret}"),
-        );
-        assert_eq!(values, vec!["first-secret", "x=second", "third-secret"]);
-        assert!(values_to_mask(None, Some("[")).is_empty());
+        assert_eq!(values_to_mask("A=first-secret\nbad line\nB=x=second\r\n"), vec!["first-secret", "x=second"]);
+        assert!(values_to_mask("").is_empty());
     }
 }

@@ -1,8 +1,8 @@
 //! End to end on the local stack: configuration and lifecycle. Variables from the step reach the running app
 //! (the example app serves them at /cgi-bin/env?NAME) in the same update as the version, unchanged ones
 //! survive, removed ones go, and a rollback restores the settings the older version ran with; an environment
-//! is created from nothing by two runs at once; `mode: terminate` terminates what eb-deploy created and refuses
-//! the rest; `keep-versions` deletes versions and their bundles; the version quota's error says what to do.
+//! is created from nothing by two runs at once; the preview workflow's own inputs create, update and terminate a
+//! pull request's environment, and `mode: terminate` refuses what eb-deploy did not create; `keep-versions` deletes versions and their bundles; the version quota's error says what to do.
 //! Every value passed as a variable is added to the secret scan of each run (tests/support).
 #![cfg(feature = "e2e")]
 
@@ -173,27 +173,79 @@ async fn an_environment_created_from_nothing_by_two_runs_at_once_serves_the_vers
     assert_eq!(stack.fetch_cname(&cname, "/cgi-bin/env?GREETING"), secret);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn terminate_takes_what_eb_deploy_created_and_refuses_what_it_did_not() {
-    let stack = Stack::load();
-    let (app, theirs, ours) = (unique("term"), unique("web"), unique("pr"));
-    stack.create_environment(&app, &theirs).await;
-    let mut create = inputs(&app, &ours, "v1", "APP_VERSION=v1");
-    create.push(("create-environment", "true"));
-    let created = stack.run(&example_app(), &create);
-    assert_eq!(created.out("environment-created"), "true", "{}", created.dump());
-    let terminate = |env: &str, force: &str| {
-        stack.run(
-            &example_app(),
-            &[("application-name", &app), ("environment-name", env), ("mode", "terminate"), ("force-terminate", force)],
-        )
-    };
+/// The `with:` of the eb-deploy step of `job` in examples/workflows/preview.yml, its expressions replaced by
+/// `values` (`vars.EB_APPLICATION` → …).
+fn preview_step(job: &str, values: &[(&str, &str)]) -> Vec<(String, String)> {
+    let path = support::root().join("examples/workflows/preview.yml");
+    let workflow: serde_yaml_ng::Value = serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let steps = workflow["jobs"][job]["steps"].as_sequence().expect("steps");
+    let step = steps.iter().find(|s| s["uses"].as_str().is_some_and(|u| u.starts_with("team/eb-deploy@"))).unwrap();
+    let with = step["with"].as_mapping().expect("with");
+    with.iter()
+        .map(|(k, v)| {
+            let mut text = match v {
+                serde_yaml_ng::Value::String(s) => s.clone(),
+                other => serde_yaml_ng::to_string(other).unwrap().trim().to_owned(),
+            };
+            for (expression, value) in values {
+                text = text.replace(&format!("${{{{ {expression} }}}}"), value);
+            }
+            assert!(!text.contains("${{"), "{k:?}: an expression left in {text:?}");
+            (k.as_str().unwrap().to_owned(), text)
+        })
+        .collect()
+}
 
-    // Not created by eb-deploy: refused, nothing changed.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_preview_workflow_creates_updates_and_terminates_and_terminate_refuses_the_rest() {
+    let stack = Stack::load();
+    let (app, theirs) = (unique("preview"), unique("web"));
+    stack.create_environment(&app, &theirs).await;
+    let number = (stack.admin.last_request_seq().await.unwrap() % 900_000 + 100_000).to_string();
+    let ours = format!("pr-{number}");
+    let database = unique("database-secret");
+    let values = [
+        ("vars.EB_APPLICATION", app.as_str()),
+        ("github.event.pull_request.number", number.as_str()),
+        ("secrets.PREVIEW_DATABASE_URL", database.as_str()),
+    ];
+    let owned = |pairs: &[(String, String)], extra: &[(&'static str, &'static str)]| {
+        let mut all: Vec<(String, String)> = pairs.to_vec();
+        all.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        all
+    };
+    let run = |pairs: Vec<(String, String)>| {
+        let borrowed: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        stack.run(&example_app(), &borrowed)
+    };
+    let deploy = preview_step("deploy", &values);
+    let terminate = preview_step("terminate", &values);
+
+    // The pull request's first push creates pr-<number>; its next one deploys to it (a label per push).
+    let first = run(owned(&deploy, &[("version-label", "push-1")]));
+    assert_eq!(first.code, Some(0), "{}", first.dump());
+    assert_eq!((first.out("result"), first.out("environment-created")), ("deployed", "true"));
+    assert!(first.out("environment-url").starts_with(&format!("http://{ours}.")), "{}", first.dump());
+    assert_eq!(variable(&stack, &ours, "DATABASE_URL").await.as_deref(), Some(database.as_str()));
+    assert_eq!(variable(&stack, &ours, "APP_ENV").await.as_deref(), Some("preview"), "from option-settings");
+    let eb = stack.eb().await;
+    let settings = eb.describe_configuration_settings().application_name(&app).environment_name(&ours).send().await;
+    let settings = settings.unwrap();
+    let single = settings.configuration_settings()[0].option_settings().iter().any(|o| {
+        o.namespace() == Some("aws:elasticbeanstalk:environment")
+            && o.option_name() == Some("EnvironmentType")
+            && o.value() == Some("SingleInstance")
+    });
+    assert!(single, "the preview's option settings went with the launch");
+    let second = run(owned(&deploy, &[("version-label", "push-2")]));
+    assert_eq!((second.out("result"), second.out("environment-created")), ("deployed", "false"), "{}", second.dump());
+    assert_eq!(second.out("previous-version-label"), "push-1");
+
+    // An environment eb-deploy did not create is refused, and nothing changes.
     let seq = stack.admin.last_request_seq().await.unwrap();
-    let refused = terminate(&theirs, "false");
-    assert_eq!(refused.code, Some(1), "{}", refused.dump());
-    assert_eq!(refused.out("result"), "failed");
+    let refused =
+        stack.run(&example_app(), &[("application-name", &app), ("environment-name", &theirs), ("mode", "terminate")]);
+    assert_eq!((refused.code, refused.out("result")), (Some(1), "failed"), "{}", refused.dump());
     assert!(
         refused.stdout.contains("was not created by eb-deploy") && refused.stdout.contains("force-terminate: true")
     );
@@ -206,23 +258,29 @@ async fn terminate_takes_what_eb_deploy_created_and_refuses_what_it_did_not() {
     assert!(writes.is_empty(), "{writes:?}");
     assert_eq!(stack.admin.environment(&theirs).await.unwrap().unwrap().status, "Ready");
 
-    // Created by eb-deploy for this repository: terminated, and the step waits until it is.
-    let gone = terminate(&ours, "false");
-    assert_eq!(gone.code, Some(0), "{}", gone.dump());
-    assert_eq!(gone.out("result"), "terminated");
-    assert_eq!(gone.out("status"), "Terminated");
-    assert!(gone.stdout.contains("terminateEnvironment completed successfully."), "{}", gone.dump());
-    assert!(gone.summary.contains(&format!("Terminated {ours}")), "{}", gone.summary);
-    let eb = stack.eb().await;
+    // Closing the pull request terminates pr-<number>, and the step waits until it is gone.
+    let closed = run(terminate.clone());
+    assert_eq!(closed.code, Some(0), "{}", closed.dump());
+    assert_eq!((closed.out("result"), closed.out("status")), ("terminated", "Terminated"));
+    assert!(closed.stdout.contains("terminateEnvironment completed successfully."), "{}", closed.dump());
+    assert!(closed.summary.contains(&format!("Terminated {ours}")), "{}", closed.summary);
     let dns = eb.check_dns_availability().cname_prefix(&ours).send().await.unwrap();
     assert_eq!(dns.available(), Some(true), "its CNAME is free again");
 
-    // Again (a pull request closed twice): nothing to do, and that is a success.
-    let again = terminate(&ours, "false");
+    // Closed twice: nothing to do, and that is a success.
+    let again = run(terminate);
     assert_eq!((again.code, again.out("result")), (Some(0), "unchanged"), "{}", again.dump());
 
     // force-terminate takes the other one.
-    let forced = terminate(&theirs, "true");
+    let forced = stack.run(
+        &example_app(),
+        &[
+            ("application-name", &app),
+            ("environment-name", &theirs),
+            ("mode", "terminate"),
+            ("force-terminate", "true"),
+        ],
+    );
     assert_eq!(forced.out("result"), "terminated", "{}", forced.dump());
 }
 

@@ -190,11 +190,12 @@ async fn launch_one<I: ImageStage>(
     }
     let (kind, message) = match &outcome.verdict {
         // A launch that failed leaves an environment with no version: say so, and what to do.
-        Verdict::Failed(Failure::Reverted { error, .. }) => (
+        Verdict::Failed(Failure::Reverted { error, running }) => (
             Outcome::Failed,
             format!(
-                "the launch of {name} with {label} failed{}; the environment was created but runs no version: fix the cause and run again (the next run deploys to it), or remove it with mode: terminate",
-                error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default()
+                "the launch of {name} with {label} failed{}; the environment was created but runs {}: fix the cause and run again (the next run deploys to it), or remove it with mode: terminate",
+                error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default(),
+                running.as_deref().unwrap_or("no version")
             ),
         ),
         verdict => {
@@ -223,7 +224,11 @@ async fn created_meanwhile<I: ImageStage>(e: &Engine<'_, I>, watch: &Watch<'_>, 
     };
     let env = match e.aws.eb.environment(&e.cfg.application, name).await {
         Ok(Some(env)) => env,
-        Ok(None) => return failed(format!("{name} was reported to exist, but Elastic Beanstalk does not list it")),
+        Ok(None) => {
+            return failed(format!(
+                "an environment named {name} exists in another application of this region (names are unique in a region); choose another environment-name"
+            ));
+        }
         Err(err) => return failed(format!("{err:#}")),
     };
     let since = Instant::now();

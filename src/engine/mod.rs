@@ -1153,6 +1153,10 @@ mod tests {
         let r = run(Scenario { no_environment: true, ..Scenario::default() }, &[("mode", "terminate")]).await;
         assert_eq!(r.outcome(), Outcome::Unchanged);
         assert!(r.mutations().is_empty());
+        // Unless the application is not there either: then the names are wrong.
+        let sc = Scenario { no_environment: true, app_missing: true, ..Scenario::default() };
+        let r = run(sc, &[("mode", "terminate")]).await;
+        assert!(r.error().contains("application app does not exist"), "{}", r.error());
     }
 
     #[tokio::test(start_paused = true)]

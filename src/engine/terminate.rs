@@ -56,6 +56,10 @@ pub(crate) async fn terminate<I: ImageStage>(e: &Engine<'_, I>, force: bool) -> 
     let (app, eb) = (e.cfg.application.as_str(), &e.aws.eb);
     let group = e.console.group(format!("Check {}", e.cfg.environments_phrase()));
     let found = eb.not_terminated(app, Some(&e.cfg.environments)).await?;
+    // "Nothing to terminate" is a success only when the application is the right one.
+    if found.len() < e.cfg.environments.len() && !eb.application_exists(app).await? {
+        bail!("application {app} does not exist in {}; check application-name and region", e.aws.region);
+    }
     let mut results = Vec::new();
     let mut doomed: Vec<Environment> = Vec::new();
     let mut refusals = Vec::new();

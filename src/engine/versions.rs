@@ -11,8 +11,9 @@ use crate::beanstalk::Version;
 
 /// Elastic Beanstalk's default quota of application versions per region.
 pub(crate) const QUOTA: usize = 1000;
-/// Pages of 1,000 read when counting the region's versions (a raised quota may hold more).
-const COUNT_PAGES: usize = 5;
+/// Pages of 1,000 read when counting the region's versions: one is enough to reach 90% of the default quota,
+/// and keeps the count to one call however many versions there are.
+const COUNT_PAGES: usize = 1;
 /// Pages of 1,000 read when listing the application's versions to prune.
 const PRUNE_PAGES: usize = 10;
 

@@ -395,6 +395,39 @@ mod tests {
     }
 
     #[test]
+    fn a_created_environment_and_a_termination_say_so() {
+        let heading = |mode| Heading {
+            mode,
+            application: "app".into(),
+            environment: "pr-12".into(),
+            version_label: "v2".into(),
+            run_url: None,
+        };
+        let mut facts = Facts::default();
+        facts.environment("pr-12").created = true;
+        facts.deleted_versions = vec!["v1".into()];
+        let r = Report::new(heading(Mode::Deploy), facts.clone(), Outcome::Deployed, "created".into(), 1.0);
+        let outputs: std::collections::BTreeMap<String, String> = r.outputs().into_iter().collect();
+        assert_eq!(outputs["environment-created"], "true");
+        assert!(outputs["environments"].contains("\"created\":true"), "{}", outputs["environments"]);
+        let md = r.summary();
+        assert!(
+            md.contains("| Created | yes, by this step |")
+                && md.contains("| Versions deleted (keep-versions) | `v1` |")
+        );
+
+        facts.environment("pr-13");
+        let fleet = Report::new(heading(Mode::Deploy), facts.clone(), Outcome::Deployed, String::new(), 1.0);
+        assert!(fleet.outputs().contains(&("environment-created".into(), String::new())), "empty with several");
+
+        let gone = Report::new(heading(Mode::Terminate), Facts::default(), Outcome::Terminated, "gone".into(), 1.0);
+        assert!(gone.summary().starts_with("## 🗑️ Terminated pr-12"), "{}", gone.summary());
+        assert!(!gone.summary().contains("| Version |"), "a termination deploys no version");
+        let refused = Report::new(heading(Mode::Terminate), Facts::default(), Outcome::Failed, "no".into(), 1.0);
+        assert!(refused.summary().starts_with("## ❌ Termination of pr-12 failed"), "{}", refused.summary());
+    }
+
+    #[test]
     fn fleets_get_a_row_each_a_json_output_and_a_gantt_chart() {
         let heading = Heading {
             mode: Mode::Deploy,

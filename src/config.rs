@@ -10,6 +10,7 @@ use crate::dockerrun::{DOCKERRUN, Template};
 use crate::format::parse_duration;
 use crate::inputs::RawInputs;
 use crate::names;
+use crate::options::{self, Changes};
 
 /// What the step does.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -22,6 +23,8 @@ pub enum Mode {
     Rollback,
     /// Swap the CNAMEs of two environments; nothing is deployed.
     Swap,
+    /// Terminate environments eb-deploy created; nothing is deployed.
+    Terminate,
 }
 
 impl Mode {
@@ -31,6 +34,7 @@ impl Mode {
             Mode::Deploy => "deploy",
             Mode::Rollback => "rollback",
             Mode::Swap => "swap",
+            Mode::Terminate => "terminate",
         }
     }
 }
@@ -132,6 +136,9 @@ pub enum Plan {
     Rollback,
     /// Swap the CNAMEs of the environment and `swap-with`; nothing is deployed.
     Swap,
+    /// Terminate the environments and wait until they are gone; only those eb-deploy created for this
+    /// repository unless `force`.
+    Terminate { force: bool },
 }
 
 impl Plan {
@@ -141,6 +148,7 @@ impl Plan {
             Plan::Deploy(_) => Mode::Deploy,
             Plan::Rollback => Mode::Rollback,
             Plan::Swap => Mode::Swap,
+            Plan::Terminate { .. } => Mode::Terminate,
         }
     }
 }
@@ -205,6 +213,40 @@ pub struct RecoveryPlan {
     /// Fetch and show the instances' tail logs.
     pub logs: bool,
 }
+/// The platform a created environment runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Platform {
+    /// The newest "Amazon Linux 2023 … running Docker" solution stack Beanstalk lists.
+    NewestDocker,
+    /// A solution stack by name.
+    SolutionStack(String),
+    /// A platform by ARN.
+    Arn(String),
+}
+
+/// How a missing environment is created (`create-environment: true`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Launch {
+    pub platform: Platform,
+    /// `PREFIX.REGION.elasticbeanstalk.com`; Beanstalk picks one when not given.
+    pub cname_prefix: Option<String>,
+}
+
+/// What the step creates when it is missing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Create {
+    /// `create-application: true`.
+    pub application: bool,
+    /// `create-environment: true`, and how.
+    pub environment: Option<Launch>,
+    /// The user's tags for what is created (eb-deploy adds its own, [`OWNER_TAG`]).
+    pub tags: Vec<(String, String)>,
+}
+
+/// The tag eb-deploy puts on what it creates: the repository it was created for (`mode: terminate` checks it).
+pub const OWNER_TAG: &str = "eb-deploy:repository";
+/// Most tags a Beanstalk resource carries (eb-deploy's own included).
+pub const MAX_TAGS: usize = 50;
 
 /// In which order several environments are rolled out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -258,6 +300,16 @@ pub struct Config {
     /// Blue/green: the live environment whose CNAME the deployed one takes once verified (or, in swap mode,
     /// the other one of the pair).
     pub swap_with: Option<String>,
+    /// Option settings (environment variables first) that go into the same UpdateEnvironment call as the
+    /// version; empty when none were given.
+    pub settings: Changes,
+    /// What is created when missing.
+    pub create: Create,
+    /// `keep-versions`: after a successful deploy, delete the oldest versions beyond this many.
+    pub keep_versions: Option<usize>,
+    /// Who creates things: the repository (`owner/name`), or `local` outside Actions; the value of
+    /// [`OWNER_TAG`].
+    pub owner: String,
     /// Inputs given that this mode does not use (reported as warnings).
     pub ignored: Vec<&'static str>,
 }
@@ -313,6 +365,11 @@ impl RunContext {
     pub fn run_url(&self) -> Option<String> {
         Some(format!("{}/actions/runs/{}", self.repository_url()?, self.run_id.as_ref()?))
     }
+
+    /// Who creates things, for the [`OWNER_TAG`]: the repository, or `local` outside Actions.
+    pub fn owner(&self) -> String {
+        self.repository.clone().unwrap_or_else(|| "local".to_owned())
+    }
 }
 
 /// One invalid input.
@@ -357,6 +414,12 @@ impl<'a> Checker<'a> {
 
     fn get(&self, name: &str) -> Option<&'a str> {
         self.raw.get(name)
+    }
+
+    /// Whether the input was given with a value other than its declared default.
+    fn given(&self, name: &str) -> bool {
+        let default = crate::inputs::spec(name).map(|s| s.default);
+        self.raw.get(name).is_some_and(|v| !matches!(default, Some(crate::inputs::DefaultValue::Value(d)) if d == v))
     }
 
     fn or_default(&self, name: &'static str) -> &'a str {
@@ -478,6 +541,139 @@ impl<'a> Checker<'a> {
         Some(CheckPlan { target, statuses, body: self.get("check-body").map(str::to_owned), timeout })
     }
 
+    /// A parsed value, or its errors recorded against `input`.
+    fn parsed<T>(&mut self, input: &'static str, result: Result<T, Vec<String>>) -> Option<T> {
+        match result {
+            Ok(v) => Some(v),
+            Err(errors) => {
+                for e in errors {
+                    self.fail(input, e);
+                }
+                None
+            }
+        }
+    }
+
+    /// `environment-variables`, `remove-environment-variables` and `option-settings`, as one set of changes.
+    fn settings(&mut self) -> Changes {
+        let text = |c: &Self, name: &str| c.get(name).unwrap_or_default();
+        let variables =
+            self.parsed("environment-variables", options::parse_variables(text(self, "environment-variables")));
+        let removed = self
+            .parsed("remove-environment-variables", options::parse_names(text(self, "remove-environment-variables")));
+        let option_settings = match self.get("option-settings") {
+            Some(yaml) => self.parsed("option-settings", options::parse_option_settings(yaml)),
+            None => Some(Vec::new()),
+        };
+        let (Some(variables), Some(removed), Some(option_settings)) = (variables, removed, option_settings) else {
+            return Changes::default();
+        };
+        match options::combine(variables, removed, option_settings) {
+            Ok(changes) => changes,
+            Err(errors) => {
+                for (input, message) in errors {
+                    self.fail(input, message);
+                }
+                Changes::default()
+            }
+        }
+    }
+
+    /// `tags`: KEY=VALUE lines within Beanstalk's limits, leaving room and the key for eb-deploy's own tag.
+    fn tags(&mut self) -> Vec<(String, String)> {
+        let tags = self.key_values("tags");
+        for (n, (key, value)) in tags.iter().enumerate() {
+            let lower = key.to_ascii_lowercase();
+            if key.chars().count() > 128 || value.chars().count() > 256 {
+                self.fail("tags", format!("{key}: keys have at most 128 characters and values at most 256"));
+            } else if ["aws:", "elasticbeanstalk:", "eb-deploy:"].iter().any(|p| lower.starts_with(p)) {
+                self.fail(
+                    "tags",
+                    format!("{key}: keys starting with aws:, elasticbeanstalk: or eb-deploy: are reserved"),
+                );
+            } else if tags[..n].iter().any(|(k, _)| k == key) {
+                self.fail("tags", format!("{key} is given twice"));
+            }
+        }
+        if tags.len() >= MAX_TAGS {
+            self.fail(
+                "tags",
+                format!("gives {} tags; Elastic Beanstalk allows {MAX_TAGS}, one of them eb-deploy's", tags.len()),
+            );
+        }
+        tags
+    }
+
+    /// `create-application`, `create-environment` and what a created environment needs.
+    fn create(&mut self, environments: usize) -> Create {
+        let application = self.boolean("create-application");
+        let environment = self.boolean("create-environment");
+        let platform = match self.get("solution-stack") {
+            None => Platform::NewestDocker,
+            Some(v) if v.contains(['\n', '\r']) || v.chars().count() > 200 => {
+                self.fail("solution-stack", "must be one solution stack name or platform ARN, on one line");
+                Platform::NewestDocker
+            }
+            Some(v) if v.starts_with("arn:") => {
+                if !(v.contains(":elasticbeanstalk:") && v.contains(":platform/")) {
+                    self.fail(
+                        "solution-stack",
+                        format!("{v:?} is not an Elastic Beanstalk platform ARN (arn:aws:elasticbeanstalk:REGION::platform/NAME/VERSION)"),
+                    );
+                }
+                Platform::Arn(v.to_owned())
+            }
+            Some(v) => Platform::SolutionStack(v.to_owned()),
+        };
+        let cname_prefix = self.get("cname-prefix").map(str::to_owned);
+        if let Some(p) = &cname_prefix {
+            let ok = (4..=63).contains(&p.len())
+                && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !p.starts_with('-')
+                && !p.ends_with('-');
+            if !ok {
+                self.fail(
+                    "cname-prefix",
+                    format!("{p:?} is not a CNAME prefix: 4 to 63 letters, digits or hyphens, not starting or ending with a hyphen"),
+                );
+            } else if environments > 1 {
+                self.fail("cname-prefix", "is one environment's CNAME: give a single environment-name with it");
+            }
+        }
+        let tags = self.tags();
+        if !environment {
+            for name in ["solution-stack", "cname-prefix"] {
+                if self.get(name).is_some() {
+                    self.fail(
+                        name,
+                        "is used only to create an environment: set create-environment: true, or remove it",
+                    );
+                }
+            }
+            if !application && !tags.is_empty() {
+                self.fail("tags", "are used only for what eb-deploy creates: set create-environment or create-application: true, or remove them");
+            }
+        }
+        let environment = environment.then_some(Launch { platform, cname_prefix });
+        Create { application, environment, tags }
+    }
+
+    /// `keep-versions`: a positive number, or none.
+    fn keep_versions(&mut self) -> Option<usize> {
+        let v = self.get("keep-versions")?;
+        match v.parse::<usize>() {
+            Ok(n) if (1..=1000).contains(&n) => Some(n),
+            _ => {
+                let v = v.to_owned();
+                self.fail(
+                    "keep-versions",
+                    format!("{v:?} is not a number of versions from 1 to 1000 (leave it empty to keep them all)"),
+                );
+                None
+            }
+        }
+    }
+
     /// `environment-name`: one or more valid names, one per line or comma-separated, each once.
     fn environment_names(&mut self) -> Vec<String> {
         let given = self.required("environment-name", "name the Elastic Beanstalk environment(s) to deploy to");
@@ -591,13 +787,21 @@ impl Config {
         }
         let environments = c.environment_names();
         let mode = c
-            .choice("mode", &[("deploy", Mode::Deploy), ("rollback", Mode::Rollback), ("swap", Mode::Swap)])
+            .choice(
+                "mode",
+                &[
+                    ("deploy", Mode::Deploy),
+                    ("rollback", Mode::Rollback),
+                    ("swap", Mode::Swap),
+                    ("terminate", Mode::Terminate),
+                ],
+            )
             .unwrap_or(Mode::Deploy);
 
         let version_label = match (c.get("version-label"), mode) {
             (Some(v), _) => v.to_owned(),
             // Nothing is deployed: the label only names the step in the report.
-            (None, Mode::Swap) => default_label(ctx).unwrap_or_else(|| "swap".to_owned()),
+            (None, Mode::Swap | Mode::Terminate) => default_label(ctx).unwrap_or_else(|| mode.name().to_owned()),
             (None, Mode::Rollback) => {
                 c.fail("version-label", "is required in rollback mode: give the existing version label to return to");
                 String::new()
@@ -776,9 +980,39 @@ impl Config {
             c.fail("platform", format!("{p:?} is not a platform; use os/arch such as linux/amd64 or linux/arm64"));
         }
 
+        let settings = c.settings();
+        let create = c.create(environments.len());
+        let keep_versions = c.keep_versions();
+        let force_terminate = c.boolean("force-terminate");
+        // Only a deploy or a rollback changes settings, creates, or prunes versions (checked above all the same,
+        // so a bad value fails in any mode).
+        let (settings, create, keep_versions) = match mode {
+            Mode::Deploy | Mode::Rollback => (settings, create, keep_versions),
+            Mode::Swap | Mode::Terminate => (Changes::default(), Create::default(), None),
+        };
+
         let mut ignored = Vec::new();
+        // Inputs of what a deploy or rollback changes besides the version, ignored in the modes that change no
+        // version; and the other way round.
+        let lifecycle = [
+            "environment-variables",
+            "remove-environment-variables",
+            "option-settings",
+            "create-application",
+            "create-environment",
+            "solution-stack",
+            "cname-prefix",
+            "tags",
+            "keep-versions",
+        ];
+        let unused: Vec<&'static str> = match mode {
+            Mode::Deploy | Mode::Rollback => vec!["force-terminate"],
+            Mode::Swap => lifecycle.to_vec(),
+            Mode::Terminate => [&lifecycle[..], &["swap-with"]].concat(),
+        };
+        ignored.extend(unused.into_iter().filter(|name| c.given(name)));
         let plan = match mode {
-            Mode::Rollback | Mode::Swap => {
+            Mode::Rollback | Mode::Swap | Mode::Terminate => {
                 for name in [
                     "image",
                     "dockerrun",
@@ -794,7 +1028,11 @@ impl Config {
                         ignored.push(crate::inputs::spec(name).map_or("image", |s| s.name));
                     }
                 }
-                if mode == Mode::Swap { Plan::Swap } else { Plan::Rollback }
+                match mode {
+                    Mode::Swap => Plan::Swap,
+                    Mode::Terminate => Plan::Terminate { force: force_terminate },
+                    _ => Plan::Rollback,
+                }
             }
             Mode::Deploy => {
                 let source = match c.get("image") {
@@ -902,6 +1140,10 @@ impl Config {
             check,
             recovery,
             swap_with,
+            settings,
+            create,
+            keep_versions,
+            owner: ctx.owner(),
             ignored,
         })
     }
@@ -950,7 +1192,7 @@ mod tests {
     fn deploy(cfg: Config) -> DeployPlan {
         match cfg.plan {
             Plan::Deploy(plan) => *plan,
-            Plan::Rollback | Plan::Swap => panic!("expected a deploy plan"),
+            Plan::Rollback | Plan::Swap | Plan::Terminate { .. } => panic!("expected a deploy plan"),
         }
     }
 
@@ -1120,6 +1362,78 @@ mod tests {
         let cfg = check(&[("environment-name", "shop-eu,shop-us"), ("strategy", "sequential")]).unwrap();
         assert_eq!(cfg.strategy, Strategy::Sequential);
         assert_eq!(cfg.environments_phrase(), "shop-eu, shop-us");
+    }
+
+    #[test]
+    fn settings_from_three_inputs_go_with_the_version() {
+        let cfg = check(&[
+            ("environment-variables", "API_URL=https://api\nTOKEN=s3cr3t"),
+            ("remove-environment-variables", "OLD_FLAG"),
+            ("option-settings", "- {namespace: aws:elasticbeanstalk:command, option-name: Timeout, value: 900}"),
+            ("keep-versions", "20"),
+        ])
+        .unwrap();
+        assert_eq!(
+            cfg.settings.describe(),
+            "environment variables API_URL, TOKEN; removes OLD_FLAG; options aws:elasticbeanstalk:command Timeout"
+        );
+        assert_eq!(cfg.keep_versions, Some(20));
+        assert_eq!(cfg.owner, "team/app");
+        let err = check(&[("environment-variables", "TOKEN=a\nTOKEN=b"), ("keep-versions", "0")]).unwrap_err();
+        let inputs: Vec<_> = err.0.iter().map(|e| e.input).collect();
+        assert_eq!(inputs, ["environment-variables", "keep-versions"], "{err}");
+        assert!(!err.to_string().contains("TOKEN=a"), "values are never quoted: {err}");
+    }
+
+    #[test]
+    fn creation_needs_create_environment_and_one_name_per_cname() {
+        let cfg = check(&[
+            ("create-application", "true"),
+            ("create-environment", "true"),
+            ("cname-prefix", "shop-preview"),
+            ("tags", "team=web\ncost-centre=42"),
+        ])
+        .unwrap();
+        assert!(cfg.create.application);
+        let launch = cfg.create.environment.clone().unwrap();
+        assert_eq!(launch.platform, Platform::NewestDocker);
+        assert_eq!(launch.cname_prefix.as_deref(), Some("shop-preview"));
+        assert_eq!(cfg.create.tags.len(), 2);
+        let cfg = check(&[
+            ("create-environment", "true"),
+            (
+                "solution-stack",
+                "arn:aws:elasticbeanstalk:us-east-1::platform/Docker running on 64bit Amazon Linux 2023/4.3.0",
+            ),
+        ])
+        .unwrap();
+        assert!(matches!(cfg.create.environment.unwrap().platform, Platform::Arn(_)));
+
+        let err = check(&[("cname-prefix", "shop-preview"), ("solution-stack", "x")]).unwrap_err();
+        assert!(err.0.iter().all(|e| e.message.contains("create-environment: true")), "{err}");
+        let err = check(&[
+            ("create-environment", "true"),
+            ("environment-name", "shop-a1,shop-b1"),
+            ("cname-prefix", "shop-preview"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.0[0].input, "cname-prefix");
+        let err = check(&[("create-environment", "true"), ("tags", "eb-deploy:repository=me")]).unwrap_err();
+        assert!(err.0[0].message.contains("reserved"), "{err}");
+    }
+
+    #[test]
+    fn terminate_builds_nothing_and_changes_no_settings() {
+        let cfg =
+            check(&[("mode", "terminate"), ("environment-variables", "A=1"), ("force-terminate", "true")]).unwrap();
+        assert!(matches!(cfg.plan, Plan::Terminate { force: true }));
+        assert!(cfg.settings.is_empty());
+        assert_eq!(cfg.ignored, vec!["environment-variables", "image"]);
+        // A default value given the way the runner passes defaults is not "ignored".
+        let cfg = check(&[("mode", "terminate"), ("create-environment", "false")]).unwrap();
+        assert_eq!(cfg.ignored, vec!["image"]);
+        let cfg = check(&[("force-terminate", "true")]).unwrap();
+        assert_eq!(cfg.ignored, vec!["force-terminate"]);
     }
 
     #[test]

@@ -62,13 +62,13 @@ pub const INPUTS: &[InputSpec] = &[
         required: true,
         default: NoDefault,
         kind: Lines,
-        description: "Elastic Beanstalk environment(s) to deploy to: one name, or several of the same application (one per line, or comma-separated). They must already exist. The image is built and the version created once for all of them.",
+        description: "Elastic Beanstalk environment(s) to deploy to: one name, or several of the same application (one per line, or comma-separated). They must already exist, unless create-environment is true. The image is built and the version created once for all of them.",
     },
     input(
         "mode",
         Value("deploy"),
         Text,
-        "`deploy` (build, push, bundle and deploy a new version), `rollback` (deploy an existing version-label; no build, no upload) or `swap` (swap the CNAMEs of environment-name and swap-with, nothing deployed: swap-with takes the CNAME environment-name holds, which undoes a blue/green release run with the same names).",
+        "`deploy` (build, push, bundle and deploy a new version), `rollback` (deploy an existing version-label; no build, no upload), `swap` (swap the CNAMEs of environment-name and swap-with, nothing deployed: swap-with takes the CNAME environment-name holds, which undoes a blue/green release run with the same names) or `terminate` (terminate environment-name and wait until it is gone; only an environment eb-deploy created for this repository, unless force-terminate).",
     ),
     input(
         "version-label",
@@ -208,6 +208,56 @@ pub const INPUTS: &[InputSpec] = &[
         Text,
         "Blue/green: the live environment. The version is deployed to environment-name (the idle one) and, only once that deploy is verified, the two swap CNAMEs (SwapEnvironmentCNAMEs); the step waits for the swap to complete. A failed deploy never swaps.",
     ),
+    input(
+        "environment-variables",
+        NoDefault,
+        Lines,
+        "Environment variables for the application, one `KEY=VALUE` per line (e.g. from secrets). They go into the same UpdateEnvironment call as the version, so the new code never runs with the old values; variables not named keep theirs. Values are masked and never printed.",
+    ),
+    input(
+        "remove-environment-variables",
+        NoDefault,
+        Lines,
+        "Environment variables to remove, one name per line (in the same call as the version).",
+    ),
+    input(
+        "option-settings",
+        NoDefault,
+        Text,
+        "More configuration options for the same call: a YAML or JSON list of `namespace`, `option-name`, `value` (and `resource-name` where one is needed), e.g. `[{namespace: aws:elasticbeanstalk:command, option-name: Timeout, value: 900}]`.",
+    ),
+    input("create-application", Value("false"), Bool, "Create the application when it does not exist (with tags)."),
+    input(
+        "create-environment",
+        Value("false"),
+        Bool,
+        "Create each environment of environment-name that does not exist, launched with the version, environment-variables, option-settings and tags; it gets the same verdict as a deploy. eb-deploy tags what it creates with the repository (`eb-deploy:repository`).",
+    ),
+    input(
+        "solution-stack",
+        NoDefault,
+        Text,
+        "Platform of a created environment: a solution stack name (e.g. `64bit Amazon Linux 2023 v4.3.0 running Docker`) or a platform ARN. Default: the newest Docker on Amazon Linux 2023 solution stack.",
+    ),
+    input(
+        "cname-prefix",
+        NoDefault,
+        Text,
+        "CNAME prefix of a created environment (`PREFIX.REGION.elasticbeanstalk.com`), checked for availability before anything is created. Default: chosen by Elastic Beanstalk.",
+    ),
+    input("tags", NoDefault, Lines, "Tags of a created application and environment, one `KEY=VALUE` per line."),
+    input(
+        "force-terminate",
+        Value("false"),
+        Bool,
+        "With mode: terminate, also terminate an environment eb-deploy did not create for this repository.",
+    ),
+    input(
+        "keep-versions",
+        NoDefault,
+        Text,
+        "After a successful deploy, delete the application's oldest versions beyond this many, with their bundles in S3, except versions an environment runs and the one this step replaced. Default: keep every version.",
+    ),
     input("context", Value("."), Text, "Docker build context directory."),
     input(
         "dockerfile",
@@ -258,7 +308,7 @@ pub const INPUTS: &[InputSpec] = &[
 pub const OUTPUTS: &[OutputSpec] = &[
     OutputSpec {
         name: "result",
-        description: "`deployed`, `unchanged`, `started` (with `wait: false`), `swapped` (mode `swap`), `rolled-back` (the deploy failed and the previous version was deployed again), `failed`, `timed-out` or `cancelled`. With several environments, the worst of their results.",
+        description: "`deployed`, `unchanged`, `started` (with `wait: false`), `swapped` (mode `swap`), `terminated` (mode `terminate`), `rolled-back` (the deploy failed and the previous version was deployed again), `failed`, `timed-out` or `cancelled`. With several environments, the worst of their results.",
     },
     OutputSpec { name: "version-label", description: "The version label deployed (or attempted)." },
     OutputSpec {
@@ -288,11 +338,15 @@ pub const OUTPUTS: &[OutputSpec] = &[
     OutputSpec { name: "duration-seconds", description: "Wall-clock seconds the step took." },
     OutputSpec {
         name: "environments",
-        description: "JSON array, one object per environment: `name`, `id`, `result`, `version_label`, `previous_version_label`, `running_version_label`, `status`, `health`, `url`, `seconds`, `message`.",
+        description: "JSON array, one object per environment: `name`, `id`, `result`, `version_label`, `previous_version_label`, `running_version_label`, `status`, `health`, `url`, `seconds`, `message`, `created`.",
     },
     OutputSpec {
         name: "live-environment",
         description: "With swap-with or mode `swap`: the environment that serves the live CNAME when the step ends.",
+    },
+    OutputSpec {
+        name: "environment-created",
+        description: "`true` when this step created the environment (create-environment), else `false`; empty when several environments are given.",
     },
 ];
 

@@ -46,6 +46,8 @@ pub struct EnvironmentFacts {
     pub events: Vec<Event>,
     /// How its rollout ended, once it has.
     pub result: Option<Outcome>,
+    /// This step created it (`create-environment`).
+    pub created: bool,
     /// The sentence that says so.
     pub message: String,
     pub spans: Vec<Span>,
@@ -87,6 +89,8 @@ pub struct Facts {
     pub environments: Vec<EnvironmentFacts>,
     /// With blue/green: the environment that serves the live CNAME now.
     pub live_environment: Option<String>,
+    /// Versions `keep-versions` deleted.
+    pub deleted_versions: Vec<String>,
     pub phases: Vec<Phase>,
 }
 

@@ -1,8 +1,8 @@
 //! eb-deploy: build a Docker image, push it to Amazon ECR, and deploy it to AWS Elastic Beanstalk,
 //! waiting until the environment has truly settled. The binary wires these stages together.
 //!
-//! The data flows one way: leaves ([`format`], [`names`], [`dockerrun`], [`docker`], [`gha`], `sdk`,
-//! `beanstalk::model`) → [`inputs`] → [`config`] → stages ([`image`], [`registry`], `bundle`, `beanstalk`,
+//! The data flows one way: leaves ([`format`], [`names`], [`options`], [`dockerrun`], [`docker`], [`gha`],
+//! `sdk`, `beanstalk::model`) → [`inputs`] → [`config`] → stages ([`image`], [`registry`], `bundle`, `beanstalk`,
 //! `verdict`, `wait`) → [`engine`] → [`report`] → `main`. See docs/architecture.md.
 
 pub mod aws;
@@ -20,6 +20,7 @@ pub mod inputs;
 pub mod journal;
 pub(crate) mod logs;
 pub mod names;
+pub mod options;
 pub mod registry;
 pub mod report;
 pub(crate) mod sdk;

@@ -77,6 +77,10 @@ async fn run() -> ExitCode {
             console.mask(&value);
         }
     }
+    // Environment variables' values, before anything (an invalid-input message included) could print them.
+    for value in eb_deploy::options::values_to_mask(raw.get("environment-variables").unwrap_or_default()) {
+        console.mask(&value);
+    }
     init_tracing(ctx.debug || flags.debug);
     for name in &raw.unknown {
         console.warning(format!("`{name}` is not an eb-deploy input; it is ignored"), None);
@@ -90,10 +94,11 @@ async fn run() -> ExitCode {
         }
     };
     let mut heading = Heading {
-        mode: if raw.get("mode").is_some_and(|m| m.eq_ignore_ascii_case("rollback")) {
-            Mode::Rollback
-        } else {
-            Mode::Deploy
+        mode: match raw.get("mode").map(str::to_ascii_lowercase).as_deref() {
+            Some("rollback") => Mode::Rollback,
+            Some("swap") => Mode::Swap,
+            Some("terminate") => Mode::Terminate,
+            _ => Mode::Deploy,
         },
         application: raw.get("application-name").unwrap_or_default().to_owned(),
         environment: raw

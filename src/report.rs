@@ -40,6 +40,10 @@ pub struct Report {
     pub environments: Vec<EnvironmentReport>,
     /// With blue/green: the environment serving the live CNAME now.
     pub live_environment: Option<String>,
+    /// Whether this step created the environment (one environment; `None` with several).
+    pub environment_created: Option<bool>,
+    /// Versions `keep-versions` deleted.
+    pub deleted_versions: Vec<String>,
     #[serde(skip)]
     pub events: Vec<Event>,
     /// Links for the summary.
@@ -64,6 +68,8 @@ pub struct EnvironmentReport {
     pub message: String,
     /// The version a rollback returned it to.
     pub rolled_back_to: Option<String>,
+    /// This step created it (`create-environment`).
+    pub created: bool,
     #[serde(skip)]
     pub spans: Vec<Span>,
     #[serde(skip)]
@@ -99,14 +105,15 @@ impl Report {
                 seconds: (e.seconds() * 10.0).round() / 10.0,
                 message: e.message.clone(),
                 rolled_back_to: e.rolled_back_to.clone(),
+                created: e.created,
                 spans: e.spans.clone(),
                 logs: e.logs.clone(),
             })
             .collect();
         // The single-environment outputs describe the one environment; with several, see `environments`.
-        let one = match facts.environments.as_slice() {
-            [one] => one.clone(),
-            _ => EnvironmentFacts::default(),
+        let (one, environment_created) = match facts.environments.as_slice() {
+            [one] => (one.clone(), Some(one.created)),
+            _ => (EnvironmentFacts::default(), None),
         };
         Self {
             result: Some(result),
@@ -131,6 +138,8 @@ impl Report {
             phases: facts.phases,
             environments,
             live_environment: facts.live_environment,
+            environment_created,
+            deleted_versions: facts.deleted_versions,
             events: one.events,
             run_url: heading.run_url,
         }
@@ -157,6 +166,7 @@ impl Report {
             ("duration-seconds", format!("{:.0}", self.duration_seconds)),
             ("environments", serde_json::to_string(&self.environments).unwrap_or_else(|_| "[]".to_owned())),
             ("live-environment", s(&self.live_environment)),
+            ("environment-created", self.environment_created.map(|c| c.to_string()).unwrap_or_default()),
         ];
         values.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
     }
@@ -170,8 +180,17 @@ impl Report {
             Mode::Rollback => "Rollback",
             Mode::Deploy => "Deploy",
             Mode::Swap => "Swap",
+            Mode::Terminate => "Termination",
         };
+        let terminate = self.mode == Mode::Terminate;
         let (icon, headline) = match outcome {
+            Outcome::Terminated => ("🗑️", format!("Terminated {env}")),
+            Outcome::Unchanged if terminate => ("✅", format!("{env}: nothing to terminate")),
+            Outcome::Failed | Outcome::Skipped | Outcome::TimedOut | Outcome::Cancelled if terminate => (
+                "❌",
+                format!("Termination of {env} {}", if outcome == Outcome::TimedOut { "timed out" } else { "failed" }),
+            ),
+            Outcome::Started if terminate => ("🚀", format!("Started terminating {env}")),
             _ if self.mode == Mode::Swap && outcome.is_success() => {
                 ("🔀", format!("{} is live", self.live_environment.as_deref().unwrap_or(env)))
             }
@@ -199,9 +218,14 @@ impl Report {
         let env_id = self.environment_id.as_ref().map(|id| format!(" ({id})")).unwrap_or_default();
         row("Environment", Some(format!("{}{env_id}", self.environment)));
         row("URL", self.environment_url.clone());
-        row("Version", Some(format!("`{}`", self.version_label)));
+        if self.environment_created == Some(true) {
+            row("Created", Some("yes, by this step".to_owned()));
+        }
+        if !terminate {
+            row("Version", Some(format!("`{}`", self.version_label)));
+        }
         row("Previous version", self.previous_version_label.as_ref().map(|v| format!("`{v}`")));
-        if self.running_version_label.as_deref() != Some(self.version_label.as_str()) {
+        if !terminate && self.running_version_label.as_deref() != Some(self.version_label.as_str()) {
             row("Running now", self.running_version_label.as_ref().map(|v| format!("`{v}`")));
         }
         row("Rolled back to", self.rolled_back_to.as_ref().map(|v| format!("`{v}`")));
@@ -214,6 +238,10 @@ impl Report {
         row("Status", self.status.clone());
         row("Health", health);
         row("Live now", self.live_environment.clone());
+        if !self.deleted_versions.is_empty() {
+            let deleted: Vec<String> = self.deleted_versions.iter().map(|v| format!("`{v}`")).collect();
+            row("Versions deleted (keep-versions)", Some(deleted.join(", ")));
+        }
         row("Duration", Some(format!("{:.0} s", self.duration_seconds)));
         row("Run", self.run_url.clone());
         if !self.phases.is_empty() {
@@ -394,6 +422,39 @@ mod tests {
         assert!(r.summary().starts_with("## ✅ Rolled env back to v1"), "{}", r.summary());
         r.result = Some(Outcome::Failed);
         assert!(r.summary().starts_with("## ❌ Rollback of v1 to env failed"), "{}", r.summary());
+    }
+
+    #[test]
+    fn a_created_environment_and_a_termination_say_so() {
+        let heading = |mode| Heading {
+            mode,
+            application: "app".into(),
+            environment: "pr-12".into(),
+            version_label: "v2".into(),
+            run_url: None,
+        };
+        let mut facts = Facts::default();
+        facts.environment("pr-12").created = true;
+        facts.deleted_versions = vec!["v1".into()];
+        let r = Report::new(heading(Mode::Deploy), facts.clone(), Outcome::Deployed, "created".into(), 1.0);
+        let outputs: std::collections::BTreeMap<String, String> = r.outputs().into_iter().collect();
+        assert_eq!(outputs["environment-created"], "true");
+        assert!(outputs["environments"].contains("\"created\":true"), "{}", outputs["environments"]);
+        let md = r.summary();
+        assert!(
+            md.contains("| Created | yes, by this step |")
+                && md.contains("| Versions deleted (keep-versions) | `v1` |")
+        );
+
+        facts.environment("pr-13");
+        let fleet = Report::new(heading(Mode::Deploy), facts.clone(), Outcome::Deployed, String::new(), 1.0);
+        assert!(fleet.outputs().contains(&("environment-created".into(), String::new())), "empty with several");
+
+        let gone = Report::new(heading(Mode::Terminate), Facts::default(), Outcome::Terminated, "gone".into(), 1.0);
+        assert!(gone.summary().starts_with("## 🗑️ Terminated pr-12"), "{}", gone.summary());
+        assert!(!gone.summary().contains("| Version |"), "a termination deploys no version");
+        let refused = Report::new(heading(Mode::Terminate), Facts::default(), Outcome::Failed, "no".into(), 1.0);
+        assert!(refused.summary().starts_with("## ❌ Termination of pr-12 failed"), "{}", refused.summary());
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub enum Outcome {
     Started,
     /// Two environments swapped CNAMEs (mode `swap`).
     Swapped,
+    /// The environment was terminated (mode `terminate`).
+    Terminated,
     /// Not started, because another environment of the fleet failed first (`on-failure: stop`).
     Skipped,
     /// The deploy did not go out: the environment was returned to its previous version.
@@ -44,6 +46,7 @@ impl Outcome {
             Outcome::Unchanged => "unchanged",
             Outcome::Started => "started",
             Outcome::Swapped => "swapped",
+            Outcome::Terminated => "terminated",
             Outcome::Skipped => "skipped",
             Outcome::RolledBack => "rolled-back",
             Outcome::Failed => "failed",
@@ -54,7 +57,10 @@ impl Outcome {
 
     /// Whether the step succeeds (exit code 0).
     pub fn is_success(self) -> bool {
-        matches!(self, Outcome::Deployed | Outcome::Unchanged | Outcome::Started | Outcome::Swapped)
+        matches!(
+            self,
+            Outcome::Deployed | Outcome::Unchanged | Outcome::Started | Outcome::Swapped | Outcome::Terminated
+        )
     }
 
     /// How bad it is, to pick the worst result of a fleet: nothing to do < done < not verified < not done
@@ -62,7 +68,7 @@ impl Outcome {
     fn badness(self) -> u8 {
         match self {
             Outcome::Unchanged => 0,
-            Outcome::Deployed | Outcome::Swapped => 1,
+            Outcome::Deployed | Outcome::Swapped | Outcome::Terminated => 1,
             Outcome::Started => 2,
             Outcome::Skipped => 3,
             Outcome::TimedOut => 4,
@@ -287,6 +293,9 @@ pub fn is_terminal_marker(e: &Event) -> bool {
         "Failed to deploy application.",
         "Update environment operation is complete, but with errors.",
         "Successfully deployed new configuration to environment.",
+        // A launch (create-environment) ends with one of these.
+        "Successfully launched environment:",
+        "Create environment operation is complete, but with errors.",
         "reverted to the previous",
         "was aborted",
     ];

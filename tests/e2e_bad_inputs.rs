@@ -61,6 +61,26 @@ async fn bad_inputs_change_nothing_anywhere() {
         ("rollback to an unknown label", "version-label", vec![("mode", s("rollback")), ("version-label", s("v404"))]),
         ("the wrong region", "region", vec![("region", s("eu-west-3"))]),
         ("bundle over 500 MB", "bundle-dir", vec![("bundle-dir", s("huge-bundle"))]),
+        (
+            "a CNAME prefix already taken",
+            "cname-prefix",
+            vec![("environment-name", unique("new")), ("create-environment", s("true")), ("cname-prefix", env.clone())],
+        ),
+        (
+            "a solution stack Beanstalk does not offer",
+            "solution-stack",
+            vec![
+                ("environment-name", unique("new")),
+                ("create-environment", s("true")),
+                ("solution-stack", s("64bit Amazon Linux 2023 v9.9.9 running Docker")),
+            ],
+        ),
+        (
+            "an environment to create in a missing application",
+            "create-application",
+            vec![("application-name", unique("nope")), ("create-environment", s("true"))],
+        ),
+        ("terminating an environment eb-deploy did not create", "force-terminate", vec![("mode", s("terminate"))]),
     ]);
     let mut failures = Vec::new();
     let mut report = String::from("| Bad input | Names | Exit | First error line |\n|---|---|---|---|\n");
@@ -77,6 +97,8 @@ async fn bad_inputs_change_nothing_anywhere() {
                 "application-name" => run.stdout.contains("check application-name"),
                 "environment-name" => run.stdout.contains("check environment-name"),
                 "version-label" => run.stdout.contains("give an existing version-label"),
+                "create-application" => run.stdout.contains("set create-application: true"),
+                "force-terminate" => run.stdout.contains("set force-terminate: true"),
                 "region" => {
                     run.stdout.contains("check application-name and region") && run.stdout.contains("eu-west-3")
                 }
@@ -118,5 +140,5 @@ async fn bad_inputs_change_nothing_anywhere() {
     );
     assert!(ebsim_writes.is_empty(), "mutating Beanstalk calls: {ebsim_writes:?}");
     assert!(proxy_writes.is_empty(), "mutating S3/ECR calls: {proxy_writes:?}");
-    assert!(table.len() >= 45, "{} cases", table.len());
+    assert!(table.len() >= 90, "{} cases", table.len());
 }

@@ -288,7 +288,9 @@ fn example_workflows_pass_only_real_inputs() {
 fn readme_shows_the_example_workflows_as_they_are() {
     let readme = read(&root().join("README.md"));
     let shown: Vec<String> = all_yaml_blocks(section(&readme, "Workflows")).into_iter().map(|(_, t)| t).collect();
-    for name in ["deploy-on-tag.yml", "deploy-staging.yml", "rollback.yml", "deploy-fleet.yml", "blue-green.yml"] {
+    for name in
+        ["deploy-on-tag.yml", "deploy-staging.yml", "rollback.yml", "deploy-fleet.yml", "blue-green.yml", "preview.yml"]
+    {
         let file = read(&root().join("examples/workflows").join(name));
         assert!(
             shown.contains(&file),

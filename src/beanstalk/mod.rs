@@ -7,11 +7,14 @@ use std::time::SystemTime;
 use anyhow::{Context, Result, anyhow};
 use aws_sdk_elasticbeanstalk::Client;
 use aws_sdk_elasticbeanstalk::operation::RequestId;
-use aws_sdk_elasticbeanstalk::types::{EnvironmentInfoType, EventDescription, S3Location};
+use aws_sdk_elasticbeanstalk::types::{
+    ConfigurationOptionSetting, EnvironmentInfoType, EventDescription, OptionSpecification, S3Location, Tag,
+};
 use aws_smithy_types::DateTime;
 
 pub use model::{Environment, Event, Health, Status, Version, VersionStatus};
 
+use crate::options::{Changes, OptionKey};
 use crate::sdk::{AwsContext, describe, error_code, error_message};
 
 /// Builds an [`Environment`] from any SDK shape that describes one (`EnvironmentDescription`, and
@@ -29,6 +32,7 @@ macro_rules! environment_from {
             version_label: e.version_label().filter(|l| !l.is_empty()).map(str::to_owned),
             cname: e.cname().filter(|c| !c.is_empty()).map(str::to_owned),
             endpoint_url: e.endpoint_url().filter(|c| !c.is_empty()).map(str::to_owned),
+            arn: e.environment_arn().filter(|a| !a.is_empty()).map(str::to_owned),
             updated_ms: e.date_updated().and_then(|d| d.to_millis().ok()),
         }
     }};
@@ -79,6 +83,59 @@ pub struct Refused {
     pub message: String,
 }
 
+/// What CreateEnvironment is asked to launch.
+#[derive(Debug, Clone)]
+pub struct NewEnvironment<'a> {
+    pub application: &'a str,
+    pub name: &'a str,
+    pub label: &'a str,
+    /// `Ok(solution stack name)` or `Err(platform ARN)`.
+    pub platform: Result<&'a str, &'a str>,
+    pub cname_prefix: Option<&'a str>,
+    pub tags: &'a [(String, String)],
+    /// Options it starts with (removals mean nothing to a new environment).
+    pub settings: &'a Changes,
+}
+
+/// How a CreateEnvironment call ended.
+#[derive(Debug, Clone)]
+pub enum Launched {
+    /// Launching, as the answer describes it.
+    Started(Box<UpdateStarted>),
+    /// Another caller created it first ("Environment N already exists.").
+    AlreadyExists,
+}
+
+fn option_settings(set: &[(OptionKey, String)]) -> Vec<ConfigurationOptionSetting> {
+    set.iter()
+        .map(|(k, v)| {
+            ConfigurationOptionSetting::builder()
+                .namespace(&k.namespace)
+                .option_name(&k.name)
+                .set_resource_name(k.resource.clone())
+                .value(v)
+                .build()
+        })
+        .collect()
+}
+
+fn option_specs(remove: &[OptionKey]) -> Vec<OptionSpecification> {
+    remove
+        .iter()
+        .map(|k| {
+            OptionSpecification::builder()
+                .namespace(&k.namespace)
+                .option_name(&k.name)
+                .set_resource_name(k.resource.clone())
+                .build()
+        })
+        .collect()
+}
+
+fn sdk_tags(tags: &[(String, String)]) -> Vec<Tag> {
+    tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
+}
+
 /// The Elastic Beanstalk client, narrowed to what eb-deploy does.
 #[derive(Debug, Clone)]
 pub struct Beanstalk {
@@ -121,6 +178,21 @@ impl Beanstalk {
             .await
             .aws_context(|| format!("failed to describe the environments of application {application}"))?;
         Ok(out.environments().iter().map(|e| environment_from!(e)).filter(|e| !e.is_terminated()).collect())
+    }
+
+    /// The environments of `application` that are not Terminated (Terminating ones included): all of them, or
+    /// those among `names`.
+    pub async fn not_terminated(&self, application: &str, names: Option<&[String]>) -> Result<Vec<Environment>> {
+        let out = self
+            .client
+            .describe_environments()
+            .application_name(application)
+            .set_environment_names(names.map(<[String]>::to_vec))
+            .include_deleted(false)
+            .send()
+            .await
+            .aws_context(|| format!("failed to describe the environments of application {application}"))?;
+        Ok(out.environments().iter().map(|e| environment_from!(e)).filter(|e| e.status != Status::Terminated).collect())
     }
 
     /// Environments by id, in one call, including terminated ones (so a wait can tell one disappeared).
@@ -227,7 +299,7 @@ impl Beanstalk {
             Err(e) => {
                 let hint = match error_code(&e) {
                     Some("TooManyApplicationVersionsException") => {
-                        "; delete old versions or set a version lifecycle policy on the application"
+                        "; the region holds as many application versions as its quota allows: set keep-versions (e.g. keep-versions: 50) so each deploy deletes the oldest ones nothing runs, set a version lifecycle policy on the application, or request a quota increase"
                     }
                     Some("InsufficientPrivilegesException") => {
                         "; the credentials need elasticbeanstalk:CreateApplicationVersion and s3:GetObject on the bundle"
@@ -253,9 +325,22 @@ impl Beanstalk {
         Ok(())
     }
 
-    /// Starts deploying `label` to the environment. `Err(Refused)` carries what the engine can act on.
-    pub async fn update_environment(&self, env_id: &str, label: &str) -> Result<Result<UpdateStarted, Refused>> {
-        let result = self.client.update_environment().environment_id(env_id).version_label(label).send().await;
+    /// Starts deploying `label` to the environment, with `settings` in the same call (so the version never runs
+    /// with the settings of another). `Err(Refused)` carries what the engine can act on.
+    pub async fn update_environment(
+        &self,
+        env_id: &str,
+        label: &str,
+        settings: &Changes,
+    ) -> Result<Result<UpdateStarted, Refused>> {
+        let mut call = self.client.update_environment().environment_id(env_id).version_label(label);
+        if !settings.set.is_empty() {
+            call = call.set_option_settings(Some(option_settings(&settings.set)));
+        }
+        if !settings.remove.is_empty() {
+            call = call.set_options_to_remove(Some(option_specs(&settings.remove)));
+        }
+        let result = call.send().await;
         match result {
             Ok(out) => {
                 let request_id = out.request_id().map(str::to_owned);
@@ -272,6 +357,161 @@ impl Beanstalk {
                 _ => Err(e).aws_context(|| format!("failed to update environment {env_id} to version {label}")),
             },
         }
+    }
+
+    /// The environment's settings as DescribeConfigurationSettings lists them.
+    pub async fn configuration(&self, application: &str, environment: &str) -> Result<Vec<(OptionKey, String)>> {
+        let out = self
+            .client
+            .describe_configuration_settings()
+            .application_name(application)
+            .environment_name(environment)
+            .send()
+            .await
+            .aws_context(|| format!("failed to read the configuration settings of environment {environment}"))?;
+        Ok(out
+            .configuration_settings()
+            .iter()
+            .flat_map(|c| c.option_settings())
+            .filter_map(|o| {
+                let key = OptionKey {
+                    namespace: o.namespace()?.to_owned(),
+                    name: o.option_name()?.to_owned(),
+                    resource: o.resource_name().filter(|r| !r.is_empty()).map(str::to_owned),
+                };
+                Some((key, o.value().unwrap_or_default().to_owned()))
+            })
+            .collect())
+    }
+
+    /// Creates the application; `false` when it exists already (another run created it first).
+    pub async fn create_application(&self, application: &str, tags: &[(String, String)]) -> Result<bool> {
+        let result = self
+            .client
+            .create_application()
+            .application_name(application)
+            .description("Created by eb-deploy")
+            .set_tags(Some(sdk_tags(tags)))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if error_message(&e).is_some_and(|m| m.contains("already exists")) => Ok(false),
+            Err(e) => Err(e).aws_context(|| format!("failed to create application {application}")),
+        }
+    }
+
+    /// Whether `PREFIX.REGION.elasticbeanstalk.com` is free, and that name.
+    pub async fn cname_available(&self, prefix: &str) -> Result<(bool, String)> {
+        let out = self
+            .client
+            .check_dns_availability()
+            .cname_prefix(prefix)
+            .send()
+            .await
+            .aws_context(|| format!("failed to check whether the CNAME prefix {prefix} is available"))?;
+        Ok((out.available().unwrap_or(false), out.fully_qualified_cname().unwrap_or(prefix).to_owned()))
+    }
+
+    /// The solution stacks Beanstalk offers.
+    pub async fn solution_stacks(&self) -> Result<Vec<String>> {
+        let out = self
+            .client
+            .list_available_solution_stacks()
+            .send()
+            .await
+            .aws_context(|| "failed to list Elastic Beanstalk's solution stacks (ListAvailableSolutionStacks)")?;
+        Ok(out.solution_stacks().to_vec())
+    }
+
+    /// Creates an environment launched with a version.
+    pub async fn create_environment(&self, new: &NewEnvironment<'_>) -> Result<Launched> {
+        let mut call = self
+            .client
+            .create_environment()
+            .application_name(new.application)
+            .environment_name(new.name)
+            .version_label(new.label)
+            .set_cname_prefix(new.cname_prefix.map(str::to_owned))
+            .set_tags(Some(sdk_tags(new.tags)));
+        call = match new.platform {
+            Ok(stack) => call.solution_stack_name(stack),
+            Err(arn) => call.platform_arn(arn),
+        };
+        if !new.settings.set.is_empty() {
+            call = call.set_option_settings(Some(option_settings(&new.settings.set)));
+        }
+        match call.send().await {
+            Ok(out) => {
+                let request_id = out.request_id().map(str::to_owned);
+                Ok(Launched::Started(Box::new(UpdateStarted { environment: environment_from!(&out), request_id })))
+            }
+            Err(e) if error_message(&e).is_some_and(|m| m.contains("already exists")) => Ok(Launched::AlreadyExists),
+            Err(e) => {
+                Err(e).aws_context(|| format!("failed to create environment {} in {}", new.name, new.application))
+            }
+        }
+    }
+
+    /// Starts terminating the environment; the answer describes it Terminating.
+    pub async fn terminate(&self, env_id: &str, name: &str) -> Result<UpdateStarted> {
+        let out = self
+            .client
+            .terminate_environment()
+            .environment_id(env_id)
+            .send()
+            .await
+            .aws_context(|| format!("failed to terminate environment {name}"))?;
+        let request_id = out.request_id().map(str::to_owned);
+        let mut environment = environment_from!(&out);
+        if environment.id.is_empty() {
+            env_id.clone_into(&mut environment.id);
+        }
+        Ok(UpdateStarted { environment, request_id })
+    }
+
+    /// The tags of a resource, by ARN.
+    pub async fn tags(&self, arn: &str) -> Result<Vec<(String, String)>> {
+        let out = self
+            .client
+            .list_tags_for_resource()
+            .resource_arn(arn)
+            .send()
+            .await
+            .aws_context(|| format!("failed to read the tags of {arn}"))?;
+        Ok(out
+            .resource_tags()
+            .iter()
+            .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned())))
+            .collect())
+    }
+
+    /// Every version of `application` (every version of the region when `None`), newest first; at most
+    /// `max_pages` pages of 1,000.
+    pub async fn versions(&self, application: Option<&str>, max_pages: usize) -> Result<Vec<Version>> {
+        let mut versions = Vec::new();
+        let mut token: Option<String> = None;
+        for _ in 0..max_pages.max(1) {
+            let out = self
+                .client
+                .describe_application_versions()
+                .set_application_name(application.map(str::to_owned))
+                .max_records(1000)
+                .set_next_token(token.clone())
+                .send()
+                .await
+                .aws_context(|| match application {
+                    Some(app) => format!("failed to list the versions of application {app}"),
+                    None => "failed to list the region's application versions".to_owned(),
+                })?;
+            versions.extend(out.application_versions().iter().map(version_from_sdk));
+            token = out.next_token().filter(|t| !t.is_empty()).map(str::to_owned);
+            if token.is_none() {
+                break;
+            }
+        }
+        versions.sort_by_key(|v| std::cmp::Reverse(v.created_ms));
+        Ok(versions)
     }
 
     /// Swaps the CNAMEs of two environments (blue/green); the answer carries only the request's id, the

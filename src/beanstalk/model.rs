@@ -122,6 +122,9 @@ pub struct Environment {
     pub version_label: Option<String>,
     pub cname: Option<String>,
     pub endpoint_url: Option<String>,
+    /// Its ARN (tags are read and written by ARN).
+    #[serde(skip)]
+    pub arn: Option<String>,
     /// Epoch milliseconds of the last change, by the service's clock.
     #[serde(skip)]
     pub updated_ms: Option<i64>,

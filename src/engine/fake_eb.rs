@@ -7,16 +7,24 @@ use std::time::Duration;
 
 use aws_sdk_elasticbeanstalk::Client;
 use aws_sdk_elasticbeanstalk::operation::abort_environment_update::AbortEnvironmentUpdateOutput;
+use aws_sdk_elasticbeanstalk::operation::check_dns_availability::CheckDnsAvailabilityOutput;
+use aws_sdk_elasticbeanstalk::operation::create_application::CreateApplicationOutput;
 use aws_sdk_elasticbeanstalk::operation::create_application_version::CreateApplicationVersionOutput;
+use aws_sdk_elasticbeanstalk::operation::create_environment::CreateEnvironmentOutput;
 use aws_sdk_elasticbeanstalk::operation::create_storage_location::CreateStorageLocationOutput;
 use aws_sdk_elasticbeanstalk::operation::delete_application_version::DeleteApplicationVersionOutput;
 use aws_sdk_elasticbeanstalk::operation::describe_application_versions::DescribeApplicationVersionsOutput;
 use aws_sdk_elasticbeanstalk::operation::describe_applications::DescribeApplicationsOutput;
+use aws_sdk_elasticbeanstalk::operation::describe_configuration_settings::DescribeConfigurationSettingsOutput;
 use aws_sdk_elasticbeanstalk::operation::describe_environments::DescribeEnvironmentsOutput;
 use aws_sdk_elasticbeanstalk::operation::describe_events::DescribeEventsOutput;
+use aws_sdk_elasticbeanstalk::operation::list_available_solution_stacks::ListAvailableSolutionStacksOutput;
+use aws_sdk_elasticbeanstalk::operation::list_tags_for_resource::ListTagsForResourceOutput;
+use aws_sdk_elasticbeanstalk::operation::terminate_environment::TerminateEnvironmentOutput;
 use aws_sdk_elasticbeanstalk::types::{
-    ApplicationDescription, ApplicationVersionDescription, ApplicationVersionStatus, EnvironmentDescription,
-    EnvironmentHealth, EnvironmentStatus, EventDescription, EventSeverity, S3Location,
+    ApplicationDescription, ApplicationVersionDescription, ApplicationVersionStatus, ConfigurationOptionSetting,
+    ConfigurationSettingsDescription, EnvironmentDescription, EnvironmentHealth, EnvironmentStatus, EventDescription,
+    EventSeverity, OptionSpecification, S3Location, Tag,
 };
 use aws_smithy_mocks::{MockResponse, Rule, RuleMode, mock, mock_client};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
@@ -72,8 +80,22 @@ pub struct Scenario {
     pub throttle_first: usize,
     /// The first N UpdateEnvironment calls are refused as busy.
     pub refuse_update_busy: u32,
-    /// The environment does not exist.
+    /// The environment does not exist (CreateEnvironment launches it on the `after_update` timeline, with the
+    /// `update_events`).
     pub no_environment: bool,
+    /// CreateEnvironment finds it created by another run at that moment: "already exists", and it launches on
+    /// the `after_update` timeline all the same.
+    pub created_by_another: bool,
+    /// Its settings, as DescribeConfigurationSettings lists them: (namespace, option name, value).
+    pub settings: Vec<(&'static str, &'static str, &'static str)>,
+    /// Its tags, as ListTagsForResource lists them.
+    pub tags: Vec<(&'static str, &'static str)>,
+    /// How long TerminateEnvironment takes (Terminating until then).
+    pub terminate_after: Duration,
+    /// First environment only: the application does not exist (until CreateApplication).
+    pub app_missing: bool,
+    /// First environment only: CheckDNSAvailability says every prefix is taken.
+    pub cname_taken: bool,
 }
 
 /// A call the fake received, with its time since t0.
@@ -83,6 +105,9 @@ pub struct Call {
     pub op: &'static str,
     /// The environment it named, when it named one.
     pub env: Option<String>,
+    /// What it asked besides (UpdateEnvironment and CreateEnvironment: `label=L`, `set NS NAME=VALUE`,
+    /// `remove NS NAME`, `tag K=V`, `stack S`).
+    pub detail: Vec<String>,
 }
 
 /// One environment of the fake.
@@ -121,8 +146,13 @@ impl Env {
             .health(EnvironmentHealth::from(s.health))
             .version_label(s.label)
             .cname(&self.cname)
+            .environment_arn(self.arn())
             .date_updated(millis(BASE_MS + now.as_millis() as i64))
             .build()
+    }
+
+    fn arn(&self) -> String {
+        format!("arn:aws:elasticbeanstalk:us-east-1:123456789012:environment/{APP}/{}", self.name)
     }
 }
 
@@ -138,6 +168,9 @@ struct World {
     created: Vec<String>,
     /// `Process` of each CreateApplicationVersion.
     processed: Vec<bool>,
+    /// The application does not exist (yet).
+    app_missing: bool,
+    cname_taken: bool,
 }
 
 impl World {
@@ -146,13 +179,33 @@ impl World {
     }
 
     fn record(&mut self, op: &'static str, env: Option<&str>) {
+        self.record_detail(op, env, Vec::new());
+    }
+
+    fn record_detail(&mut self, op: &'static str, env: Option<&str>, detail: Vec<String>) {
         let at = self.now();
-        self.calls.push(Call { at, op, env: env.map(str::to_owned) });
+        self.calls.push(Call { at, op, env: env.map(str::to_owned), detail });
     }
 
     fn env_by_id(&mut self, id: &str) -> Option<&mut Env> {
         self.envs.iter_mut().find(|e| e.id == id && !e.sc.no_environment)
     }
+}
+
+/// A call's option settings as `set NS NAME=VALUE` and `remove NS NAME` lines.
+fn settings_detail(set: &[ConfigurationOptionSetting], remove: &[OptionSpecification]) -> Vec<String> {
+    let set = set.iter().map(|o| {
+        format!(
+            "set {} {}={}",
+            o.namespace().unwrap_or_default(),
+            o.option_name().unwrap_or_default(),
+            o.value().unwrap_or_default()
+        )
+    });
+    let remove = remove
+        .iter()
+        .map(|o| format!("remove {} {}", o.namespace().unwrap_or_default(), o.option_name().unwrap_or_default()));
+    set.chain(remove).collect()
 }
 
 /// The fake service; clone freely, all clones share the world.
@@ -183,6 +236,8 @@ impl FakeEb {
     pub fn fleet(envs: Vec<(String, Scenario)>) -> Self {
         let (versions, new_version_status) =
             envs.first().map(|(_, sc)| (sc.versions.clone(), sc.new_version_status)).unwrap_or_default();
+        let (app_missing, cname_taken) =
+            envs.first().map(|(_, sc)| (sc.app_missing, sc.cname_taken)).unwrap_or_default();
         let envs = envs
             .into_iter()
             .enumerate()
@@ -206,6 +261,8 @@ impl FakeEb {
             calls: Vec::new(),
             created: Vec::new(),
             processed: Vec::new(),
+            app_missing,
+            cname_taken,
         };
         Self { world: Arc::new(Mutex::new(world)) }
     }
@@ -318,7 +375,9 @@ impl FakeEb {
             f.with(|w| {
                 let id = req.environment_id().unwrap_or_default().to_owned();
                 let name = w.env_by_id(&id).map(|e| e.name.clone());
-                w.record("UpdateEnvironment", name.as_deref());
+                let mut detail = vec![format!("label={}", req.version_label().unwrap_or_default())];
+                detail.extend(settings_detail(req.option_settings(), req.options_to_remove()));
+                w.record_detail("UpdateEnvironment", name.as_deref(), detail);
                 let now = w.now();
                 let Some(env) = w.env_by_id(&id) else {
                     return MockResponse::Http(query_error(400, "InvalidParameterValue", &format!("No Environment found for EnvironmentId = '{id}'.")));
@@ -476,14 +535,175 @@ impl FakeEb {
         });
         let f = self.clone();
         let apps = mock!(Client::describe_applications).then_compute_output(move |req| {
-            f.with(|w| w.record("DescribeApplications", None));
+            let missing = f.with(|w| {
+                w.record("DescribeApplications", None);
+                w.app_missing
+            });
             let apps = req
                 .application_names()
                 .iter()
-                .filter(|n| *n == APP)
+                .filter(|n| *n == APP && !missing)
                 .map(|n| ApplicationDescription::builder().application_name(n).build())
                 .collect();
             DescribeApplicationsOutput::builder().set_applications(Some(apps)).build()
+        });
+        let f = self.clone();
+        let settings = mock!(Client::describe_configuration_settings).then_compute_output(move |req| {
+            f.with(|w| {
+                let name = req.environment_name().unwrap_or_default().to_owned();
+                w.record("DescribeConfigurationSettings", Some(&name));
+                let options = w
+                    .envs
+                    .iter()
+                    .find(|e| e.name == name)
+                    .map(|e| e.sc.settings.clone())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(ns, n, v)| {
+                        ConfigurationOptionSetting::builder().namespace(ns).option_name(n).value(v).build()
+                    })
+                    .collect();
+                DescribeConfigurationSettingsOutput::builder()
+                    .configuration_settings(
+                        ConfigurationSettingsDescription::builder()
+                            .application_name(APP)
+                            .environment_name(name)
+                            .set_option_settings(Some(options))
+                            .build(),
+                    )
+                    .build()
+            })
+        });
+        let f = self.clone();
+        let create_env = mock!(Client::create_environment).then_compute_response(move |req| {
+            f.with(|w| {
+                let name = req.environment_name().unwrap_or_default().to_owned();
+                let mut detail = vec![format!("label={}", req.version_label().unwrap_or_default())];
+                detail.extend(req.solution_stack_name().map(|s| format!("stack {s}")));
+                detail.extend(req.cname_prefix().map(|c| format!("cname {c}")));
+                detail.extend(
+                    req.tags()
+                        .iter()
+                        .map(|t| format!("tag {}={}", t.key().unwrap_or_default(), t.value().unwrap_or_default())),
+                );
+                detail.extend(settings_detail(req.option_settings(), &[]));
+                w.record_detail("CreateEnvironment", Some(&name), detail);
+                let now = w.now();
+                let Some(env) = w.envs.iter_mut().find(|e| e.name == name) else {
+                    return MockResponse::Http(query_error(
+                        400,
+                        "InvalidParameterValue",
+                        "unknown environment in the fake",
+                    ));
+                };
+                if !env.sc.no_environment {
+                    let message = format!("Environment {name} already exists.");
+                    return MockResponse::Http(query_error(400, "InvalidParameterValue", &message));
+                }
+                env.sc.no_environment = false;
+                env.timeline = vec![(Duration::ZERO, snap("Launching", "Grey", ""))];
+                let steps = env.sc.after_update.clone();
+                env.schedule(now, &steps);
+                let rid = env.request_id.clone();
+                let events: Vec<_> = env
+                    .sc
+                    .update_events
+                    .iter()
+                    .map(|(off, sev, msg, ours)| (now + *off, *sev, *msg, ours.then(|| rid.clone())))
+                    .collect();
+                env.events.extend(events);
+                if env.sc.created_by_another {
+                    let message = format!("Environment {name} already exists.");
+                    return MockResponse::Http(query_error(400, "InvalidParameterValue", &message));
+                }
+                MockResponse::Output(
+                    CreateEnvironmentOutput::builder()
+                        .environment_name(&env.name)
+                        .environment_id(&env.id)
+                        .application_name(APP)
+                        .status(EnvironmentStatus::Launching)
+                        .health(EnvironmentHealth::Grey)
+                        .version_label(req.version_label().unwrap_or_default())
+                        .cname(&env.cname)
+                        .environment_arn(env.arn())
+                        .date_updated(millis(BASE_MS + now.as_millis() as i64))
+                        .build(),
+                )
+            })
+        });
+        let f = self.clone();
+        let terminate = mock!(Client::terminate_environment).then_compute_output(move |req| {
+            f.with(|w| {
+                let id = req.environment_id().unwrap_or_default().to_owned();
+                let name = w.env_by_id(&id).map(|e| e.name.clone());
+                w.record("TerminateEnvironment", name.as_deref());
+                let now = w.now();
+                let mut out =
+                    TerminateEnvironmentOutput::builder().environment_id(&id).status(EnvironmentStatus::Terminating);
+                if let Some(env) = w.env_by_id(&id) {
+                    let label = env.snap(now).label;
+                    let after = env.sc.terminate_after;
+                    env.schedule(
+                        now,
+                        &[
+                            (Duration::ZERO, snap("Terminating", "Grey", label)),
+                            (after, snap("Terminated", "Grey", label)),
+                        ],
+                    );
+                    let events = [
+                        (Duration::ZERO, "terminateEnvironment is starting."),
+                        (after, "terminateEnvironment completed successfully."),
+                    ];
+                    env.events.extend(events.into_iter().map(|(off, msg)| (now + off, "INFO", msg, None)));
+                    out = out.environment_name(&env.name).application_name(APP);
+                }
+                out.build()
+            })
+        });
+        let f = self.clone();
+        let tags = mock!(Client::list_tags_for_resource).then_compute_output(move |req| {
+            f.with(|w| {
+                w.record("ListTagsForResource", None);
+                let arn = req.resource_arn().unwrap_or_default();
+                let tags = w
+                    .envs
+                    .iter()
+                    .find(|e| e.arn() == arn)
+                    .map(|e| e.sc.tags.iter().map(|(k, v)| Tag::builder().key(*k).value(*v).build()).collect())
+                    .unwrap_or_default();
+                ListTagsForResourceOutput::builder().resource_arn(arn).set_resource_tags(Some(tags)).build()
+            })
+        });
+        let f = self.clone();
+        let dns = mock!(Client::check_dns_availability).then_compute_output(move |req| {
+            f.with(|w| {
+                w.record("CheckDNSAvailability", None);
+                let cname = format!("{}.us-east-1.elasticbeanstalk.com", req.cname_prefix().unwrap_or_default());
+                CheckDnsAvailabilityOutput::builder().available(!w.cname_taken).fully_qualified_cname(cname).build()
+            })
+        });
+        let f = self.clone();
+        let stacks = mock!(Client::list_available_solution_stacks).then_compute_output(move |_| {
+            f.with(|w| w.record("ListAvailableSolutionStacks", None));
+            ListAvailableSolutionStacksOutput::builder()
+                .solution_stacks("64bit Amazon Linux 2023 v4.3.0 running Docker")
+                .solution_stacks("64bit Amazon Linux 2023 v4.4.1 running Docker")
+                .solution_stacks("64bit Amazon Linux 2 v4.0.0 running Docker")
+                .build()
+        });
+        let f = self.clone();
+        let create_app = mock!(Client::create_application).then_compute_output(move |req| {
+            f.with(|w| {
+                w.record("CreateApplication", None);
+                w.app_missing = false;
+                CreateApplicationOutput::builder()
+                    .application(
+                        ApplicationDescription::builder()
+                            .application_name(req.application_name().unwrap_or_default())
+                            .build(),
+                    )
+                    .build()
+            })
         });
         let mut rules = Vec::new();
         let throttles = self.with(|w| w.envs.first().map_or(0, |e| e.sc.throttle_first));
@@ -532,6 +752,13 @@ impl FakeEb {
             delete,
             storage,
             apps,
+            settings,
+            create_env,
+            terminate,
+            tags,
+            dns,
+            stacks,
+            create_app,
         ]);
         rules
     }

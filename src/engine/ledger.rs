@@ -1,11 +1,25 @@
 //! What this run changed that must be undone if it ends early: a version it created that no update uses
-//! yet, and updates it started that have not settled. Errors and cancel share it.
+//! yet, and updates it started that have not settled. Errors and cancel share it. Also what a rollback needs
+//! to undo a settings change: the settings each environment had before this step changed them.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::beanstalk::Beanstalk;
 use crate::gha::Console;
+use crate::options::Changes;
+
+/// An environment's settings before this step, as far as the step's changes touch them.
+#[derive(Debug)]
+struct SettingsBefore {
+    environment: String,
+    /// The version it ran with them.
+    label: Option<String>,
+    /// The step's changes would change something.
+    differ: bool,
+    /// What puts them back.
+    restore: Changes,
+}
 
 #[derive(Debug, Default)]
 struct Entries {
@@ -13,6 +27,8 @@ struct Entries {
     created_version: Option<(String, String)>,
     /// Environments (by id) whose update this run started and has not seen settle.
     updates_in_flight: Vec<String>,
+    /// Per environment, read before anything changed.
+    settings_before: Vec<SettingsBefore>,
 }
 
 /// The record of what to undo; clone freely, all clones share it.
@@ -42,6 +58,33 @@ impl Ledger {
     /// The update of `env_id` settled (or was aborted): nothing to abort any more.
     pub fn update_settled(&self, env_id: &str) {
         self.with(|e| e.updates_in_flight.retain(|id| id != env_id));
+    }
+
+    /// Records what the step's settings would do to `environment`, which runs `label` now: whether they change
+    /// anything, and what puts its settings back.
+    pub fn settings_read(&self, environment: &str, label: Option<String>, differ: bool, restore: Changes) {
+        self.with(|e| {
+            e.settings_before.retain(|s| !s.environment.eq_ignore_ascii_case(environment));
+            e.settings_before.push(SettingsBefore { environment: environment.to_owned(), label, differ, restore });
+        });
+    }
+
+    /// Whether the step's settings would change something in `environment` (`None`: not read).
+    pub fn settings_differ(&self, environment: &str) -> Option<bool> {
+        self.with(|e| {
+            e.settings_before.iter().find(|s| s.environment.eq_ignore_ascii_case(environment)).map(|s| s.differ)
+        })
+    }
+
+    /// The changes that return `environment` to the settings it ran `label` with before this step, when that
+    /// is the version it ran then (a rollback to it); `None` otherwise.
+    pub fn restore_for(&self, environment: &str, label: &str) -> Option<Changes> {
+        self.with(|e| {
+            e.settings_before
+                .iter()
+                .find(|s| s.environment.eq_ignore_ascii_case(environment) && s.label.as_deref() == Some(label))
+                .map(|s| s.restore.clone())
+        })
     }
 
     /// Environments whose update this run started and has not seen settle.

@@ -3,14 +3,18 @@
 //! typed result; [`Journal`] records what is learnt for the report and [`Ledger`] what must be undone if the
 //! run ends early.
 
+mod create;
 #[cfg(test)]
 mod fake_eb;
 mod ledger;
 mod logs;
 mod publish;
 mod rollout;
+mod settings;
 mod ship;
 mod swap;
+mod terminate;
+mod versions;
 
 use std::path::PathBuf;
 
@@ -51,9 +55,13 @@ pub struct Engine<'a, I: ImageStage> {
 impl<I: ImageStage> Engine<'_, I> {
     /// Runs the plan to its conclusion. Errors are failures the caller reports as `failed`.
     pub async fn run(&self) -> Result<Conclusion> {
-        if let Plan::Swap = &self.cfg.plan {
-            let (outcome, message) = swap::swap_only(self).await?;
-            return Ok(Conclusion { outcome, message });
+        match &self.cfg.plan {
+            Plan::Swap => {
+                let (outcome, message) = swap::swap_only(self).await?;
+                return Ok(Conclusion { outcome, message });
+            }
+            Plan::Terminate { force } => return terminate::terminate(self, *force).await,
+            Plan::Deploy(_) | Plan::Rollback => {}
         }
         let (app, label) = (self.cfg.application.as_str(), self.cfg.version_label.as_str());
         // Local checks first: a bad bundle must fail before anything is asked of AWS.
@@ -65,14 +73,18 @@ impl<I: ImageStage> Engine<'_, I> {
                 self.journal.phase("Check bundle content", started.elapsed());
                 Some((plan, prepared))
             }
-            Plan::Rollback | Plan::Swap => None,
+            Plan::Rollback | Plan::Swap | Plan::Terminate { .. } => None,
         };
         let started = Instant::now();
-        let (targets, live) = rollout::check_environments(self).await?;
+        let (targets, live, missing) = rollout::check_environments(self).await?;
+        let creation = match missing.as_slice() {
+            [] => None,
+            missing => Some(create::check(self, missing).await?),
+        };
+        settings::check(self, &targets).await?;
         let existing = self.aws.eb.version(app, label).await?;
         self.journal.phase("Check environment", started.elapsed());
 
-        let min = self.cfg.wait.min_health;
         match (deploy, existing) {
             (None, None) => bail!(publish::missing_version_message(&self.aws.eb, app, label).await),
             (Some((plan, _)), Some(_)) if !plan.reuse_existing => bail!(
@@ -81,29 +93,40 @@ impl<I: ImageStage> Engine<'_, I> {
             (deploy, Some(version)) => {
                 publish::check_deployable(&version)?;
                 publish::record_existing(self, &version).await;
-                if targets.iter().all(|env| verdict::unchanged(env, label, min)) {
+                if creation.is_none() && targets.iter().all(|env| self.unchanged(env)) {
                     let results = targets.iter().map(|env| rollout::unchanged(self, env, label)).collect();
-                    return Ok(self.conclude(results, None));
+                    return Ok(self.finish(results, None).await);
                 }
                 if deploy.is_some() {
                     self.console.info(format!(
                         "Version {label} already exists: deploying it as is (reuse-existing-version); nothing is built or uploaded"
                     ));
                 } else {
-                    for env in targets.iter().filter(|env| !verdict::unchanged(env, label, min)) {
+                    for env in targets.iter().filter(|env| !self.unchanged(env)) {
                         let from = env.version_label.as_deref().unwrap_or("(no version)");
                         self.console.info(format!("Rolling back {} from {from} to {label}", env.name));
                     }
                 }
             }
-            (Some((plan, prepared)), None) => publish::publish(self, plan, prepared).await?,
+            (Some((plan, prepared)), None) => {
+                let create_application = creation.as_ref().is_some_and(|c| c.application_missing);
+                publish::publish(self, plan, prepared, create_application).await?
+            }
         }
 
-        let (done, to_roll): (Vec<_>, Vec<_>) =
-            targets.iter().cloned().partition(|env| verdict::unchanged(env, label, min));
+        let (done, to_roll): (Vec<_>, Vec<_>) = targets.iter().cloned().partition(|env| self.unchanged(env));
         let mut results: Vec<rollout::EnvResult> =
             done.iter().map(|env| rollout::unchanged(self, env, label)).collect();
-        results.extend(rollout::fleet(self, to_roll.into_iter().map(|env| (env, label.to_owned())).collect()).await);
+        // Environments to create first: the others are not touched when one fails (unless on-failure: continue).
+        if let Some(creation) = &creation {
+            results.extend(create::launch_all(self, creation, label).await);
+        }
+        if results.iter().any(|r| !r.outcome.is_success()) && self.cfg.on_failure != OnFailure::Continue {
+            results.extend(to_roll.into_iter().map(|env| rollout::skipped(self, env)));
+        } else {
+            results
+                .extend(rollout::fleet(self, to_roll.into_iter().map(|env| (env, label.to_owned())).collect()).await);
+        }
         results.sort_by_key(|r| self.cfg.environments.iter().position(|n| n.eq_ignore_ascii_case(&r.name)));
         let failed = results.iter().any(|r| !r.outcome.is_success());
         if failed && self.cfg.recovery.logs {
@@ -118,8 +141,8 @@ impl<I: ImageStage> Engine<'_, I> {
         self.ledger.discard_version(&self.aws.eb, self.console, false).await;
 
         let swapped = match (live, results.as_slice()) {
-            (Some(live), [r]) if r.outcome == Outcome::Deployed => {
-                let idle = r.env.clone().unwrap_or_else(|| targets[0].clone());
+            (Some(live), [r]) if r.outcome == Outcome::Deployed && r.env.is_some() => {
+                let idle = r.env.clone().unwrap_or_default();
                 Some(swap::swap(self, &idle, &live).await)
             }
             (Some(live), [r]) => {
@@ -136,7 +159,30 @@ impl<I: ImageStage> Engine<'_, I> {
             }
             _ => None,
         };
-        Ok(self.conclude(results, swapped))
+        Ok(self.finish(results, swapped).await)
+    }
+
+    /// Nothing to do for `env`: it runs the version, healthy, with the step's settings.
+    fn unchanged(&self, env: &crate::beanstalk::Environment) -> bool {
+        verdict::unchanged(env, &self.cfg.version_label, self.cfg.wait.min_health)
+            && !settings::pending(self, &env.name)
+    }
+
+    /// The conclusion, then `keep-versions` when the step succeeded (deployed, or nothing to do).
+    async fn finish(&self, results: Vec<rollout::EnvResult>, swapped: Option<swap::Swapped>) -> Conclusion {
+        let replaced: Vec<String> = results.iter().filter_map(|r| r.previous.clone()).collect();
+        let conclusion = self.conclude(results, swapped);
+        if let Some(keep) = self.cfg.keep_versions {
+            if matches!(conclusion.outcome, Outcome::Deployed | Outcome::Unchanged) {
+                versions::prune(self, keep, &replaced).await;
+            } else {
+                self.console.info(format!(
+                    "keep-versions: nothing deleted, as the step did not succeed with a verified deploy ({})",
+                    conclusion.outcome
+                ));
+            }
+        }
+        conclusion
     }
 
     /// The step's conclusion from every environment's result (and the swap's): the worst result, and one
@@ -906,6 +952,263 @@ mod tests {
         assert_eq!(r.fake.count("UpdateEnvironment") + r.fake.count("CreateApplicationVersion"), 0);
         // swap-with takes the CNAME environment-name held (the live one, after a release).
         assert_eq!(r.report.live_environment.as_deref(), Some("shop-blue"));
+    }
+
+    // --- settings, creation, termination ---------------------------------------------------------
+
+    const VARS: &str = "aws:elasticbeanstalk:application:environment";
+
+    /// The detail of the `n`th call of `op` to `env`.
+    fn detail(r: &Run, op: &str, env: &str, n: usize) -> Vec<String> {
+        let calls: Vec<_> =
+            r.fake.calls().into_iter().filter(|c| c.op == op && c.env.as_deref() == Some(env)).collect();
+        calls.get(n).unwrap_or_else(|| panic!("no call {n} of {op} to {env}: {:?}", r.fake.calls())).detail.clone()
+    }
+
+    fn with_settings(sc: Scenario) -> Scenario {
+        Scenario { settings: vec![(VARS, "GREETING", "old-greeting"), (VARS, "DROP", "dropped-value")], ..sc }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn settings_go_with_the_version_and_a_rollback_restores_the_old_ones() {
+        let envs = vec![
+            ("web-a".to_owned(), with_settings(rolls_back_at(12.0, succeeds_at(20.0)))),
+            ("web-b".to_owned(), with_settings(fails_at(25.0))),
+        ];
+        let inputs = [
+            ("environment-variables", "GREETING=new-greeting\nNEW=new-value"),
+            ("remove-environment-variables", "DROP"),
+            ("on-failure", "rollback"),
+        ];
+        let r = run_fleet(envs, &inputs).await;
+        assert_eq!(outcomes(&r), vec![("web-a".into(), Outcome::RolledBack), ("web-b".into(), Outcome::Failed)]);
+        // One call carries the version and the settings.
+        let forward = vec![
+            "label=v2".to_owned(),
+            format!("set {VARS} GREETING=new-greeting"),
+            format!("set {VARS} NEW=new-value"),
+            format!("remove {VARS} DROP"),
+        ];
+        assert_eq!(detail(&r, "UpdateEnvironment", "web-a", 0), forward);
+        assert_eq!(detail(&r, "UpdateEnvironment", "web-b", 0), forward);
+        // The rollback returns web-a to v1 with the settings v1 ran with.
+        assert_eq!(
+            detail(&r, "UpdateEnvironment", "web-a", 1),
+            vec![
+                "label=v1".to_owned(),
+                format!("set {VARS} GREETING=old-greeting"),
+                format!("set {VARS} DROP=dropped-value"),
+                format!("remove {VARS} NEW"),
+            ]
+        );
+        assert_eq!(r.fake.count("DescribeConfigurationSettings"), 2);
+        assert!(r.log.contains("environment variables GREETING, NEW; removes DROP"), "{}", r.log);
+        for value in ["new-greeting", "new-value", "old-greeting", "dropped-value"] {
+            assert!(!r.log.contains(value), "a value was printed: {value}\n{}", r.log);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn settings_already_in_place_leave_the_environment_unchanged() {
+        let on_v2 = || Scenario {
+            before: vec![(Duration::ZERO, snap("Ready", "Green", "v2"))],
+            versions: vec![("v2", "PROCESSED")],
+            settings: vec![(VARS, "GREETING", "hello")],
+            ..succeeds_at(10.0)
+        };
+        let r = run(on_v2(), &[("environment-variables", "GREETING=hello")]).await;
+        assert_eq!(r.outcome(), Outcome::Unchanged, "{}", r.log);
+        assert_eq!(r.fake.count("UpdateEnvironment"), 0);
+
+        // A changed value is deployed with the version the environment runs already.
+        let sc = Scenario {
+            after_update: vec![
+                (Duration::ZERO, snap("Updating", "Grey", "v2")),
+                (secs(10.0), snap("Ready", "Green", "v2")),
+            ],
+            ..on_v2()
+        };
+        let r = run(sc, &[("environment-variables", "GREETING=bonjour")]).await;
+        assert_eq!(r.outcome(), Outcome::Deployed, "{}", r.log);
+        assert_eq!(
+            detail(&r, "UpdateEnvironment", fake_eb::ENV, 0),
+            vec!["label=v2".to_owned(), format!("set {VARS} GREETING=bonjour")]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn variables_that_would_outgrow_the_limit_change_nothing() {
+        let big = "x".repeat(250);
+        let existing: &'static str = Box::leak(big.clone().into_boxed_str());
+        let settings = (0..16).map(|i| (VARS, &*Box::leak(format!("OLD_{i:02}").into_boxed_str()), existing)).collect();
+        let sc = Scenario { settings, ..succeeds_at(10.0) };
+        let r = run(sc, &[("environment-variables", &format!("NEW={big}"))]).await;
+        let err = r.error();
+        assert!(
+            err.contains("input `environment-variables`") && err.contains("over Elastic Beanstalk's 4096"),
+            "{err}"
+        );
+        assert!(r.mutations().is_empty(), "{:?}", r.mutations());
+    }
+
+    fn launches_at(at: f64) -> Scenario {
+        Scenario {
+            no_environment: true,
+            after_update: vec![
+                (Duration::ZERO, snap("Launching", "Grey", "")),
+                (secs(at), snap("Ready", "Green", "v2")),
+            ],
+            update_events: vec![
+                (secs(0.1), "INFO", "createEnvironment is starting.", true),
+                (secs(at), "INFO", "Successfully launched environment: web-prod", true),
+            ],
+            new_version_status: "PROCESSED",
+            ..Scenario::default()
+        }
+    }
+
+    const CREATE: [(&str, &str); 3] =
+        [("create-environment", "true"), ("tags", "team=web"), ("environment-variables", "GREETING=created-value")];
+
+    #[tokio::test(start_paused = true)]
+    async fn a_missing_environment_is_created_with_the_version_and_gets_a_verdict() {
+        let r = run(launches_at(30.0), &CREATE).await;
+        assert_eq!(r.outcome(), Outcome::Deployed, "{}", r.log);
+        assert_eq!(
+            r.mutations(),
+            vec!["CreateStorageLocation", "CreateApplicationVersion", "CreateEnvironment"],
+            "created, never updated"
+        );
+        let created = detail(&r, "CreateEnvironment", fake_eb::ENV, 0);
+        for want in [
+            "label=v2",
+            "stack 64bit Amazon Linux 2023 v4.4.1 running Docker",
+            "tag team=web",
+            "tag eb-deploy:repository=local",
+            &format!("set {VARS} GREETING=created-value"),
+        ] {
+            assert!(created.iter().any(|d| d == want), "{want} missing from {created:?}");
+        }
+        assert_eq!(r.report.environment_created, Some(true));
+        assert!(r.report.message.starts_with("web-prod was created and runs v2, Green"), "{}", r.report.message);
+        // The launch's last event ends the wait: the verdict comes within one event poll.
+        let latency = r.ended - (r.fake.calls().iter().find(|c| c.op == "CreateEnvironment").unwrap().at + secs(30.0));
+        assert!(latency <= secs(2.6), "verdict {latency:?} after the launch ended");
+        assert!(!r.log.contains("created-value"), "{}", r.log);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn creation_is_checked_before_anything_changes() {
+        // The application is missing and may not be created.
+        let r = run(Scenario { app_missing: true, ..launches_at(10.0) }, &CREATE).await;
+        assert!(r.error().contains("set create-application: true"), "{}", r.error());
+        assert!(r.mutations().is_empty());
+        // It may: created just before its first version.
+        let mut inputs = CREATE.to_vec();
+        inputs.push(("create-application", "true"));
+        let r = run(Scenario { app_missing: true, ..launches_at(10.0) }, &inputs).await;
+        assert_eq!(r.outcome(), Outcome::Deployed, "{}", r.log);
+        assert_eq!(
+            r.mutations(),
+            vec!["CreateStorageLocation", "CreateApplication", "CreateApplicationVersion", "CreateEnvironment"]
+        );
+        // The CNAME prefix is taken.
+        inputs.push(("cname-prefix", "shop-preview"));
+        let r = run(Scenario { cname_taken: true, ..launches_at(10.0) }, &inputs).await;
+        assert!(
+            r.error().contains("input `cname-prefix`: shop-preview.us-east-1.elasticbeanstalk.com is taken"),
+            "{}",
+            r.error()
+        );
+        assert!(r.mutations().is_empty());
+        // Without create-environment, a missing environment is an error that says how to create it.
+        let r = run(launches_at(10.0), &[]).await;
+        assert!(r.error().contains("or set create-environment: true"), "{}", r.error());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_environment_created_meanwhile_by_another_run_is_waited_for() {
+        let sc = Scenario { created_by_another: true, ..launches_at(30.0) };
+        let r = run(sc, &[("create-environment", "true")]).await;
+        assert_eq!(r.outcome(), Outcome::Unchanged, "{}", r.log);
+        assert!(
+            r.report.message.contains("created meanwhile by another run, which launched it with v2"),
+            "{}",
+            r.report.message
+        );
+        assert_eq!(r.report.environment_created, Some(false));
+        assert_eq!(r.fake.count("UpdateEnvironment"), 0);
+        assert!(r.ended >= secs(30.0), "it waited for the other run's launch");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_launch_says_what_to_do() {
+        let sc = Scenario {
+            after_update: vec![(Duration::ZERO, snap("Launching", "Grey", "")), (secs(20.0), snap("Ready", "Red", ""))],
+            update_events: vec![(
+                secs(19.0),
+                "ERROR",
+                "Create environment operation is complete, but with errors. For more information, see troubleshooting documentation.",
+                true,
+            )],
+            ..launches_at(20.0)
+        };
+        let r = run(sc, &[("create-environment", "true")]).await;
+        assert_eq!(r.outcome(), Outcome::Failed);
+        let m = &r.report.message;
+        assert!(m.contains("the launch of web-prod with v2 failed") && m.contains("mode: terminate"), "{m}");
+    }
+
+    fn ours(sc: Scenario) -> Scenario {
+        Scenario { tags: vec![("eb-deploy:repository", "local"), ("team", "web")], terminate_after: secs(40.0), ..sc }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn terminate_waits_for_what_eb_deploy_created_and_refuses_the_rest() {
+        let r = run(ours(Scenario::default()), &[("mode", "terminate")]).await;
+        assert_eq!(r.outcome(), Outcome::Terminated, "{}", r.log);
+        assert_eq!(r.mutations(), vec!["TerminateEnvironment"]);
+        assert!(r.ended >= secs(40.0) && r.ended <= secs(46.0), "verdict at {:?}", r.ended);
+        let calls = r.fake.calls();
+        let waiting = calls.iter().filter(|c| c.op.starts_with("Describe")).count() as f64;
+        assert!(waiting / (r.ended.as_secs_f64() / 60.0) <= 30.0, "{waiting} calls in {:?}", r.ended);
+        assert!(r.log.contains("terminateEnvironment completed successfully."), "{}", r.log);
+        assert_eq!(r.report.previous_version_label.as_deref(), Some("v1"));
+
+        // Not created by eb-deploy, or for another repository: refused, nothing terminated.
+        let foreign = Scenario { tags: vec![("team", "web")], ..Scenario::default() };
+        let other = Scenario { tags: vec![("eb-deploy:repository", "team/other")], ..Scenario::default() };
+        for sc in [foreign, other] {
+            let r = run(sc, &[("mode", "terminate")]).await;
+            assert!(r.error().contains("set force-terminate: true"), "{}", r.error());
+            assert!(r.mutations().is_empty());
+        }
+        let r = run(
+            Scenario { tags: vec![("team", "web")], ..ours(Scenario::default()) },
+            &[("mode", "terminate"), ("force-terminate", "true")],
+        )
+        .await;
+        assert_eq!(r.outcome(), Outcome::Terminated, "{}", r.log);
+
+        // Already gone: nothing to do, and the step succeeds.
+        let r = run(Scenario { no_environment: true, ..Scenario::default() }, &[("mode", "terminate")]).await;
+        assert_eq!(r.outcome(), Outcome::Unchanged);
+        assert!(r.mutations().is_empty());
+        // Unless the application is not there either: then the names are wrong.
+        let sc = Scenario { no_environment: true, app_missing: true, ..Scenario::default() };
+        let r = run(sc, &[("mode", "terminate")]).await;
+        assert!(r.error().contains("application app does not exist"), "{}", r.error());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_region_near_its_version_quota_is_warned_about() {
+        let labels: Vec<(&'static str, &'static str)> =
+            (0..950).map(|i| (&*Box::leak(format!("old-{i}").into_boxed_str()), "PROCESSED")).collect();
+        let r = run(Scenario { versions: labels, ..succeeds_at(10.0) }, &[]).await;
+        assert_eq!(r.outcome(), Outcome::Deployed);
+        assert!(r.log.contains("this region holds 950 application versions"), "{}", r.log);
+        let r = run(succeeds_at(10.0), &[]).await;
+        assert!(!r.log.contains("application versions;"), "{}", r.log);
     }
 
     /// A fleet fake holding both environments of a blue/green pair, with only the first deployed to.

@@ -41,8 +41,15 @@ pub(crate) fn prepare(plan: &BundlePlan, temp_dir: &Path) -> Result<Prepared> {
     Ok(Prepared { content, template })
 }
 
-/// Image, bundle, upload and CreateApplicationVersion, checking what can be checked before any change.
-pub(crate) async fn publish<I: ImageStage>(e: &Engine<'_, I>, plan: &DeployPlan, prepared: Prepared) -> Result<()> {
+/// Image, bundle, upload and CreateApplicationVersion, checking what can be checked before any change; the
+/// application is created first when `create_application` (only once the image and bundle are there, so a
+/// failing build leaves nothing behind).
+pub(crate) async fn publish<I: ImageStage>(
+    e: &Engine<'_, I>,
+    plan: &DeployPlan,
+    prepared: Prepared,
+    create_application: bool,
+) -> Result<()> {
     let (app, label) = (&e.cfg.application, &e.cfg.version_label);
     if let Some(bucket) = &plan.bundle.bucket {
         bundle::check_bucket(&e.aws.s3, bucket, &e.aws.region).await?;
@@ -79,6 +86,10 @@ pub(crate) async fn publish<I: ImageStage>(e: &Engine<'_, I>, plan: &DeployPlan,
 
     let started = Instant::now();
     let _group = e.console.group(format!("Create version {label}"));
+    if create_application {
+        super::create::application(e).await?;
+    }
+    super::versions::warn_near_quota(e).await;
     // Processing validates .ebextensions and env.yaml; without them it has nothing to check, and skipping it
     // saves its wait.
     let process = prepared.content.needs_processing();

@@ -10,8 +10,8 @@ use futures_util::future::join_all;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use super::Engine;
 use super::ship::ImageStage;
+use super::{Engine, settings};
 use crate::beanstalk::{self, Environment, Status, UpdateRefusal};
 use crate::config::OnFailure;
 use crate::gha::Annotation;
@@ -35,11 +35,12 @@ pub(crate) struct EnvResult {
     pub env: Option<Environment>,
 }
 
-/// The environments of the step (and the live one of a blue/green pair), found in one call. Nothing is changed
-/// when one is missing, or busy with `on-busy: fail`.
+/// The environments of the step (and the live one of a blue/green pair), found in one call, and the names of
+/// those missing that `create-environment` will create. Nothing is changed when one is missing (and not to be
+/// created), or busy with `on-busy: fail`.
 pub(crate) async fn check_environments<I: ImageStage>(
     e: &Engine<'_, I>,
-) -> Result<(Vec<Environment>, Option<Environment>)> {
+) -> Result<(Vec<Environment>, Option<Environment>, Vec<String>)> {
     let app = e.cfg.application.as_str();
     let eb = &e.aws.eb;
     let mut wanted = e.cfg.environments.clone();
@@ -48,27 +49,27 @@ pub(crate) async fn check_environments<I: ImageStage>(
     let found = eb.environments(app, &wanted).await?;
     let find = |name: &str| found.iter().find(|f| f.name.eq_ignore_ascii_case(name)).cloned();
     let missing: Vec<&String> = wanted.iter().filter(|n| find(n).is_none()).collect();
-    if !missing.is_empty() {
+    let live_missing = e.cfg.swap_with.as_ref().is_some_and(|l| missing.contains(&l));
+    let to_create = e.cfg.create.environment.is_some() && !live_missing;
+    if !missing.is_empty() && !to_create {
         if !eb.application_exists(app).await? {
             bail!(
-                "application {app} does not exist in {}; check application-name and region (create the application and environment once, e.g. with the console or `eb create`)",
+                "application {app} does not exist in {}; check application-name and region (or set create-application: true and create-environment: true to create it with the environment)",
                 e.aws.region
             );
         }
         let names = eb.environment_names(app).await?;
         let known = if names.is_empty() { "it has none".to_owned() } else { format!("it has: {}", names.join(", ")) };
-        let input = if e.cfg.swap_with.as_ref().is_some_and(|l| missing.contains(&l)) && missing.len() == 1 {
-            "swap-with"
-        } else {
-            "environment-name"
-        };
+        let input = if live_missing && missing.len() == 1 { "swap-with" } else { "environment-name" };
         let list = missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
         let (noun, verb) = if missing.len() == 1 { ("environment", "does") } else { ("environments", "do") };
-        bail!("{noun} {list} {verb} not exist in application {app} ({known}); check {input} and region");
+        let create = if input == "environment-name" { ", or set create-environment: true to create it" } else { "" };
+        bail!("{noun} {list} {verb} not exist in application {app} ({known}); check {input} and region{create}");
     }
+    let missing: Vec<String> = missing.into_iter().cloned().collect();
     let mut targets = Vec::new();
     for name in &e.cfg.environments {
-        let env = find(name).expect("checked above");
+        let Some(env) = find(name) else { continue };
         e.journal.record(|f| {
             let facts = f.environment(name);
             facts.previous_version_label = env.version_label.clone();
@@ -98,7 +99,7 @@ pub(crate) async fn check_environments<I: ImageStage>(
             live.health
         ));
     }
-    Ok((targets, live))
+    Ok((targets, live, missing))
 }
 
 /// An environment already running the version, healthy: nothing to do.
@@ -116,6 +117,21 @@ pub(crate) fn unchanged<I: ImageStage>(e: &Engine<'_, I>, env: &Environment, lab
     }
 }
 
+/// An environment not updated because another one failed first (`on-failure: stop`).
+pub(crate) fn skipped<I: ImageStage>(e: &Engine<'_, I>, env: Environment) -> EnvResult {
+    let message = format!("{} was not updated: another environment failed first (on-failure: stop)", env.name);
+    e.console.info(&message);
+    e.record_env(&env.name, Outcome::Skipped, message.clone());
+    EnvResult {
+        name: env.name.clone(),
+        outcome: Outcome::Skipped,
+        message,
+        moved: false,
+        previous: env.version_label.clone(),
+        env: Some(env),
+    }
+}
+
 /// Rolls `label` out to every environment in `targets` (each with its own label: a rollback returns each
 /// to its own previous version), per `strategy` and `on-failure`; results in the order given.
 pub(crate) async fn fleet<I: ImageStage>(e: &Engine<'_, I>, targets: Vec<(Environment, String)>) -> Vec<EnvResult> {
@@ -128,17 +144,7 @@ pub(crate) async fn fleet<I: ImageStage>(e: &Engine<'_, I>, targets: Vec<(Enviro
         // The semaphore is fair: environments start in the order given.
         let _permit = gate.acquire().await;
         if halted.load(Ordering::SeqCst) {
-            let message = format!("{} was not updated: another environment failed first (on-failure: stop)", env.name);
-            e.console.info(&message);
-            e.record_env(&env.name, Outcome::Skipped, message.clone());
-            return EnvResult {
-                name: env.name.clone(),
-                outcome: Outcome::Skipped,
-                message,
-                moved: false,
-                previous: env.version_label.clone(),
-                env: Some(env),
-            };
+            return skipped(e, env);
         }
         let result = rollout_one(e, watch, env, &label).await;
         if !result.outcome.is_success() && e.cfg.on_failure != OnFailure::Continue {
@@ -157,8 +163,14 @@ pub(crate) async fn fleet<I: ImageStage>(e: &Engine<'_, I>, targets: Vec<(Enviro
     results
 }
 
-/// Waits out (or aborts) another update, starts ours, and waits for the verdict.
-async fn rollout_one<I: ImageStage>(e: &Engine<'_, I>, watch: &Watch<'_>, env: Environment, label: &str) -> EnvResult {
+/// Waits out (or aborts) another update, starts ours (with the settings [`settings::for_update`] says go with
+/// `label`), and waits for the verdict.
+pub(crate) async fn rollout_one<I: ImageStage>(
+    e: &Engine<'_, I>,
+    watch: &Watch<'_>,
+    env: Environment,
+    label: &str,
+) -> EnvResult {
     let name = env.name.clone();
     let previous = env.version_label.clone();
     let result = |outcome, message: String, moved, env| EnvResult {
@@ -220,7 +232,7 @@ async fn rollout_one<I: ImageStage>(e: &Engine<'_, I>, watch: &Watch<'_>, env: E
                 };
             }
         }
-        match eb.update_environment(&env.id, label).await {
+        match eb.update_environment(&env.id, label, &settings::for_update(e, &name, label)).await {
             Ok(Ok(started)) => break started,
             Ok(Err(refused)) if refused.reason == Some(UpdateRefusal::Busy) && attempts < MAX_UPDATE_ATTEMPTS => {
                 // Another operation got in first: the environment is busy again, as if seen Updating.

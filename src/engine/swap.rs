@@ -117,7 +117,7 @@ async fn run<I: ImageStage>(e: &Engine<'_, I>, idle: &Environment, live: &Enviro
 
 /// `mode: swap`: swaps `environment-name` and `swap-with` without deploying (undoing a blue/green release).
 pub(crate) async fn swap_only<I: ImageStage>(e: &Engine<'_, I>) -> Result<(Outcome, String)> {
-    let (targets, live) = super::rollout::check_environments(e).await?;
+    let (targets, live, _) = super::rollout::check_environments(e).await?;
     let (Some(idle), Some(live)) = (targets.first(), live) else {
         bail!("swap needs environment-name and swap-with");
     };

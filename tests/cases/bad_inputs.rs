@@ -120,5 +120,97 @@ pub fn cases() -> Vec<Case> {
         ("check-body without a check", "check-body", vec![("check-body", s("ok"))]),
         ("rollback-on-failure as yes", "rollback-on-failure", vec![("rollback-on-failure", s("yes"))]),
         ("logs-on-failure as 1", "logs-on-failure", vec![("logs-on-failure", s("1"))]),
+        (
+            "variable line without =",
+            "environment-variables",
+            vec![("environment-variables", s("A=1\nno-equals-s3cr3t"))],
+        ),
+        ("variable name with a space", "environment-variables", vec![("environment-variables", s("MY VAR=1"))]),
+        ("variable given twice", "environment-variables", vec![("environment-variables", s("A=1\nA=2"))]),
+        (
+            "variable value over 256 chars",
+            "environment-variables",
+            vec![("environment-variables", format!("A={}", "v".repeat(257)))],
+        ),
+        (
+            "variables over 4,096 bytes",
+            "environment-variables",
+            vec![("environment-variables", (0..21).map(|i| format!("K{i:02}={}\n", "v".repeat(200))).collect())],
+        ),
+        (
+            "variable to remove named badly",
+            "remove-environment-variables",
+            vec![("remove-environment-variables", s("NOT OK"))],
+        ),
+        (
+            "variable set and removed",
+            "remove-environment-variables",
+            vec![("environment-variables", s("A=1")), ("remove-environment-variables", s("A"))],
+        ),
+        (
+            "option in an unknown namespace",
+            "option-settings",
+            vec![(
+                "option-settings",
+                s("- {namespace: aws:elasticbeanstalk:comand, option-name: Timeout, value: 900}"),
+            )],
+        ),
+        ("option settings not YAML", "option-settings", vec![("option-settings", s("- {namespace: ["))]),
+        ("option settings not a list", "option-settings", vec![("option-settings", s("namespace: aws:ec2:vpc"))]),
+        (
+            "option without a value",
+            "option-settings",
+            vec![("option-settings", s("- {namespace: aws:ec2:vpc, option-name: VPCId}"))],
+        ),
+        (
+            "variable in both inputs",
+            "option-settings",
+            vec![
+                ("environment-variables", s("A=1")),
+                (
+                    "option-settings",
+                    s("- {namespace: aws:elasticbeanstalk:application:environment, option-name: A, value: 2}"),
+                ),
+            ],
+        ),
+        ("create-application as yes", "create-application", vec![("create-application", s("yes"))]),
+        ("create-environment as 1", "create-environment", vec![("create-environment", s("1"))]),
+        (
+            "solution stack without create-environment",
+            "solution-stack",
+            vec![("solution-stack", s("64bit Amazon Linux 2023 v4.3.0 running Docker"))],
+        ),
+        (
+            "platform ARN malformed",
+            "solution-stack",
+            vec![("create-environment", s("true")), ("solution-stack", s("arn:aws:ec2:us-east-1::image/x"))],
+        ),
+        (
+            "cname prefix with a dot",
+            "cname-prefix",
+            vec![("create-environment", s("true")), ("cname-prefix", s("shop.preview"))],
+        ),
+        ("cname prefix too short", "cname-prefix", vec![("create-environment", s("true")), ("cname-prefix", s("abc"))]),
+        ("cname prefix without create-environment", "cname-prefix", vec![("cname-prefix", s("shop-preview"))]),
+        (
+            "cname prefix for several environments",
+            "cname-prefix",
+            vec![
+                ("create-environment", s("true")),
+                ("environment-name", s("shop-a1,shop-b1")),
+                ("cname-prefix", s("shop-preview")),
+            ],
+        ),
+        ("tag with a reserved key", "tags", vec![("create-environment", s("true")), ("tags", s("aws:team=web"))]),
+        ("tag line without =", "tags", vec![("create-environment", s("true")), ("tags", s("team"))]),
+        ("tags with nothing created", "tags", vec![("tags", s("team=web"))]),
+        (
+            "force-terminate as please",
+            "force-terminate",
+            vec![("mode", s("terminate")), ("force-terminate", s("please"))],
+        ),
+        ("keep-versions zero", "keep-versions", vec![("keep-versions", s("0"))]),
+        ("keep-versions not a number", "keep-versions", vec![("keep-versions", s("all"))]),
+        ("keep-versions over 1000", "keep-versions", vec![("keep-versions", s("1001"))]),
     ]
 }

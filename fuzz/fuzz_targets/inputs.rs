@@ -295,10 +295,13 @@ fn check_config(cfg: &Config, raw: &RawInputs) {
     assert_eq!(raw.get("application-name"), Some(app.as_str()));
     assert!((1..=100).contains(&app.chars().count()), "application {app:?}");
 
-    let env = &cfg.environment;
-    assert!((4..=40).contains(&env.len()), "environment {env:?}");
-    assert!(env.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'), "environment {env:?}");
-    assert!(!env.starts_with('-') && !env.ends_with('-'), "environment {env:?}");
+    assert!(!cfg.environments.is_empty(), "no environment");
+    for (i, env) in cfg.environments.iter().enumerate() {
+        assert!((4..=40).contains(&env.len()), "environment {env:?}");
+        assert!(env.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'), "environment {env:?}");
+        assert!(!env.starts_with('-') && !env.ends_with('-'), "environment {env:?}");
+        assert!(!cfg.environments[..i].iter().any(|e| e.eq_ignore_ascii_case(env)), "{env} twice");
+    }
 
     let label = &cfg.version_label;
     assert!((1..=100).contains(&label.chars().count()), "version label {label:?}");
@@ -326,7 +329,7 @@ fn check_config(cfg: &Config, raw: &RawInputs) {
     assert_eq!(Some(wait.timeout), parse_duration(timeout_text));
 
     match &cfg.plan {
-        Plan::Rollback => {}
+        Plan::Rollback | Plan::Swap | Plan::Terminate { .. } => {}
         Plan::Deploy(plan) => {
             let (image, bundle) = (&plan.image, &plan.bundle);
             assert!(cfg.ignored.is_empty(), "deploy ignored {:?}", cfg.ignored);

@@ -531,6 +531,8 @@ impl Config {
         let build_args = c.key_values("build-args");
         let mut labels = c.key_values("labels");
         let cache_from = c.lines("cache-from");
+        let builder = c.choice("builder", &crate::image::Builder::CHOICES).unwrap_or_default();
+        let cache_to = c.choice("cache-to", &crate::image::CacheTo::CHOICES).unwrap_or_default();
         let no_cache = c.boolean("no-cache");
         let pull = c.boolean("pull");
         let create_repository = c.boolean("create-repository");
@@ -630,6 +632,8 @@ impl Config {
                             no_cache,
                             pull,
                             cache_from,
+                            builder,
+                            cache_to,
                             ..Default::default()
                         }))
                     }
@@ -875,6 +879,32 @@ mod tests {
         assert_eq!(err.0.len(), 1, "{err}");
         let err = check(&[("build-args", "A=1\nnot a pair")]).unwrap_err();
         assert!(err.0[0].message.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn builder_and_cache_to_choices() {
+        let err = check(&[("builder", "kaniko"), ("cache-to", "registry")]).unwrap_err();
+        let names: Vec<_> = err.0.iter().map(|e| e.input).collect();
+        assert_eq!(names, ["builder", "cache-to"], "{err}");
+        assert!(err.to_string().contains("use one of: auto, buildkit, classic"), "{err}");
+        assert!(err.to_string().contains("use one of: inline, none"), "{err}");
+
+        let dir = std::env::temp_dir().join(format!("cfg-builder-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("Dockerfile"), "FROM scratch\n").unwrap();
+        let build = |extra: &[(&'static str, &str)]| {
+            let mut pairs = vec![("application-name", "a"), ("environment-name", "envx")];
+            pairs.extend_from_slice(extra);
+            let cfg = Config::from_inputs(&raw(&pairs), &ctx(), &dir).unwrap();
+            let ImageSource::Build(request) = cfg.image.unwrap().source else { panic!("expected a build") };
+            (request.builder, request.cache_to)
+        };
+        assert_eq!(build(&[]), (crate::image::Builder::Auto, crate::image::CacheTo::Inline));
+        assert_eq!(
+            build(&[("builder", "Classic"), ("cache-to", "none")]),
+            (crate::image::Builder::Classic, crate::image::CacheTo::None)
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

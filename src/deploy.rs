@@ -273,6 +273,7 @@ impl<I: ImageStage> Engine<'_, I> {
         }
 
         let started = Instant::now();
+        let image_plan = &self.with_running_image(image_plan).await;
         let shipped = self.images.ship(image_plan, self.console).await?;
         self.progress.update(|r| {
             r.image = Some(shipped.reference.clone());
@@ -325,6 +326,30 @@ impl<I: ImageStage> Engine<'_, I> {
         }
         self.phase("Create version", started);
         Ok(())
+    }
+
+    /// Adds the image the environment runs now to a build's cache sources: a fresh runner's daemon has no
+    /// build cache, and BuildKit fetches the matching layers of that image instead of rebuilding them.
+    async fn with_running_image(&self, plan: &ImagePlan) -> ImagePlan {
+        let mut plan = plan.clone();
+        if let ImageSource::Build(request) = &mut plan.source
+            && !request.no_cache
+        {
+            let label = self.progress.snapshot().previous_version_label;
+            let found = crate::image::cache::running_image(
+                self.eb(),
+                &self.aws.s3,
+                &self.cfg.application,
+                label.as_deref(),
+                &plan.repository,
+            )
+            .await;
+            for warning in found.warnings {
+                self.console.warning(warning, None);
+            }
+            request.running_image = found.image;
+        }
+        plan
     }
 
     async fn check_bucket(&self, bucket: &str) -> Result<()> {

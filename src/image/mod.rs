@@ -1,12 +1,17 @@
-//! Image stage: connect to the Docker Engine and build the app image from a streamed context.
+//! Image stage: connect to the Docker Engine and build the app image from a streamed context, with
+//! BuildKit where the daemon has it and the classic builder otherwise.
 //!
 //! The action runs in a container beside the host's daemon (its socket is mounted), so the
 //! context always travels as a tar over the API; no host path is ever handed to the daemon.
 
 mod build;
+mod builder;
+mod buildkit;
+pub mod cache;
 mod context;
 pub mod dockerfile;
 pub mod dockerignore;
+mod progress;
 
 use std::path::Path;
 use std::time::Duration;
@@ -16,6 +21,7 @@ use bollard::{API_DEFAULT_VERSION, Docker};
 
 pub use build::{BuildRequest, BuiltImage, build};
 pub(crate) use build::{docker_message, human_bytes};
+pub use builder::{Builder, CacheTo};
 
 /// Where the daemon is when `DOCKER_HOST` is not set.
 pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
@@ -31,6 +37,7 @@ const CONNECT_HINT: &str = "start Docker, or set DOCKER_HOST to the daemon's add
 /// Connects to the Docker Engine at `docker_host` (the `DOCKER_HOST` value, read by the caller) or
 /// the local socket, negotiates the API version and checks the daemon answers.
 pub async fn connect(docker_host: Option<&str>) -> Result<Docker> {
+    install_crypto_provider();
     let host = docker_host.map(str::trim).filter(|h| !h.is_empty()).unwrap_or(DEFAULT_DOCKER_HOST);
     let docker = if let Some(path) = host.strip_prefix("unix://") {
         if !Path::new(path).exists() {
@@ -65,6 +72,17 @@ pub async fn connect(docker_host: Option<&str>) -> Result<Docker> {
     let version = docker.client_version();
     tracing::debug!(host, api = %format!("{}.{}", version.major_version, version.minor_version), "connected to Docker");
     Ok(docker)
+}
+
+/// Makes the AWS SDK's aws-lc-rs the process's one rustls provider. bollard's BuildKit session is built
+/// without a provider of its own (no ring beside aws-lc-rs); rustls then looks up this default when it
+/// needs one (e.g. to fetch a registry token for a cache source), and panics when none was installed.
+pub fn install_crypto_provider() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        // Err means a provider is already installed: that one serves.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    });
 }
 
 /// The standard OCI annotations for provenance, as image labels (absent values are left out).

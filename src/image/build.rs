@@ -68,13 +68,18 @@ pub struct BuiltImage {
 /// Everything checked and read before the daemon is contacted.
 #[derive(Debug)]
 pub(super) struct Prepared {
+    /// The context as the classic builder takes it.
     pub spec: ContextSpec,
+    /// The context as BuildKit takes it (see [`prepare`]).
+    pub buildkit_spec: ContextSpec,
     /// The `dockerfile` parameter: a path inside the context tar.
     pub dockerfile_param: String,
     /// The Dockerfile's text, to map steps to lines.
     pub dockerfile_text: String,
     /// The Dockerfile path for annotations (relative to the working directory when possible).
     pub dockerfile_display: String,
+    /// The Dockerfile is in the context and `.dockerignore` does not leave it out.
+    pub dockerfile_in_context: bool,
 }
 
 /// What a builder ran to the end.
@@ -301,12 +306,18 @@ pub(super) fn prepare(request: &BuildRequest) -> Result<Prepared> {
         Err(err) if err.kind() == io::ErrorKind::NotFound => Matcher::default(),
         Err(err) => return Err(err).with_context(|| format!("failed to read {}", ignore_path.display())),
     };
+    // BuildKit reads the Dockerfile from a tar context but applies no `.dockerignore` to it (the patterns
+    // are applied here): there only the Dockerfile must stay, as `docker build` leaves out the rest.
+    let mut buildkit_matcher = matcher.clone();
     matcher.keep(".dockerignore");
+    let mut dockerfile_in_context = false;
 
     let (dockerfile_param, outside_dockerfile) = match canonical.strip_prefix(&root) {
         Ok(rel) if !rel.as_os_str().is_empty() => {
             let rel = rel.to_string_lossy().into_owned();
+            dockerfile_in_context = !excluded(&buildkit_matcher, &rel);
             matcher.keep(&rel);
+            buildkit_matcher.keep(&rel);
             (rel, None)
         }
         _ => {
@@ -316,11 +327,35 @@ pub(super) fn prepare(request: &BuildRequest) -> Result<Prepared> {
         }
     };
     Ok(Prepared {
-        spec: ContextSpec { root, matcher, outside_dockerfile },
+        buildkit_spec: ContextSpec {
+            root: root.clone(),
+            matcher: buildkit_matcher,
+            outside_dockerfile: outside_dockerfile.clone(),
+            hide_outside_dockerfile: false,
+        },
+        spec: ContextSpec { root, matcher, outside_dockerfile, hide_outside_dockerfile: true },
         dockerfile_param,
         dockerfile_text,
         dockerfile_display: display_path(&dockerfile_path),
+        dockerfile_in_context,
     })
+}
+
+/// Whether `.dockerignore` leaves `path` out, directly or through one of its directories.
+fn excluded(matcher: &Matcher, path: &str) -> bool {
+    let mut parent = super::dockerignore::ParentMatches::default();
+    let mut so_far = String::new();
+    let mut out = false;
+    for part in path.split('/') {
+        if !so_far.is_empty() {
+            so_far.push('/');
+        }
+        so_far.push_str(part);
+        let (is_excluded, matches) = matcher.matches(&so_far, &parent);
+        out = is_excluded;
+        parent = matches;
+    }
+    out
 }
 
 /// Pulls each cache source so the classic builder can use it; returns the list to pass on.
@@ -602,6 +637,51 @@ mod tests {
         fs::remove_dir_all(dir).unwrap();
     }
 
+    /// The paths a context spec sends.
+    fn sent(spec: &ContextSpec) -> Vec<String> {
+        let (tar, _) = context::write_context(spec, Vec::new()).unwrap();
+        let mut archive = tar::Archive::new(tar.as_slice());
+        let mut paths: Vec<String> =
+            archive.entries().unwrap().map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned()).collect();
+        paths.sort();
+        paths
+    }
+
+    #[test]
+    fn buildkit_contexts_keep_only_the_dockerfile_from_dockerignore() {
+        let dir = temp_dir("bkctx");
+        fs::write(dir.join("Dockerfile"), "FROM scratch\n").unwrap();
+        fs::write(dir.join("app.txt"), "a").unwrap();
+        fs::write(dir.join(".dockerignore"), ".dockerignore\nDockerfile\n").unwrap();
+        let prepared = prepare(&BuildRequest { context: dir.clone(), ..Default::default() }).unwrap();
+        // The classic daemon reads both and removes them itself; BuildKit reads no .dockerignore from a tar.
+        assert_eq!(sent(&prepared.spec), [".dockerignore", "Dockerfile", "app.txt"]);
+        assert_eq!(sent(&prepared.buildkit_spec), ["Dockerfile", "app.txt"]);
+        assert!(!prepared.dockerfile_in_context);
+
+        fs::write(dir.join(".dockerignore"), "*.txt\n").unwrap();
+        let prepared = prepare(&BuildRequest { context: dir.clone(), ..Default::default() }).unwrap();
+        assert_eq!(sent(&prepared.buildkit_spec), [".dockerignore", "Dockerfile"]);
+        assert!(prepared.dockerfile_in_context);
+
+        // Outside the context: no `.dockerignore` is made up to hide it (BuildKit would not read it).
+        fs::remove_file(dir.join(".dockerignore")).unwrap();
+        fs::write(dir.join("../Dockerfile.bkctx"), "FROM scratch\n").unwrap();
+        let outside = BuildRequest {
+            context: dir.clone(),
+            dockerfile: Some(dir.join("../Dockerfile.bkctx")),
+            ..Default::default()
+        };
+        let prepared = prepare(&outside).unwrap();
+        let paths = sent(&prepared.buildkit_spec);
+        assert_eq!(paths.len(), 3, "{paths:?}");
+        assert!(paths[0].starts_with(".dockerfile.") && paths[1] == "Dockerfile", "{paths:?}");
+        assert!(sent(&prepared.spec).contains(&".dockerignore".to_owned()));
+        assert!(!prepared.dockerfile_in_context);
+        fs::remove_file(dir.join("../Dockerfile.bkctx")).unwrap();
+        fs::remove_dir_all(dir).unwrap();
+    }
+
     #[test]
     fn bad_dockerignore_is_reported_with_its_line() {
         let dir = temp_dir("badignore");
@@ -616,10 +696,22 @@ mod tests {
     fn failures_point_at_the_dockerfile_line() {
         let (console, buf) = Console::captured(true, false);
         let prepared = Prepared {
-            spec: ContextSpec { root: PathBuf::from("/"), matcher: Matcher::default(), outside_dockerfile: None },
+            spec: ContextSpec {
+                root: PathBuf::from("/"),
+                matcher: Matcher::default(),
+                outside_dockerfile: None,
+                hide_outside_dockerfile: true,
+            },
+            buildkit_spec: ContextSpec {
+                root: PathBuf::from("/"),
+                matcher: Matcher::default(),
+                outside_dockerfile: None,
+                hide_outside_dockerfile: false,
+            },
             dockerfile_param: "Dockerfile".into(),
             dockerfile_text: "FROM scratch\n# c\nCOPY a /a\nRUN a \\\n  b\nRUN false\n".into(),
             dockerfile_display: "app/Dockerfile".into(),
+            dockerfile_in_context: true,
         };
         let err = DockerError::DockerStreamError { error: "The command 'false' returned a non-zero code: 1".into() };
         let err = report_failure(err, None, Some(4), &prepared, &console);

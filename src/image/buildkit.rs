@@ -103,7 +103,14 @@ pub(super) async fn build(
         ..Default::default()
     };
 
-    let (body, upload) = context::stream_context(prepared.spec.clone());
+    if !prepared.dockerfile_in_context {
+        console.info(
+            "Note: BuildKit reads the Dockerfile from the context eb-deploy sends (the Engine API has no other \
+             way), so it is part of the context although it lies outside it or .dockerignore leaves it out: \
+             `COPY .` copies it too",
+        );
+    }
+    let (body, upload) = context::stream_context(prepared.buildkit_spec.clone());
     let mut renderer = Renderer::new(console, prepared.dockerfile_display.clone());
     let mut image_id = None;
     let outcome = {

@@ -532,6 +532,16 @@ impl Config {
         let mut labels = c.key_values("labels");
         let cache_from = c.lines("cache-from");
         let builder = c.choice("builder", &crate::image::Builder::CHOICES).unwrap_or_default();
+        let secrets = match crate::image::secrets::parse(&c.lines("secrets"), workspace) {
+            Ok(secrets) => secrets,
+            Err(message) => {
+                c.fail("secrets", message);
+                Vec::new()
+            }
+        };
+        if builder == crate::image::Builder::Classic && !secrets.is_empty() {
+            c.fail("secrets", "needs BuildKit, and `builder` is classic; set `builder: auto` or `buildkit`");
+        }
         let cache_to = c.choice("cache-to", &crate::image::CacheTo::CHOICES).unwrap_or_default();
         let no_cache = c.boolean("no-cache");
         let pull = c.boolean("pull");
@@ -583,6 +593,7 @@ impl Config {
                     "labels",
                     "target",
                     "cache-from",
+                    "secrets",
                     "ecr-repository",
                     "image-tag",
                 ] {
@@ -634,6 +645,7 @@ impl Config {
                             cache_from,
                             builder,
                             cache_to,
+                            secrets,
                             ..Default::default()
                         }))
                     }
@@ -900,6 +912,19 @@ mod tests {
             (request.builder, request.cache_to)
         };
         assert_eq!(build(&[]), (crate::image::Builder::Auto, crate::image::CacheTo::Inline));
+        let secrets = |extra: &[(&'static str, &str)]| {
+            let mut pairs = vec![("application-name", "a"), ("environment-name", "envx")];
+            pairs.extend_from_slice(extra);
+            Config::from_inputs(&raw(&pairs), &ctx(), &dir)
+        };
+        let cfg = secrets(&[("secrets", "id=pip,env=PIP_TOKEN\n# a comment\n")]).unwrap();
+        let ImageSource::Build(request) = cfg.image.unwrap().source else { panic!("expected a build") };
+        assert_eq!(request.secrets.len(), 1);
+        let err = secrets(&[("secrets", "id=pip,env=PIP_TOKEN"), ("builder", "classic")]).unwrap_err();
+        assert_eq!(err.0[0].input, "secrets");
+        assert!(err.0[0].message.contains("needs BuildKit"), "{err}");
+        let err = secrets(&[("secrets", "id=x,src=nowhere.txt")]).unwrap_err();
+        assert!(err.to_string().starts_with("input `secrets`: line 1"), "{err}");
         assert_eq!(
             build(&[("builder", "Classic"), ("cache-to", "none")]),
             (crate::image::Builder::Classic, crate::image::CacheTo::None)

@@ -47,6 +47,7 @@ impl ImageStage for DockerImages {
                 let request = crate::image::BuildRequest {
                     tag: reference.clone(),
                     registry_auth: Some(auth.clone()),
+                    docker_host: self.docker_host.clone(),
                     ..spec.as_ref().clone()
                 };
                 // Build before creating anything in ECR: a failing build leaves no trace there.

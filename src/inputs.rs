@@ -184,6 +184,12 @@ pub const INPUTS: &[InputSpec] = &[
         "`auto` (BuildKit when the Docker daemon supports it, else the classic builder), `buildkit` or `classic`.",
     ),
     input(
+        "secrets",
+        NoDefault,
+        Lines,
+        "Build secrets for `RUN --mount=type=secret`, one per line: `id=NAME,env=VAR` (an environment variable of the step) or `id=NAME,src=PATH` (a file, relative to the workspace). Needs BuildKit; the values never reach the log, the outputs or the image.",
+    ),
+    input(
         "ecr-repository",
         Computed,
         Text,

@@ -1,8 +1,8 @@
 //! BuildKit end to end on the local stack: modern Dockerfiles (`COPY --chmod`, `RUN --mount=type=cache`,
 //! heredocs, `COPY --link`, multi-stage with `target`) deployed and served by ebsim; a failing step
 //! annotated at its line; the same Dockerfiles refused by the classic builder with the daemon's message;
-//! the image stage's inputs under BuildKit; and a rebuild on an emptied daemon that takes its expensive
-//! layer from the image the environment runs.
+//! the image stage's inputs under BuildKit; build secrets; and a rebuild on an emptied daemon that takes its
+//! expensive layer from the image the environment runs.
 //!
 //! Every test that empties the daemon's build cache (`docker builder prune -af`) or needs it to persist
 //! between two builds lives in this file and holds [`BUILD_CACHE`]; no other test file prunes.
@@ -431,4 +431,67 @@ async fn a_fresh_daemon_reuses_the_running_images_layers() {
     assert!(!v2.stdout.contains(&format!(" {marker}\n")), "its command did not run:\n{}", v2.stdout);
     assert!(stack.fetch(&env, "/").await.contains("code v2"));
     assert_eq!(stack.fetch(&env, "/deps").await, deps, "the dependency step did not run again");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_reach_the_build_and_nothing_else() {
+    use sha2::Digest as _;
+    let stack = Stack::load();
+    let (name, env) = (unique("secrets"), unique("web"));
+    stack.create_environment(&name, &env).await;
+    // Secret values are not part of a step's cache key: the step names the run so no earlier one serves it.
+    let token = unique("s3cr3t-token-value");
+    let config = format!("password={}\nuser=app\n", unique("file-secret"));
+    let dockerfile = format!(
+        "FROM scratch\nCOPY --chmod=755 busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+         RUN --mount=type=secret,id=token --mount=type=secret,id=config mkdir -p /www \\\n \
+         && echo \"token sha $(sha256sum < /run/secrets/token | cut -c1-16)\" > /www/secrets.txt \\\n \
+         && echo \"config $(wc -l < /run/secrets/config) lines\" >> /www/secrets.txt \\\n \
+         && echo \"the build used its secrets ({name})\"\nCOPY www/ /www/\n{SERVE}\n"
+    );
+    let app = App::new(&[
+        ("Dockerfile", &dockerfile),
+        ("www/index.html", "<p>with secrets</p>\n"),
+        ("config.txt", &config),
+        (".dockerignore", "config.txt\n"),
+    ]);
+    let files = support::scratch_dir("secrets");
+    let inputs = [
+        ("application-name", name.as_str()),
+        ("environment-name", env.as_str()),
+        ("version-label", "v1"),
+        ("secrets", "id=token,env=APP_TOKEN\nid=config,src=config.txt"),
+    ];
+    let mut command = stack.command(&app.dir, &inputs, &files);
+    command.env("APP_TOKEN", &token);
+    let run = stack.finish(command.spawn().expect("start eb-deploy"), &files);
+    assert_eq!(run.code, Some(0), "{}", run.dump());
+    assert!(run.stdout.contains("Secrets: token, config"), "{}", run.stdout);
+    assert!(run.stdout.contains("the build used its secrets"), "the step's output is in the log:\n{}", run.stdout);
+    let step = run.stdout.lines().find(|l| l.contains("3/4] RUN --mount=type=secret,id=token")).expect(&run.stdout);
+    let number = step.split(' ').next().unwrap();
+    assert!(run.stdout.contains(&format!("{number} DONE ")), "{}", run.stdout);
+
+    // The build saw both values: the page names the token's hash and the file's line count.
+    let digest = hex::encode(sha2::Sha256::digest(token.as_bytes()));
+    let served = stack.fetch(&env, "/secrets.txt").await;
+    assert_eq!(served, format!("token sha {}\nconfig 2 lines\n", &digest[..16]));
+
+    // Neither value is anywhere but in the runner's mask commands: not in the log, the outputs, the summary,
+    // the image's history or config.
+    let secret_line = config.lines().next().unwrap().to_owned();
+    for value in [&token, &secret_line] {
+        for line in run.stdout.lines().chain(run.stderr.lines()) {
+            assert!(line.starts_with("::add-mask::") || !line.contains(value.as_str()), "{value} leaked: {line}");
+        }
+        assert!(!format!("{:?}{}", run.outputs, run.summary).contains(value.as_str()));
+    }
+    let image =
+        format!("{}/{}:v1", std::env::var("LOCAL_REGISTRY").unwrap(), eb_deploy::registry::ecr_repository_name(&name));
+    for args in [["history", "--no-trunc"], ["image", "inspect"]] {
+        let out = Command::new("docker").args(args).arg(&image).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(!text.contains(&token) && !text.contains(&secret_line), "a secret is in the image: {text}");
+    }
 }

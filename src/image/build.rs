@@ -18,6 +18,7 @@ use super::builder::{self, Builder, CacheTo, Choice, DaemonFacts};
 use super::context::{self, ContextSpec, ContextStats, ExtraDockerfile};
 use super::dockerfile;
 use super::dockerignore::Matcher;
+use super::secrets::BuildSecret;
 use crate::gha::{Annotation, Console};
 use crate::registry::{RegistryAuth, reference_host};
 
@@ -56,6 +57,11 @@ pub struct BuildRequest {
     pub cache_to: CacheTo,
     /// The image the environment runs now: a BuildKit cache source when it lives in the registry pushed to.
     pub running_image: Option<String>,
+    /// Build secrets (input `secrets`), served to `RUN --mount=type=secret` by BuildKit.
+    pub secrets: Vec<BuildSecret>,
+    /// The daemon's address as given to [`super::connect`] (`DOCKER_HOST`; None: the local socket): a build
+    /// with secrets opens a connection of its own to follow its progress.
+    pub docker_host: Option<String>,
 }
 
 /// A successfully built image.
@@ -140,8 +146,17 @@ pub async fn build(docker: &Docker, request: &BuildRequest, console: &Console) -
     let group = console.group(format!("Build image {}", request.tag));
     console.info(choice.to_string());
     let docker = docker.clone().with_timeout(BUILD_TIMEOUT);
-    let outcome = if choice.buildkit {
+    let outcome = if choice.buildkit && !request.secrets.is_empty() {
+        super::secrets::build(&docker, request, &prepared, console).await
+    } else if choice.buildkit {
         super::buildkit::build(&docker, request, &prepared, console).await
+    } else if !request.secrets.is_empty() {
+        drop(group);
+        bail!(
+            "failed to build the image: input `secrets` needs BuildKit, and this build uses the classic builder ({}); \
+             set `builder: auto` on a daemon with BuildKit",
+            choice.reason
+        );
     } else {
         build_classic(&docker, request, &prepared, &choice, console).await
     };

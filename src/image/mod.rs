@@ -12,6 +12,7 @@ mod context;
 pub mod dockerfile;
 pub mod dockerignore;
 mod progress;
+pub mod secrets;
 
 use std::path::Path;
 use std::time::Duration;

@@ -901,35 +901,51 @@ mod tests {
         assert!(err.to_string().contains("use one of: auto, buildkit, classic"), "{err}");
         assert!(err.to_string().contains("use one of: inline, none"), "{err}");
 
-        let dir = std::env::temp_dir().join(format!("cfg-builder-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("Dockerfile"), "FROM scratch\n").unwrap();
-        let build = |extra: &[(&'static str, &str)]| {
-            let mut pairs = vec![("application-name", "a"), ("environment-name", "envx")];
-            pairs.extend_from_slice(extra);
-            let cfg = Config::from_inputs(&raw(&pairs), &ctx(), &dir).unwrap();
-            let ImageSource::Build(request) = cfg.image.unwrap().source else { panic!("expected a build") };
+        let (dir, build) = build_fixture("builder");
+        let choices = |extra: &[(&'static str, &str)]| {
+            let request = build(extra).unwrap();
             (request.builder, request.cache_to)
         };
-        assert_eq!(build(&[]), (crate::image::Builder::Auto, crate::image::CacheTo::Inline));
-        let secrets = |extra: &[(&'static str, &str)]| {
-            let mut pairs = vec![("application-name", "a"), ("environment-name", "envx")];
-            pairs.extend_from_slice(extra);
-            Config::from_inputs(&raw(&pairs), &ctx(), &dir)
-        };
-        let cfg = secrets(&[("secrets", "id=pip,env=PIP_TOKEN\n# a comment\n")]).unwrap();
-        let ImageSource::Build(request) = cfg.image.unwrap().source else { panic!("expected a build") };
-        assert_eq!(request.secrets.len(), 1);
-        let err = secrets(&[("secrets", "id=pip,env=PIP_TOKEN"), ("builder", "classic")]).unwrap_err();
-        assert_eq!(err.0[0].input, "secrets");
-        assert!(err.0[0].message.contains("needs BuildKit"), "{err}");
-        let err = secrets(&[("secrets", "id=x,src=nowhere.txt")]).unwrap_err();
-        assert!(err.to_string().starts_with("input `secrets`: line 1"), "{err}");
+        assert_eq!(choices(&[]), (crate::image::Builder::Auto, crate::image::CacheTo::Inline));
         assert_eq!(
-            build(&[("builder", "Classic"), ("cache-to", "none")]),
+            choices(&[("builder", "Classic"), ("cache-to", "none")]),
             (crate::image::Builder::Classic, crate::image::CacheTo::None)
         );
-        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn secrets_are_checked_and_need_buildkit() {
+        let (dir, build) = build_fixture("secrets");
+        let request = build(&[("secrets", "id=pip,env=PIP_TOKEN\n# a comment\n")]).unwrap();
+        assert_eq!(request.secrets.len(), 1);
+        let err = build(&[("secrets", "id=pip,env=PIP_TOKEN"), ("builder", "classic")]).unwrap_err();
+        assert_eq!(err.0[0].input, "secrets");
+        assert!(err.0[0].message.contains("needs BuildKit"), "{err}");
+        let err = build(&[("secrets", "id=x,src=nowhere.txt")]).unwrap_err();
+        assert!(err.to_string().starts_with("input `secrets`: line 1"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A workspace with a Dockerfile, and the build request `extra` inputs make of it.
+    #[allow(clippy::type_complexity)]
+    fn build_fixture(
+        name: &str,
+    ) -> (PathBuf, impl Fn(&[(&'static str, &str)]) -> Result<crate::image::BuildRequest, InvalidInputs>) {
+        let dir = std::env::temp_dir().join(format!("cfg-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("Dockerfile"), "FROM scratch\n").unwrap();
+        let workspace = dir.clone();
+        let build = move |extra: &[(&'static str, &str)]| {
+            let mut pairs = vec![("application-name", "a"), ("environment-name", "envx")];
+            pairs.extend_from_slice(extra);
+            let cfg = Config::from_inputs(&raw(&pairs), &ctx(), &workspace)?;
+            match cfg.image.map(|i| i.source) {
+                Some(ImageSource::Build(request)) => Ok(*request),
+                other => panic!("expected a build, got {other:?}"),
+            }
+        };
+        (dir, build)
     }
 
     #[test]

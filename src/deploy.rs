@@ -335,6 +335,7 @@ impl<I: ImageStage> Engine<'_, I> {
         let mut plan = plan.clone();
         if let ImageSource::Build(request) = &mut plan.source
             && !request.no_cache
+            && request.builder != crate::image::Builder::Classic
         {
             let label = self.progress.snapshot().previous_version_label;
             let found = crate::image::cache::running_image(

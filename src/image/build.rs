@@ -118,8 +118,9 @@ impl Failure {
             }
         };
         let message = match step {
-            Some(step) => format!("{step}: {}", message.trim()),
-            None => message.trim().to_owned(),
+            // BuildKit often starts its message with the step's name already.
+            Some(step) if !message.trim().starts_with(&step) => format!("{step}: {}", message.trim()),
+            _ => message.trim().to_owned(),
         };
         let shown = match &hint {
             Some(hint) => format!("{message}\n{hint}"),

@@ -155,10 +155,14 @@ pub(super) async fn build(
         return Err(failure(err, upload.err(), &renderer, prepared));
     }
     let stats = upload.map_err(|e| Failure::Other(e.context("failed to send the build context")))?;
+    Ok(Finished { image_id, stats, note: cached_note(&renderer) })
+}
+
+/// "3 steps CACHED", counting the Dockerfile's own steps.
+pub(super) fn cached_note(renderer: &Renderer<'_>) -> Option<String> {
     let cached =
         renderer.cached().iter().filter(|name| name.starts_with('[') && !name.starts_with("[internal]")).count();
-    let note = (cached > 0).then(|| format!("{cached} step{} CACHED", if cached == 1 { "" } else { "s" }));
-    Ok(Finished { image_id, stats, note })
+    (cached > 0).then(|| format!("{cached} step{} CACHED", if cached == 1 { "" } else { "s" }))
 }
 
 /// What a failed BuildKit build means: the failed step and its line, a Dockerfile parse error's line,

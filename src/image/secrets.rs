@@ -200,7 +200,7 @@ pub(super) async fn build(
             .or_else(|| dockerfile::parse_error_line(&message));
         return Err(Failure::Daemon { message, step, line, hint: None });
     }
-    Ok(Finished { image_id: None, stats, note: None })
+    Ok(Finished { image_id: None, stats, note: super::buildkit::cached_note(&renderer) })
 }
 
 fn frontend_options(request: &BuildRequest, prepared: &Prepared, sources: &[CacheSource]) -> ImageBuildFrontendOptions {

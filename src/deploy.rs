@@ -329,8 +329,9 @@ impl<I: ImageStage> Engine<'_, I> {
         Ok(())
     }
 
-    /// Adds the image the environment runs now to a build's cache sources: a fresh runner's daemon has no
-    /// build cache, and BuildKit fetches the matching layers of that image instead of rebuilding them.
+    /// Adds the image the environment runs now (and the application's recent ones) to a build's cache
+    /// sources: a fresh runner's daemon has no build cache, and BuildKit fetches the matching layers of those
+    /// images instead of rebuilding them.
     async fn with_running_image(&self, plan: &ImagePlan) -> ImagePlan {
         let mut plan = plan.clone();
         if let ImageSource::Build(request) = &mut plan.source
@@ -350,6 +351,7 @@ impl<I: ImageStage> Engine<'_, I> {
                 self.console.warning(warning, None);
             }
             request.running_image = found.image;
+            request.earlier_images = found.earlier;
         }
         plan
     }

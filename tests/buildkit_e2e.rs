@@ -407,30 +407,39 @@ async fn a_fresh_daemon_reuses_the_running_images_layers() {
     let deps = stack.fetch(&env, "/deps").await;
     assert_eq!(deps.trim().len(), 32, "{deps}");
 
-    // Empty the daemon: no build cache, and no tag of the app's images left.
+    // Twice: v2 takes the layer from v1's image; v3 too, although v2's image (which only took it from the
+    // cache) cannot serve it: the Engine's inline cache links only the layers a build made itself, so eb-deploy
+    // also offers the application's recent versions' images.
+    let repo = eb_deploy::registry::ecr_repository_name(&name);
+    for version in ["v2", "v3"] {
+        empty_daemon(&repo);
+        app.write("www/index.html", &format!("<p>code {version}</p>\n"));
+        let run =
+            stack.run(&app.dir, &[("application-name", &name), ("environment-name", &env), ("version-label", version)]);
+        assert_eq!(run.code, Some(0), "{}", run.dump());
+        assert!(run.stdout.contains("(the image the environment runs now)"), "{}", run.stdout);
+        assert!(run.stdout.contains("importing cache manifest from"), "{}", run.stdout);
+        let expensive = run.stdout.lines().find(|l| l.contains("&& sleep 3")).expect("the dependency step in the log");
+        assert!(expensive.ends_with(" CACHED"), "{version}: {expensive}\n{}", run.stdout);
+        assert!(!run.stdout.contains(&format!(" {marker}\n")), "its command did not run:\n{}", run.stdout);
+        assert!(stack.fetch(&env, "/").await.contains(&format!("code {version}")));
+        assert_eq!(stack.fetch(&env, "/deps").await, deps, "{version}: the dependency step did not run again");
+    }
+}
+
+/// What a fresh runner's daemon has of the app: no build cache, and no tag of the app's images.
+fn empty_daemon(repository: &str) {
     let pruned = Command::new("docker").args(["builder", "prune", "-af"]).output().unwrap();
     assert!(pruned.status.success(), "{}", String::from_utf8_lossy(&pruned.stderr));
-    let repo = eb_deploy::registry::ecr_repository_name(&name);
     let listed = Command::new("docker").args(["image", "ls", "--format", "{{.Repository}}:{{.Tag}}"]).output().unwrap();
     let ours: Vec<String> = String::from_utf8_lossy(&listed.stdout)
         .lines()
-        .filter(|l| l.contains(&format!("/{repo}:")))
+        .filter(|l| l.contains(&format!("/{repository}:")))
         .map(str::to_owned)
         .collect();
-    assert!(!ours.is_empty(), "the v1 image was tagged in the daemon");
+    assert!(!ours.is_empty(), "the app's image was tagged in the daemon");
     let removed = Command::new("docker").args(["rmi", "-f"]).args(&ours).output().unwrap();
     assert!(removed.status.success(), "{}", String::from_utf8_lossy(&removed.stderr));
-
-    app.write("www/index.html", "<p>code v2</p>\n");
-    let v2 = stack.run(&app.dir, &[("application-name", &name), ("environment-name", &env), ("version-label", "v2")]);
-    assert_eq!(v2.code, Some(0), "{}", v2.dump());
-    assert!(v2.stdout.contains("(the image the environment runs now)"), "{}", v2.stdout);
-    assert!(v2.stdout.contains("importing cache manifest from"), "{}", v2.stdout);
-    let expensive = v2.stdout.lines().find(|l| l.contains("&& sleep 3")).expect("the dependency step in the log");
-    assert!(expensive.ends_with(" CACHED"), "{expensive}\n{}", v2.stdout);
-    assert!(!v2.stdout.contains(&format!(" {marker}\n")), "its command did not run:\n{}", v2.stdout);
-    assert!(stack.fetch(&env, "/").await.contains("code v2"));
-    assert_eq!(stack.fetch(&env, "/deps").await, deps, "the dependency step did not run again");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -57,6 +57,8 @@ pub struct BuildRequest {
     pub cache_to: CacheTo,
     /// The image the environment runs now: a BuildKit cache source when it lives in the registry pushed to.
     pub running_image: Option<String>,
+    /// Images of the application's recent versions, (label, image): cache sources too (see `cache.rs`).
+    pub earlier_images: Vec<(String, String)>,
     /// Build secrets (input `secrets`), served to `RUN --mount=type=secret` by BuildKit.
     pub secrets: Vec<BuildSecret>,
     /// The daemon's address as given to [`super::connect`] (`DOCKER_HOST`; None: the local socket): a build

@@ -29,25 +29,33 @@ const INLINE_CACHE_ARG: &str = "BUILDKIT_INLINE_CACHE";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct CacheSource {
     pub reference: String,
-    pub origin: &'static str,
+    pub origin: String,
 }
 
-/// The cache sources of a build: the `cache-from` lines, then the image the environment runs now when
-/// it lives on the registry this deploy pushes to (the only one it has credentials for).
+/// The cache sources of a build: the `cache-from` lines, then the image the environment runs now and those
+/// of the application's recent versions, when they live on the registry this deploy pushes to (the only one
+/// it has credentials for).
 pub(super) fn cache_sources(request: &BuildRequest) -> (Vec<CacheSource>, Option<String>) {
-    let mut sources: Vec<CacheSource> =
-        request.cache_from.iter().map(|r| CacheSource { reference: r.clone(), origin: "cache-from" }).collect();
+    let mut sources: Vec<CacheSource> = request
+        .cache_from
+        .iter()
+        .map(|r| CacheSource { reference: r.clone(), origin: "cache-from".to_owned() })
+        .collect();
+    let ours = |image: &str| {
+        reference_host(image).is_some_and(|host| request.registry_auth.as_ref().is_some_and(|auth| auth.serves(host)))
+    };
     let mut note = None;
-    if let Some(running) = &request.running_image {
-        let ours = reference_host(running)
-            .is_some_and(|host| request.registry_auth.as_ref().is_some_and(|auth| auth.serves(host)));
-        if !ours {
-            note = Some(format!(
-                "not using {running}, the image the environment runs, as a cache source: it is not on the \
-                 registry this deploy pushes to"
-            ));
-        } else if !sources.iter().any(|s| s.reference == *running) {
-            sources.push(CacheSource { reference: running.clone(), origin: "the image the environment runs now" });
+    let running = request.running_image.iter().map(|i| (i, "the image the environment runs now".to_owned()));
+    let earlier = request.earlier_images.iter().map(|(label, i)| (i, format!("version {label}")));
+    for (image, origin) in running.chain(earlier) {
+        if !ours(image) {
+            note.get_or_insert_with(|| {
+                format!(
+                    "not using {image} ({origin}) as a cache source: it is not on the registry this deploy pushes to"
+                )
+            });
+        } else if !sources.iter().any(|s| s.reference == *image) {
+            sources.push(CacheSource { reference: image.clone(), origin });
         }
     }
     (sources, note)
@@ -220,10 +228,23 @@ mod tests {
             registry_auth: Some(auth),
             ..Default::default()
         };
+        request.earlier_images = vec![
+            ("v1".into(), "127.0.0.1:5000/app@sha256:beef".into()),
+            ("v0".into(), "127.0.0.1:5000/app@sha256:feed".into()),
+        ];
         let (sources, note) = cache_sources(&request);
         let refs: Vec<&str> = sources.iter().map(|s| s.reference.as_str()).collect();
-        assert_eq!(refs, ["127.0.0.1:5000/app:cache", "ghcr.io/team/base:1", "127.0.0.1:5000/app@sha256:feed"]);
+        assert_eq!(
+            refs,
+            [
+                "127.0.0.1:5000/app:cache",
+                "ghcr.io/team/base:1",
+                "127.0.0.1:5000/app@sha256:feed",
+                "127.0.0.1:5000/app@sha256:beef"
+            ]
+        );
         assert_eq!(sources[2].origin, "the image the environment runs now");
+        assert_eq!(sources[3].origin, "version v1");
         assert!(note.is_none());
         // Credentials go to our registry only, never to another host.
         let creds = session_credentials(&request, &sources);
@@ -231,6 +252,7 @@ mod tests {
         assert_eq!(creds["127.0.0.1:5000"].password.as_deref(), Some("pw"));
 
         request.running_image = Some("123456789012.dkr.ecr.eu-west-1.amazonaws.com/app@sha256:feed".into());
+        request.earlier_images.clear();
         let (sources, note) = cache_sources(&request);
         assert_eq!(sources.len(), 2);
         assert!(note.unwrap().contains("not on the registry this deploy pushes to"));

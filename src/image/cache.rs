@@ -1,22 +1,33 @@
-//! The layer cache a fresh runner can use: the image the environment runs now. A new runner's daemon
-//! has an empty build cache, but the running image (built with inline cache metadata) is in the registry;
-//! given as a cache source, BuildKit fetches only the layers that match instead of rebuilding them.
+//! The layer cache a fresh runner can use: the images the environment runs and ran. A new runner's daemon
+//! has an empty build cache, but those images (built with inline cache metadata) are in the registry; given
+//! as cache sources, BuildKit fetches only the layers that match instead of rebuilding them.
+//!
+//! Not only the running image: the Docker Engine's BuildKit (graphdriver store, as on GitHub's runners;
+//! seen with Engine 26) writes inline cache links only for the layers a build made itself, so an image whose
+//! dependency layer came from the cache cannot serve that layer to the next build. The image that built it
+//! can, so the application's recent versions' images are offered too.
 
 use crate::beanstalk::Beanstalk;
 use crate::registry::reference_host;
 
-/// What the environment runs now, as a cache source, and what went wrong finding out.
+/// How many of the application's most recent versions are read for cache sources beside the running one.
+pub const RECENT_VERSIONS: i32 = 5;
+
+/// The images to offer as cache sources, and what went wrong finding them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunningImage {
-    /// The image reference from the version's `Dockerrun.aws.json`, when it is in `repository`.
+    /// The image the environment's current version deploys, when it is in the repository pushed to.
     pub image: Option<String>,
-    /// Why nothing could be found (a lookup that failed), for one warning each.
+    /// Images of the application's other recent versions in that repository, newest first: (label, image).
+    pub earlier: Vec<(String, String)>,
+    /// Why a lookup failed, one warning each.
     pub warnings: Vec<String>,
 }
 
 /// Reads which image version `label` of `application` deploys (its bundle's `Dockerrun.aws.json`
-/// `Image.Name`) and keeps it when it is in the ECR repository `repository`. Never fails: a missing
-/// label (a first deploy) gives nothing, and a lookup that fails gives a warning.
+/// `Image.Name`) and keeps it when it is in the ECR repository `repository`; then the same for the
+/// application's [`RECENT_VERSIONS`] most recent versions. Never fails: a missing label (a first deploy) gives
+/// nothing, and a lookup that fails gives a warning (an unreadable earlier bundle is skipped).
 pub async fn running_image(
     eb: &Beanstalk,
     s3: &aws_sdk_s3::Client,
@@ -25,25 +36,50 @@ pub async fn running_image(
     repository: &str,
 ) -> RunningImage {
     let Some(label) = label else { return RunningImage::default() };
-    let unreadable = |cause: String| RunningImage {
-        image: None,
-        warnings: vec![format!(
-            "could not find the image version {label} runs ({cause}); building without it as a cache source"
-        )],
-    };
-    let version = match eb.version(application, label).await {
-        Ok(Some(version)) => version,
-        Ok(None) => return RunningImage::default(),
-        Err(err) => return unreadable(format!("{err:#}")),
-    };
-    let (Some(bucket), Some(key)) = (version.bucket, version.key) else { return RunningImage::default() };
-    match crate::bundle::image_of(s3, &bucket, &key).await {
-        Ok(Some(image)) if repository_of(&image) == Some(repository) => {
-            RunningImage { image: Some(image), warnings: Vec::new() }
+    let mut found = RunningImage::default();
+    match eb.version(application, label).await {
+        Ok(Some(version)) => {
+            if let (Some(bucket), Some(key)) = (version.bucket, version.key) {
+                match crate::bundle::image_of(s3, &bucket, &key).await {
+                    Ok(Some(image)) if repository_of(&image) == Some(repository) => found.image = Some(image),
+                    Ok(_) => {}
+                    Err(err) => found.warnings.push(format!(
+                        "could not find the image version {label} runs (reading s3://{bucket}/{key}: {err:#}); \
+                         building without it as a cache source"
+                    )),
+                }
+            }
         }
-        Ok(_) => RunningImage::default(),
-        Err(err) => unreadable(format!("reading s3://{bucket}/{key}: {err:#}")),
+        Ok(None) => return found,
+        Err(err) => {
+            found.warnings.push(format!(
+                "could not find the image version {label} runs ({err:#}); building without it as a cache source"
+            ));
+            return found;
+        }
     }
+    let recent = match eb.recent_versions(application, RECENT_VERSIONS + 1).await {
+        Ok(recent) => recent,
+        Err(err) => {
+            found.warnings.push(format!("could not list recent versions for cache sources ({err:#})"));
+            return found;
+        }
+    };
+    for version in recent.into_iter().filter(|v| v.label != label).take(RECENT_VERSIONS as usize) {
+        let (Some(bucket), Some(key)) = (&version.bucket, &version.key) else { continue };
+        match crate::bundle::image_of(s3, bucket, key).await {
+            Ok(Some(image))
+                if repository_of(&image) == Some(repository)
+                    && found.image.as_ref() != Some(&image)
+                    && !found.earlier.iter().any(|(_, i)| *i == image) =>
+            {
+                found.earlier.push((version.label, image));
+            }
+            Ok(_) => {}
+            Err(err) => tracing::debug!(label = %version.label, error = %format!("{err:#}"), "skipping a cache source"),
+        }
+    }
+    found
 }
 
 /// The repository of a registry image reference: `host/team/app@sha256:…` → `team/app`.
@@ -68,13 +104,11 @@ mod tests {
     use aws_sdk_elasticbeanstalk::operation::describe_application_versions::DescribeApplicationVersionsOutput;
     use aws_sdk_elasticbeanstalk::types::{ApplicationVersionDescription, S3Location};
     use aws_sdk_s3::operation::get_object::GetObjectOutput;
-    use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+    use aws_smithy_mocks::{MockResponse, Rule, RuleMode, mock, mock_client};
     use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
     use aws_smithy_runtime_api::http::StatusCode;
     use aws_smithy_types::body::SdkBody;
     use aws_smithy_types::byte_stream::ByteStream;
-
-    const RUNNING: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop@sha256:feed";
 
     fn bundle_with(image: &str) -> Vec<u8> {
         let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
@@ -84,63 +118,96 @@ mod tests {
         zip.finish().unwrap().into_inner()
     }
 
-    fn version_rule() -> Rule {
-        mock!(EbClient::describe_application_versions).then_output(|| {
-            DescribeApplicationVersionsOutput::builder()
-                .application_versions(
-                    ApplicationVersionDescription::builder()
-                        .version_label("v1")
-                        .source_bundle(S3Location::builder().s3_bucket("bucket").s3_key("shop/v1.zip").build())
-                        .build(),
-                )
-                .build()
+    fn version(label: &str) -> ApplicationVersionDescription {
+        ApplicationVersionDescription::builder()
+            .version_label(label)
+            .source_bundle(S3Location::builder().s3_bucket("bucket").s3_key(format!("shop/{label}.zip")).build())
+            .build()
+    }
+
+    /// DescribeApplicationVersions: the running label when asked for it, `recent` when listing.
+    fn versions_rules(recent: &'static [&'static str]) -> (Rule, Rule) {
+        let one = mock!(EbClient::describe_application_versions)
+            .match_requests(|r| !r.version_labels().is_empty())
+            .then_output(|| DescribeApplicationVersionsOutput::builder().application_versions(version("v3")).build());
+        let list = mock!(EbClient::describe_application_versions)
+            .match_requests(|r| r.version_labels().is_empty())
+            .then_output(move || {
+                let all: Vec<_> = recent.iter().map(|l| version(l)).collect();
+                DescribeApplicationVersionsOutput::builder().set_application_versions(Some(all)).build()
+            });
+        (one, list)
+    }
+
+    /// S3 serves each version's bundle with the image `images` gives for its key (None: 403).
+    fn bundles(images: fn(&str) -> Option<String>) -> Rule {
+        mock!(aws_sdk_s3::Client::get_object).then_compute_response(move |req| {
+            match images(req.key().unwrap_or_default()) {
+                Some(image) => {
+                    let bytes = bundle_with(&image);
+                    MockResponse::Output(
+                        GetObjectOutput::builder()
+                            .content_length(bytes.len() as i64)
+                            .body(ByteStream::from(bytes))
+                            .build(),
+                    )
+                }
+                None => MockResponse::Http(HttpResponse::new(StatusCode::try_from(403).unwrap(), SdkBody::empty())),
+            }
         })
     }
 
-    async fn lookup(label: Option<&str>, eb_rule: &Rule, s3_rule: &Rule, repository: &str) -> RunningImage {
-        let eb = Beanstalk::new(mock_client!(aws_sdk_elasticbeanstalk, RuleMode::MatchAny, [eb_rule]));
+    async fn lookup(label: Option<&str>, eb_rules: &(Rule, Rule), s3_rule: &Rule, repository: &str) -> RunningImage {
+        let eb = Beanstalk::new(mock_client!(aws_sdk_elasticbeanstalk, RuleMode::MatchAny, [&eb_rules.0, &eb_rules.1]));
         let s3 = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [s3_rule]);
         running_image(&eb, &s3, "shop", label, repository).await
     }
 
-    fn serving(image: &'static str) -> Rule {
-        mock!(aws_sdk_s3::Client::get_object).then_output(move || {
-            let bytes = bundle_with(image);
-            GetObjectOutput::builder().content_length(bytes.len() as i64).body(ByteStream::from(bytes)).build()
-        })
+    fn ecr(key: &str) -> Option<String> {
+        let label = key.trim_start_matches("shop/").trim_end_matches(".zip");
+        Some(format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/shop@sha256:{label}"))
     }
 
     #[tokio::test]
-    async fn the_running_image_of_the_same_repository_is_found() {
-        let (versions, s3) = (version_rule(), serving(RUNNING));
-        let found = lookup(Some("v1"), &versions, &s3, "shop").await;
-        assert_eq!(found, RunningImage { image: Some(RUNNING.to_owned()), warnings: vec![] });
-        assert_eq!((versions.num_calls(), s3.num_calls()), (1, 1));
+    async fn the_running_image_and_recent_ones_of_the_same_repository_are_found() {
+        let eb = versions_rules(&["v3", "v2", "v1", "v0"]);
+        // v0 deployed a public image, not one of the repository's.
+        let s3 = bundles(|key| if key.ends_with("v0.zip") { Some("nginx:1".into()) } else { ecr(key) });
+        let found = lookup(Some("v3"), &eb, &s3, "shop").await;
+        assert_eq!(found.image, ecr("v3"));
+        let earlier: Vec<&str> = found.earlier.iter().map(|(l, _)| l.as_str()).collect();
+        assert_eq!(earlier, ["v2", "v1"]);
+        assert_eq!(found.earlier[0].1, ecr("v2").unwrap());
+        assert!(found.warnings.is_empty(), "{found:?}");
+        assert_eq!((eb.0.num_calls(), eb.1.num_calls(), s3.num_calls()), (1, 1, 4));
     }
 
     #[tokio::test]
     async fn another_repository_or_no_version_gives_nothing_quietly() {
-        let (versions, s3) = (version_rule(), serving(RUNNING));
-        assert_eq!(lookup(Some("v1"), &versions, &s3, "other").await, RunningImage::default());
+        let (eb, s3) = (versions_rules(&["v3"]), bundles(ecr));
+        assert_eq!(lookup(Some("v3"), &eb, &s3, "other").await, RunningImage::default());
         // A first deploy: nothing is asked.
-        let (versions, s3) = (version_rule(), serving(RUNNING));
-        assert_eq!(lookup(None, &versions, &s3, "shop").await, RunningImage::default());
-        assert_eq!((versions.num_calls(), s3.num_calls()), (0, 0));
+        let (eb, s3) = (versions_rules(&["v3"]), bundles(ecr));
+        assert_eq!(lookup(None, &eb, &s3, "shop").await, RunningImage::default());
+        assert_eq!((eb.0.num_calls(), eb.1.num_calls(), s3.num_calls()), (0, 0, 0));
         // A label Beanstalk no longer has.
         let none = mock!(EbClient::describe_application_versions)
             .then_output(|| DescribeApplicationVersionsOutput::builder().build());
-        assert_eq!(lookup(Some("gone"), &none, &s3, "shop").await, RunningImage::default());
+        let unused = mock!(EbClient::describe_application_versions)
+            .match_requests(|_| false)
+            .then_output(|| DescribeApplicationVersionsOutput::builder().build());
+        assert_eq!(lookup(Some("gone"), &(none, unused), &s3, "shop").await, RunningImage::default());
     }
 
     #[tokio::test]
-    async fn an_unreadable_bundle_is_one_warning() {
-        let versions = version_rule();
-        let denied = mock!(aws_sdk_s3::Client::get_object)
-            .then_http_response(|| HttpResponse::new(StatusCode::try_from(403).unwrap(), SdkBody::empty()));
-        let found = lookup(Some("v1"), &versions, &denied, "shop").await;
+    async fn an_unreadable_running_bundle_is_one_warning_and_earlier_ones_are_skipped() {
+        let eb = versions_rules(&["v3", "v2", "v1"]);
+        let s3 = bundles(|key| if key.ends_with("v1.zip") { ecr(key) } else { None });
+        let found = lookup(Some("v3"), &eb, &s3, "shop").await;
         assert_eq!(found.image, None);
+        assert_eq!(found.earlier, vec![("v1".to_owned(), ecr("v1").unwrap())]);
         assert_eq!(found.warnings.len(), 1, "{found:?}");
-        assert!(found.warnings[0].contains("s3://bucket/shop/v1.zip"), "{found:?}");
+        assert!(found.warnings[0].contains("s3://bucket/shop/v3.zip"), "{found:?}");
         assert!(found.warnings[0].ends_with("building without it as a cache source"), "{found:?}");
     }
 

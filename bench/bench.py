@@ -971,8 +971,9 @@ a script editing `Dockerrun.aws.json`, `zip`, `aws s3 cp`, `create-application-v
 ## How it is measured
 
 - **End to end.** Both contenders deploy `examples/app` (busybox httpd, built `FROM scratch`; eb-deploy with its
-  default builder, BuildKit, the pipeline with the classic one as `bench/pipeline.sh` has it) to the same environment of an ebsim instance started for the benchmark alone, from a fresh copy of the
-  app with the team's `.housekeeping/elasticbeanstalk/Dockerrun.aws.json`. Every run uses a new version label and
+  default builder, BuildKit, the pipeline with the classic one as `bench/pipeline.sh` has it) to the same
+  environment of an ebsim instance started for the benchmark alone, from a fresh copy of the app with the team's
+  `.housekeeping/elasticbeanstalk/Dockerrun.aws.json`. Every run uses a new version label and
   a new `APP_VERSION` build argument, so nothing is skipped or cached away, and each run is checked: the
   environment must end Ready on the run's label and serve the new `APP_VERSION`. eb-deploy is the release binary,
   started as the runner starts a container action (every `INPUT_*`, `GITHUB_OUTPUT`, `GITHUB_STEP_SUMMARY`), with

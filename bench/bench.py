@@ -7,7 +7,10 @@ Run through `scripts/bench` (it starts the stack and builds the binaries). Measu
   3. Beanstalk calls per minute while waiting (ebsim's request log), plus one long deploy;
   4. build context: eb-deploy's image build (examples/build_context.rs) vs `docker build`, time and peak RSS;
   5. start-up: process start to the first AWS request (eb-deploy vs the AWS CLI), release binary size;
-  6. re-run: a second run for a deployed label, its wall time and what it sends to the registry, S3 and EB.
+  6. re-run: a second run for a deployed label, its wall time and what it sends to the registry, S3 and EB;
+  7. rebuild on a fresh runner: a code-only change on an emptied daemon, eb-deploy (default settings: BuildKit,
+     the running image as cache source) vs the pipeline's `docker build` with BuildKit;
+  8. BuildKit context transfer: the build-context row again, eb-deploy with BuildKit vs `docker build` (BuildKit).
 Prints a results table and writes BENCHMARKS.md. Exit status: 0 when everything ran (targets may be missed,
 which the table says), 1 on errors.
 """
@@ -582,10 +585,22 @@ def generate_context(root, files, total_bytes, seed):
     return dict(files=count, bytes=written, sent=sent)
 
 
-def build_once(tool, ctx, tag, tools, log_path):
-    env = dict(os.environ, DOCKER_HOST=tools["docker_host"], DOCKER_BUILDKIT="0")
+def empty_build_cache(env):
+    """What a fresh runner's daemon has: no build cache (every build on the machine loses it)."""
+    res = subprocess.run(["docker", "builder", "prune", "-af"], env=env, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise BenchError(f"docker builder prune failed: {res.stderr.strip()}")
+
+
+def build_once(tool, ctx, tag, tools, log_path, builder="classic"):
+    buildkit = builder == "buildkit"
+    env = dict(os.environ, DOCKER_HOST=tools["docker_host"], DOCKER_BUILDKIT="1" if buildkit else "0")
+    if buildkit:
+        # `docker build` keeps the last transfer of a context directory and sends only what changed since;
+        # a runner sends all of it once. Both start cold.
+        empty_build_cache(env)
     if tool == "eb-deploy":
-        args = [tools["build_context"], ctx, os.path.join(ctx, "Dockerfile"), tag]
+        args = [tools["build_context"], ctx, os.path.join(ctx, "Dockerfile"), tag, builder]
     else:
         args = ["docker", "build", "--no-cache", "-t", tag, ctx]
     start, end, code, usage = run_measured(args, env, ctx, log_path, full_usage=True)
@@ -594,10 +609,13 @@ def build_once(tool, ctx, tag, tools, log_path):
     subprocess.run(["docker", "rmi", "-f", tag], env=env, capture_output=True)
     # The removed layer's writeback must not land in the next build's time.
     subprocess.run(["sync"])
-    return dict(tool=tool, seconds=end - start, rss=usage.ru_maxrss * 1024, cpu=usage.ru_utime + usage.ru_stime)
+    lines = sum(1 for _ in open(log_path, errors="replace"))
+    return dict(tool=tool, seconds=end - start, rss=usage.ru_maxrss * 1024, cpu=usage.ru_utime + usage.ru_stime,
+                log_lines=lines)
 
 
-def bench_build(workdir, tools, sizes, runs):
+def bench_build(workdir, tools, sizes, runs, builders=("classic",)):
+    """Each context is built `runs` times per tool with each builder, the tools alternating."""
     results = []
     for label, files, size in sizes:
         slug = label.replace(" GiB", "g")
@@ -607,17 +625,131 @@ def bench_build(workdir, tools, sizes, runs):
         info = generate_context(ctx, files, size, seed=files)
         # Warm the page cache and the daemon once, untimed.
         build_once("docker", ctx, f"eb-deploy-bench-ctx:warm-{slug}", tools, os.path.join(workdir, "warm.log"))
-        for i in range(runs):
-            order = ("eb-deploy", "docker") if i % 2 == 0 else ("docker", "eb-deploy")
-            for tool in order:
-                r = build_once(tool, ctx, f"eb-deploy-bench-ctx:{tool}-{slug}-{i}", tools,
-                               os.path.join(workdir, f"build-{slug}-{tool}-{i}.log"))
-                r.update(size=label, load=load1(), **info)
-                log(f"build {label} {tool}: {r['seconds']:.1f} s, client CPU {r['cpu']:.2f} s, "
-                    f"peak RSS {r['rss'] / MIB:.1f} MiB")
-                results.append(r)
+        for builder in builders:
+            for i in range(runs):
+                order = ("eb-deploy", "docker") if i % 2 == 0 else ("docker", "eb-deploy")
+                for tool in order:
+                    r = build_once(tool, ctx, f"eb-deploy-bench-ctx:{tool}-{builder}-{slug}-{i}", tools,
+                                   os.path.join(workdir, f"build-{slug}-{builder}-{tool}-{i}.log"), builder)
+                    r.update(size=label, load=load1(), builder=builder, **info)
+                    log(f"build {label} {builder} {tool}: {r['seconds']:.1f} s, client CPU {r['cpu']:.2f} s, "
+                        f"peak RSS {r['rss'] / MIB:.1f} MiB, {r['log_lines']} log lines")
+                    results.append(r)
         shutil.rmtree(ctx)
     return results
+
+
+# --- rebuild on a fresh runner ------------------------------------------------------------------
+
+# An app whose dependency layer takes about 20 s (a `pip install`'s worth), then the code. Built FROM scratch
+# around busybox, as everything here; the dependency step names the benchmark run, so no earlier run's build
+# cache can stand in for it.
+FRESH_DOCKERFILE = """FROM scratch
+COPY --chmod=755 busybox /bin/busybox
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+# The dependency layer: about 20 s of work, the same for every code change.
+RUN echo "installing dependencies for {run}" && sleep 20 && mkdir -p /deps && echo installed > /deps/marker
+COPY www/ /www/
+ARG APP_VERSION=dev
+RUN echo "$APP_VERSION" > /www/version
+EXPOSE 80
+CMD ["/bin/sh", "-c", "httpd -f -v -p 80 -h /www & trap 'kill $!; exit 0' TERM INT; wait"]
+"""
+
+
+def fresh_workspace(root, run_tag, code):
+    ws = os.path.join(root, "ws")
+    if not os.path.isdir(ws):
+        os.makedirs(os.path.join(ws, "www"))
+        shutil.copy(os.path.join(ROOT, "examples/app/busybox"), os.path.join(ws, "busybox"))
+        with open(os.path.join(ws, "Dockerfile"), "w") as f:
+            f.write(FRESH_DOCKERFILE.replace("{run}", run_tag))
+        housekeeping = os.path.join(ws, ".housekeeping/elasticbeanstalk")
+        os.makedirs(housekeeping)
+        shutil.copy(os.path.join(ROOT, "bench/Dockerrun.aws.json"), housekeeping)
+    with open(os.path.join(ws, "www/index.html"), "w") as f:
+        f.write(f"<p>code {code}</p>\n")
+    return ws
+
+
+def empty_daemon(env, repository, local_tag_repo):
+    """A fresh runner: no build cache, and none of the app's images in the daemon (the environment's running
+    container keeps its own image's layers; on a runner those come from ECR, a few kB here)."""
+    empty_build_cache(env)
+    lines = subprocess.run(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"], env=env,
+                           capture_output=True, text=True).stdout.splitlines()
+    ours = [l for l in lines if l.rsplit(":", 1)[0].endswith("/" + repository) or l.startswith(local_tag_repo + ":")]
+    if ours:
+        subprocess.run(["docker", "rmi", "-f", *ours], env=env, capture_output=True)
+
+
+def step_cached(build_log, marker):
+    """Whether the RUN step whose command holds `marker` was CACHED: eb-deploy says so on the step's line,
+    `docker build --progress=plain` on a `#N CACHED` line of its own."""
+    lines = build_log.splitlines()
+    for line in lines:
+        if marker in line and "RUN" in line:
+            if line.rstrip().endswith("CACHED"):
+                return True
+            number = line.split(" ", 1)[0]
+            return number.startswith("#") and f"{number} CACHED" in lines
+    return False
+
+
+def bench_fresh_rebuild(stack, workdir, tools, runs):
+    """eb-deploy (default settings) vs the pipeline's `docker build` (BuildKit) after a code-only change, each
+    on an emptied daemon, alternating; eb-deploy deploys each time, so the environment always runs its last
+    image, which is what a fresh runner's eb-deploy takes as cache source."""
+    docker_env = dict(os.environ, DOCKER_HOST=stack["DOCKER_HOST"], DOCKER_BUILDKIT="1")
+    sim = Ebsim("fresh", stack, workdir, ["--timing", "fast"])
+    try:
+        suffix = "%06x" % random.getrandbits(24)
+        app, env_name = f"bench-fresh-{suffix}", f"bench-fresh-{suffix}"
+        create_environment(stack, sim, app, env_name, workdir)
+        wait_ready(sim, env_name, 120)
+        fresh_tools = dict(tools, repository="bench-fresh")
+        d = Deployer(stack, sim, app, env_name, workdir, fresh_tools)
+        root = os.path.join(workdir, "fresh")
+        os.makedirs(root)
+        ws = fresh_workspace(root, suffix, "v0")
+        log("fresh rebuild: the first deploy, untimed (the environment then runs an image with inline cache)")
+        first_dir = os.path.join(root, "run-00")
+        os.makedirs(first_dir)
+        d.run_eb_deploy(first_dir, ws, "f00", "v0", label="fresh-v0")
+        results = []
+        for i in range(runs):
+            for contender in ("eb-deploy", "pipeline") if i % 2 == 0 else ("pipeline", "eb-deploy"):
+                n = len(results) + 1
+                code = f"v{n}"
+                ws = fresh_workspace(root, suffix, code)
+                run_dir = os.path.join(root, f"run-{n:02d}-{contender}")
+                os.makedirs(run_dir)
+                empty_daemon(docker_env, "bench-fresh", "bench-fresh-pipeline")
+                subprocess.run(["sync"])
+                load_at_start = load1()
+                if contender == "eb-deploy":
+                    r = d.run_eb_deploy(run_dir, ws, f"f{n:02d}", code, label=f"fresh-{code}")
+                    seconds = r["phases"]["Build and push image"]
+                    served = http_text(f"http://{sim.environment(env_name)['endpoint']}/version").strip()
+                    if served != code:
+                        raise BenchError(f"fresh rebuild {code}: the environment serves {served!r}")
+                else:
+                    args = ["docker", "build", "-t", f"bench-fresh-pipeline:{code}", "--build-arg",
+                            f"APP_VERSION={code}", "."]
+                    start, end, exit_code, _ = run_measured(args, docker_env, ws, os.path.join(run_dir, "log"))
+                    if exit_code != 0:
+                        raise BenchError(f"fresh rebuild: docker build exited {exit_code}: see {run_dir}/log")
+                    seconds = end - start
+                cached = step_cached(open(os.path.join(run_dir, "log"), errors="replace").read(),
+                                     "installing dependencies for")
+                results.append(dict(contender=contender, seconds=seconds, dependency_cached=cached,
+                                    load=load_at_start))
+                log(f"fresh rebuild {n} {contender}: {seconds:.1f} s, dependency layer "
+                    f"{'CACHED' if cached else 'rebuilt'} (load {load_at_start:.2f})")
+        empty_daemon(docker_env, "bench-fresh", "bench-fresh-pipeline")
+        return results
+    finally:
+        sim.stop()
 
 
 # --- report -------------------------------------------------------------------------------------
@@ -631,7 +763,49 @@ def fmt(x, unit="s", digits=1):
     return f"{x:.{digits}f} {unit}".strip()
 
 
-def build_tables(deploys, long_runs, builds, startup, rerun, meta):
+def context_rows(builds, builder, rows, notes):
+    """The build-context rows of one builder (results from before BuildKit rows carry no builder: classic)."""
+    builds = [r for r in builds if r.get("builder", "classic") == builder]
+    title = "Build context" if builder == "classic" else "BuildKit context transfer"
+    sizes = []
+    for r in builds:
+        if r["size"] not in sizes:
+            sizes.append(r["size"])
+    rss_by_size = {}
+    for s in sizes:
+        be = [r for r in builds if r["size"] == s and r["tool"] == "eb-deploy"]
+        bd = [r for r in builds if r["size"] == s and r["tool"] == "docker"]
+        te, td = median([r["seconds"] for r in be]), median([r["seconds"] for r in bd])
+        desc = f"{be[0]['files']} files, {be[0]['bytes'] / GIB:.2f} GiB, {be[0]['sent'] / GIB:.2f} GiB sent"
+        rows.append((f"{title} {s} ({desc}): median time", fmt(te), fmt(td),
+                     f"ratio ≤ 1.00 (measured {te / td:.2f})", verdict(te / td <= 1.0)))
+        if te > td:
+            spread = max(max(r["seconds"] for r in xs) - min(r["seconds"] for r in xs) for xs in (be, bd))
+            notes.append(f"{title} {s}: the medians differ by {te - td:.1f} s while one tool's runs spread over "
+                         f"up to {spread:.1f} s (see Details); the daemon does nearly all the work, and eb-deploy's "
+                         f"client used {median([r['cpu'] for r in be]) / median([r['cpu'] for r in bd]):.0%} of the "
+                         "docker CLI's CPU time.")
+        rows.append((f"{title} {s}: median client CPU time (user + sys)",
+                     fmt(median([r["cpu"] for r in be]), digits=2), fmt(median([r["cpu"] for r in bd]), digits=2),
+                     "—", "—"))
+        re_, rd = max(r["rss"] for r in be), max(r["rss"] for r in bd)
+        rss_by_size[(builder, s)] = re_
+        rows.append((f"{title} {s}: peak client RSS (max of runs)", fmt(re_ / MIB, "MiB"),
+                     fmt(rd / MIB, "MiB"), "eb-deploy < 64 MiB", verdict(re_ < 64 * MIB)))
+        if builder == "buildkit":
+            lines = max(r.get("log_lines", 0) for r in be)
+            rows.append((f"{title} {s}: build log lines (max of runs)", str(lines),
+                         str(max(r.get("log_lines", 0) for r in bd)), "eb-deploy < 300", verdict(lines < 300)))
+    if len(sizes) >= 2:
+        small, big = rss_by_size[(builder, sizes[0])], rss_by_size[(builder, sizes[-1])]
+        growth = big / small
+        what = "Build client" if builder == "classic" else "BuildKit build client"
+        rows.append((f"{what} RSS growth {sizes[0]} → {sizes[-1]}", f"×{growth:.2f}", "—",
+                     "flat: ≤ ×1.20", verdict(growth <= 1.2)))
+    return rss_by_size
+
+
+def build_tables(deploys, long_runs, builds, startup, rerun, meta, fresh=None):
     e = [r for r in deploys if r["contender"] == "eb-deploy"]
     p = [r for r in deploys if r["contender"] == "pipeline"]
     rows, notes = [], []
@@ -690,36 +864,17 @@ def build_tables(deploys, long_runs, builds, startup, rerun, meta):
                      f"{rp['s3_bytes']:,} B; {', '.join(rp['eb_writes']) or 'none'}" if rp else "—", "—", "—"))
         if re_run["seconds"] > 5.0:
             notes.append(f"Re-run: {re_run['seconds']:.1f} s (see Details).")
-    sizes = []
-    for r in builds:
-        if r["size"] not in sizes:
-            sizes.append(r["size"])
+    if fresh:
+        fe = [r for r in fresh if r["contender"] == "eb-deploy"]
+        fp = [r for r in fresh if r["contender"] == "pipeline"]
+        te, tp = median([r["seconds"] for r in fe]), median([r["seconds"] for r in fp])
+        cached = f"{sum(r['dependency_cached'] for r in fe)} of {len(fe)}"
+        rows.append(("Rebuild on a fresh runner, code-only change, ~20 s dependency layer: median build time "
+                     f"(eb-deploy: Build and push image, dependency layer CACHED in {cached} runs)", fmt(te), fmt(tp),
+                     f"ratio ≤ 0.30 (measured {te / tp:.2f})", verdict(te / tp <= 0.3)))
     rss_by_size = {}
-    for s in sizes:
-        be = [r for r in builds if r["size"] == s and r["tool"] == "eb-deploy"]
-        bd = [r for r in builds if r["size"] == s and r["tool"] == "docker"]
-        te, td = median([r["seconds"] for r in be]), median([r["seconds"] for r in bd])
-        desc = f"{be[0]['files']} files, {be[0]['bytes'] / GIB:.2f} GiB, {be[0]['sent'] / GIB:.2f} GiB sent"
-        rows.append((f"Build context {s} ({desc}): median time", fmt(te), fmt(td),
-                     f"ratio ≤ 1.00 (measured {te / td:.2f})", verdict(te / td <= 1.0)))
-        if te > td:
-            spread = max(max(r["seconds"] for r in xs) - min(r["seconds"] for r in xs) for xs in (be, bd))
-            notes.append(f"Build context {s}: the medians differ by {te - td:.1f} s while one tool's runs spread over "
-                         f"up to {spread:.1f} s (see Details); the daemon does nearly all the work, and eb-deploy's "
-                         f"client used {median([r['cpu'] for r in be]) / median([r['cpu'] for r in bd]):.0%} of the "
-                         "docker CLI's CPU time.")
-        rows.append((f"Build context {s}: median client CPU time (user + sys)",
-                     fmt(median([r["cpu"] for r in be]), digits=2), fmt(median([r["cpu"] for r in bd]), digits=2),
-                     "—", "—"))
-        re_, rd = max(r["rss"] for r in be), max(r["rss"] for r in bd)
-        rss_by_size[s] = re_
-        rows.append((f"Build context {s}: peak client RSS (max of runs)", fmt(re_ / MIB, "MiB"),
-                     fmt(rd / MIB, "MiB"), "eb-deploy < 64 MiB", verdict(re_ < 64 * MIB)))
-    if len(sizes) >= 2:
-        small, big = rss_by_size[sizes[0]], rss_by_size[sizes[-1]]
-        growth = big / small
-        rows.append((f"Build client RSS growth {sizes[0]} → {sizes[-1]}", f"×{growth:.2f}", "—",
-                     "flat: ≤ ×1.20", verdict(growth <= 1.2)))
+    for builder in ("classic", "buildkit"):
+        rss_by_size.update(context_rows(builds, builder, rows, notes))
 
     header = "| Measure | eb-deploy | hand-written pipeline / docker CLI | Target | Result |\n|---|---:|---:|---|---|\n"
     table = header + "".join(f"| {' | '.join(row)} |\n" for row in rows)
@@ -748,10 +903,16 @@ def build_tables(deploys, long_runs, builds, startup, rerun, meta):
     steps.pop("(echo)", None)
     step_table = "| pipeline step | median s |\n|---|---:|\n" + "".join(
         f"| {k} | {median(v):.1f} |\n" for k, v in steps.items())
-    build_detail = ("| Context | Tool | Seconds | Client CPU s | Peak RSS MiB | Load (1 min) |\n"
-                    "|---|---|---:|---:|---:|---:|\n") + "".join(
-        f"| {r['size']} | {r['tool']} | {r['seconds']:.1f} | {r['cpu']:.2f} | {r['rss'] / MIB:.1f} | {r['load']:.2f} |\n"
+    build_detail = ("| Context | Builder | Tool | Seconds | Client CPU s | Peak RSS MiB | Log lines | Load (1 min) |\n"
+                    "|---|---|---|---:|---:|---:|---:|---:|\n") + "".join(
+        f"| {r['size']} | {r.get('builder', 'classic')} | {r['tool']} | {r['seconds']:.1f} | {r['cpu']:.2f} | "
+        f"{r['rss'] / MIB:.1f} | {r.get('log_lines', '—')} | {r['load']:.2f} |\n"
         for r in builds)
+    if fresh:
+        build_detail += ("\n| Fresh rebuild | Contender | Build s | Dependency layer | Load (1 min) |\n"
+                         "|---|---|---:|---|---:|\n") + "".join(
+            f"| {i} | {r['contender']} | {r['seconds']:.1f} | {'CACHED' if r['dependency_cached'] else 'rebuilt'} | "
+            f"{r['load']:.2f} |\n" for i, r in enumerate(fresh, 1))
     startup_detail = ""
     if startup:
         startup_detail = ("| Start-up run | Tool | ms to first AWS request | First request | Load (1 min) |\n"
@@ -802,9 +963,10 @@ a script editing `Dockerrun.aws.json`, `zip`, `aws s3 cp`, `create-application-v
 
 ## How it is measured
 
-- **End to end.** Both contenders deploy `examples/app` (busybox httpd, built `FROM scratch` with the classic
-  builder) to the same environment of an ebsim instance started for the benchmark alone, from a fresh copy of the
-  app with the team's `.housekeeping/elasticbeanstalk/Dockerrun.aws.json`. Every run uses a new version label and
+- **End to end.** Both contenders deploy `examples/app` (busybox httpd, built `FROM scratch`; eb-deploy with its
+  default builder, BuildKit, the pipeline with the classic one as `bench/pipeline.sh` has it) to the same
+  environment of an ebsim instance started for the benchmark alone, from a fresh copy of the app with the team's
+  `.housekeeping/elasticbeanstalk/Dockerrun.aws.json`. Every run uses a new version label and
   a new `APP_VERSION` build argument, so nothing is skipped or cached away, and each run is checked: the
   environment must end Ready on the run's label and serve the new `APP_VERSION`. eb-deploy is the release binary,
   started as the runner starts a container action (every `INPUT_*`, `GITHUB_OUTPUT`, `GITHUB_STEP_SUMMARY`), with
@@ -826,8 +988,24 @@ a script editing `Dockerrun.aws.json`, `zip`, `aws s3 cp`, `create-application-v
   `COPY . /ctx`. eb-deploy's image stage (`eb_deploy::image::build`, driven by `examples/build_context.rs`, release
   build) vs `DOCKER_BUILDKIT=0 docker build`, both `--no-cache` against the same daemon, alternating after one
   untimed warm-up build; each image is removed and the disk synced between builds, so no build pays for the
-  previous one's writeback. Peak RSS and CPU time are the client process's (`wait4`'s `ru_maxrss`, `ru_utime` +
+  previous one's writeback. This row is the classic builder (`DOCKER_BUILDKIT=0`, `builder: classic`). Peak RSS
+  and CPU time are the client process's (`wait4`'s `ru_maxrss`, `ru_utime` +
   `ru_stime`); the daemon's work is the same for both. Contexts and images are removed afterwards.
+- **Rebuild on a fresh runner.** An app `FROM scratch` whose dependency step works about 20 s (`sleep 20`, named
+  after the benchmark run so no earlier run's cache serves it), then its code (`COPY www/`). eb-deploy deploys it
+  once (untimed); then, alternating, each contender builds a code-only change on an emptied daemon (`docker
+  builder prune -af` and the app's images removed first, as on a new runner): the pipeline's `docker build` with
+  BuildKit, and eb-deploy with default settings, which finds the image the environment runs from its current
+  version's `Dockerrun.aws.json`, uses it as cache source (inline cache metadata, written by its previous build)
+  and deploys. eb-deploy's figure is its whole `Build and push image` phase (ECR login and push of the new layer
+  included); the pipeline's is the `docker build` alone. The environment's running container keeps its image's
+  layers in the daemon: on a runner eb-deploy downloads the matching layers from ECR instead (the step's
+  output here is a few bytes; a real dependency layer adds its download time, still far below rebuilding it).
+- **BuildKit context transfer.** The build-context contexts again, eb-deploy with `builder: buildkit` (its tar
+  context over `/build`, as the classic builder, with a session for credentials) vs `docker build` with BuildKit
+  (the session's file sync). The daemon's build cache is emptied before each build: `docker build` keeps the
+  last transfer of a directory and sends only what changed, which a fresh runner never has. Log lines count
+  eb-deploy's and the CLI's whole output for the build.
 - **Long deploy.** Its ebsim step (every lifecycle step, also processing a new version) is long, so its totals and
   overheads are not a comparison: eb-deploy waits until Beanstalk has processed its version (one step there),
   the pipeline does not. It is there for the call rate and the time to verdict on a wait of minutes. Its step
@@ -879,6 +1057,10 @@ def main():
     ap.add_argument("--startup-runs", type=int, default=10, help="start-up measurements per tool")
     ap.add_argument("--build-runs", type=int, default=5)
     ap.add_argument("--build-sizes", default="0.5,1.0", help="GiB, comma-separated; empty skips the build benchmark")
+    ap.add_argument("--build-builders", default="classic,buildkit",
+                    help="builders of the build-context benchmark, comma-separated (classic, buildkit)")
+    ap.add_argument("--fresh-runs", type=int, default=3,
+                    help="rebuilds on an emptied daemon per contender (each ~20 s for the pipeline); 0 skips them")
     ap.add_argument("--skip-deploys", action="store_true")
     ap.add_argument("--out", default=os.path.join(ROOT, "BENCHMARKS.md"))
     ap.add_argument("--command", default="make bench")
@@ -912,7 +1094,7 @@ def main():
     )
     workdir = tempfile.mkdtemp(prefix="eb-deploy-bench-")
     log(f"work directory {workdir}; load {meta['load_start']}")
-    ebsims, deploys, long_runs, builds, startup, rerun = [], [], [], [], None, {}
+    ebsims, deploys, long_runs, builds, startup, rerun, fresh = [], [], [], [], None, {}, []
     try:
         if not opts.skip_deploys:
             suffix = "%06x" % random.getrandbits(24)
@@ -966,8 +1148,12 @@ def main():
         for s in filter(None, opts.build_sizes.split(",")):
             gib = float(s)
             sizes.append((f"{gib:g} GiB", int(20000 * gib), int(gib * GIB)))
+        if opts.fresh_runs > 0:
+            log("rebuild on a fresh runner: a code-only change on an emptied daemon")
+            fresh = bench_fresh_rebuild(stack, workdir, tools, opts.fresh_runs)
         if sizes:
-            builds = bench_build(workdir, tools, sizes, opts.build_runs)
+            builders = tuple(b for b in opts.build_builders.split(",") if b)
+            builds = bench_build(workdir, tools, sizes, opts.build_runs, builders)
     except BaseException:
         log(f"logs of the runs kept in {workdir}")
         raise
@@ -981,20 +1167,22 @@ def main():
             if name.startswith("ctx-"):
                 shutil.rmtree(os.path.join(workdir, name), ignore_errors=True)
 
-    loads = [r["load"] for r in deploys + long_runs + builds]
+    loads = [r["load"] for r in deploys + long_runs + builds + fresh]
     meta.update(load_end=loadavg(), load_min=min(loads), load_median=median(loads), load_max=max(loads))
-    results = dict(meta=meta, deploys=deploys, long_runs=long_runs, builds=builds, startup=startup, rerun=rerun)
+    results = dict(meta=meta, deploys=deploys, long_runs=long_runs, builds=builds, startup=startup, rerun=rerun,
+                   fresh=fresh)
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
     with open(RESULTS, "w") as f:
         json.dump(results, f, indent=1)
     log(f"raw results in {RESULTS}")
-    report(results, opts.out, complete=bool(deploys and builds and startup and rerun))
+    report(results, opts.out, complete=bool(deploys and builds and startup and rerun and fresh))
     return 0
 
 
 def report(results, out, complete=True):
     meta, deploys, long_runs, builds = (results[k] for k in ("meta", "deploys", "long_runs", "builds"))
-    tables = build_tables(deploys, long_runs, builds, results.get("startup"), results.get("rerun") or {}, meta)
+    tables = build_tables(deploys, long_runs, builds, results.get("startup"), results.get("rerun") or {}, meta,
+                          results.get("fresh"))
     print("\n" + tables[0])
     print(tables[2])
     missed = [r[0] for r in tables[1] if r[-1] == "FAIL"]
@@ -1017,7 +1205,8 @@ def cleanup_images(env):
     ours = set()
     for line in lines:
         image_id, _, repo = line.partition(" ")
-        if repo in ("django-docker", "eb-deploy-bench-ctx") or repo.endswith("/bench-shop"):
+        if (repo in ("django-docker", "eb-deploy-bench-ctx", "bench-fresh-pipeline") or repo.endswith("/bench-shop")
+                or repo.endswith("/bench-fresh")):
             ours.add(image_id)
     if ours:
         subprocess.run(["docker", "rmi", "-f", *sorted(ours)], env=env, capture_output=True)

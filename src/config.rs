@@ -941,6 +941,18 @@ impl Config {
         let build_args = c.key_values("build-args");
         let mut labels = c.key_values("labels");
         let cache_from = c.lines("cache-from");
+        let builder = c.choice("builder", &crate::image::Builder::CHOICES).unwrap_or_default();
+        let secrets = match crate::image::secrets::parse(&c.lines("secrets"), workspace) {
+            Ok(secrets) => secrets,
+            Err(message) => {
+                c.fail("secrets", message);
+                Vec::new()
+            }
+        };
+        if builder == crate::image::Builder::Classic && !secrets.is_empty() {
+            c.fail("secrets", "needs BuildKit, and `builder` is classic; set `builder: auto` or `buildkit`");
+        }
+        let cache_to = c.choice("cache-to", &crate::image::CacheTo::CHOICES).unwrap_or_default();
         let no_cache = c.boolean("no-cache");
         let pull = c.boolean("pull");
         let create_repository = c.boolean("create-repository");
@@ -1021,6 +1033,7 @@ impl Config {
                     "labels",
                     "target",
                     "cache-from",
+                    "secrets",
                     "ecr-repository",
                     "image-tag",
                 ] {
@@ -1074,6 +1087,9 @@ impl Config {
                             no_cache,
                             pull,
                             cache_from,
+                            builder,
+                            cache_to,
+                            secrets,
                             ..Default::default()
                         }))
                     }
@@ -1338,6 +1354,64 @@ mod tests {
         assert_eq!(err.0.len(), 1, "{err}");
         let err = check(&[("build-args", "A=1\nnot a pair")]).unwrap_err();
         assert!(err.0[0].message.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn builder_and_cache_to_choices() {
+        let err = check(&[("builder", "kaniko"), ("cache-to", "registry")]).unwrap_err();
+        let names: Vec<_> = err.0.iter().map(|e| e.input).collect();
+        assert_eq!(names, ["builder", "cache-to"], "{err}");
+        assert!(err.to_string().contains("use one of: auto, buildkit, classic"), "{err}");
+        assert!(err.to_string().contains("use one of: inline, none"), "{err}");
+
+        let (dir, build) = build_fixture("builder");
+        let choices = |extra: &[(&'static str, &str)]| {
+            let request = build(extra).unwrap();
+            (request.builder, request.cache_to)
+        };
+        assert_eq!(choices(&[]), (crate::image::Builder::Auto, crate::image::CacheTo::Inline));
+        assert_eq!(
+            choices(&[("builder", "Classic"), ("cache-to", "none")]),
+            (crate::image::Builder::Classic, crate::image::CacheTo::None)
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn secrets_are_checked_and_need_buildkit() {
+        let (dir, build) = build_fixture("secrets");
+        let request = build(&[("secrets", "id=pip,env=PIP_TOKEN\n# a comment\n")]).unwrap();
+        assert_eq!(request.secrets.len(), 1);
+        let err = build(&[("secrets", "id=pip,env=PIP_TOKEN"), ("builder", "classic")]).unwrap_err();
+        assert_eq!(err.0[0].input, "secrets");
+        assert!(err.0[0].message.contains("needs BuildKit"), "{err}");
+        let err = build(&[("secrets", "id=x,src=nowhere.txt")]).unwrap_err();
+        assert!(err.to_string().starts_with("input `secrets`: line 1"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A workspace with a Dockerfile, and the build request `extra` inputs make of it.
+    #[allow(clippy::type_complexity)]
+    fn build_fixture(
+        name: &str,
+    ) -> (PathBuf, impl Fn(&[(&'static str, &str)]) -> Result<crate::image::BuildRequest, InvalidInputs>) {
+        let dir = std::env::temp_dir().join(format!("cfg-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("Dockerfile"), "FROM scratch\n").unwrap();
+        let workspace = dir.clone();
+        let build = move |extra: &[(&'static str, &str)]| {
+            let mut pairs = vec![("application-name", "a"), ("environment-name", "envx")];
+            pairs.extend_from_slice(extra);
+            let cfg = Config::from_inputs(&raw(&pairs), &ctx(), &workspace)?;
+            match cfg.plan {
+                Plan::Deploy(plan) => match plan.image.source {
+                    ImageSource::Build(request) => Ok(*request),
+                    other => panic!("expected a build, got {other:?}"),
+                },
+                _ => panic!("expected a deploy plan"),
+            }
+        };
+        (dir, build)
     }
 
     #[test]

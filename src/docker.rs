@@ -19,9 +19,21 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 const CONNECT_HINT: &str = "start Docker, or set DOCKER_HOST to the daemon's address (unix:///path/to/docker.sock or \
      tcp://host:port); in GitHub Actions the runner mounts /var/run/docker.sock into the action's container";
 
+/// Makes the AWS SDK's aws-lc-rs the process's one rustls provider. bollard's BuildKit session is built
+/// without a provider of its own (no ring beside aws-lc-rs); rustls then looks up this default when it
+/// needs one (e.g. to fetch a registry token for a cache source), and panics when none was installed.
+pub fn install_crypto_provider() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        // Err means a provider is already installed: that one serves.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    });
+}
+
 /// Connects to the Docker Engine at `docker_host` (the `DOCKER_HOST` value, read by the caller) or
 /// the local socket, negotiates the API version and checks the daemon answers.
 pub async fn connect(docker_host: Option<&str>) -> Result<Docker> {
+    install_crypto_provider();
     let host = docker_host.map(str::trim).filter(|h| !h.is_empty()).unwrap_or(DEFAULT_DOCKER_HOST);
     let docker = if let Some(path) = host.strip_prefix("unix://") {
         if !Path::new(path).exists() {

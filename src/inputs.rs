@@ -280,7 +280,25 @@ pub const INPUTS: &[InputSpec] = &[
         "cache-from",
         NoDefault,
         Lines,
-        "Images to pull and use as build cache, one per line. A missing image is a warning, not a failure.",
+        "Images to use as build cache, one per line (BuildKit fetches only the layers that match; the classic builder pulls them). A missing image is a warning, not a failure. The image the environment runs now is always tried too when it is in the ECR repository pushed to.",
+    ),
+    input(
+        "cache-to",
+        Value("inline"),
+        Text,
+        "`inline` (BuildKit writes cache metadata into the pushed image, so the next build on any runner can reuse its layers) or `none`.",
+    ),
+    input(
+        "builder",
+        Value("auto"),
+        Text,
+        "`auto` (BuildKit when the Docker daemon supports it, else the classic builder), `buildkit` or `classic`.",
+    ),
+    input(
+        "secrets",
+        NoDefault,
+        Lines,
+        "Build secrets for `RUN --mount=type=secret`, one per line: `id=NAME,env=VAR` (an environment variable of the step) or `id=NAME,src=PATH` (a file, relative to the workspace). Needs BuildKit; the values never reach the log, the outputs or the image.",
     ),
     input(
         "ecr-repository",

@@ -1,4 +1,5 @@
-//! End-to-end tests of the image stage against the local stack: a real Docker daemon, the htpasswd
+//! End-to-end tests of the image stage with the classic builder (BuildKit's are in `buildkit_e2e.rs`)
+//! against the local stack: a real Docker daemon, the htpasswd
 //! registry (`LOCAL_REGISTRY`, the push target) and moto's ECR (`AWS_ENDPOINT_URL_ECR`). `make test`
 //! sources `.local-stack/env` for these variables. Every test also checks that the ECR password
 //! never appears in what the user sees: the captured console output and the error chain.
@@ -15,7 +16,7 @@ use base64::Engine as _;
 use bollard::Docker;
 use bollard::query_parameters::ListContainersOptions;
 use eb_deploy::gha::Console;
-use eb_deploy::image::{self, BuildRequest};
+use eb_deploy::image::{self, BuildRequest, Builder};
 use eb_deploy::registry::{self, RegistryAuth, RepositoryState};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -219,7 +220,13 @@ async fn build_push_and_digest_matches_the_registry() {
     ctx.image(format!("{registry}/{repo}:v1"));
     let labels =
         image::oci_labels(Some("https://github.com/team/eb-deploy"), Some("abc123"), "v1", "2024-05-01T10:00:00Z");
-    let request = BuildRequest { context: ctx.dir.clone(), tag: tag.clone(), labels, ..Default::default() };
+    let request = BuildRequest {
+        context: ctx.dir.clone(),
+        tag: tag.clone(),
+        labels,
+        builder: Builder::Classic,
+        ..Default::default()
+    };
     let built = image::build(&docker, &request, &console).await.unwrap();
     assert!(built.id.starts_with("sha256:"), "{built:?}");
     let inspect = docker.inspect_image(&tag).await.unwrap();
@@ -270,7 +277,7 @@ async fn failing_run_step_is_annotated_at_its_line() {
     let mut ctx = Scratch::new(&[("Dockerfile", &dockerfile)]).with_busybox();
     let tag = ctx.image(unique("ebd-e2e-fail") + ":x");
     let (console, out) = console();
-    let request = BuildRequest { context: ctx.dir.clone(), tag, ..Default::default() };
+    let request = BuildRequest { context: ctx.dir.clone(), tag, builder: Builder::Classic, ..Default::default() };
     let err = image::build(&docker, &request, &console).await.unwrap_err();
     let message = format!("{err:#}");
     eprintln!("error: {message}");
@@ -302,9 +309,13 @@ async fn dockerfile_parse_error_is_annotated_at_its_line() {
     let mut ctx = Scratch::new(&[("Dockerfile", "FROM scratch\n\nCOPPY a /a\n")]);
     let tag = ctx.image(unique("ebd-e2e-parse") + ":x");
     let (console, out) = console();
-    let err = image::build(&docker, &BuildRequest { context: ctx.dir.clone(), tag, ..Default::default() }, &console)
-        .await
-        .unwrap_err();
+    let err = image::build(
+        &docker,
+        &BuildRequest { context: ctx.dir.clone(), tag, builder: Builder::Classic, ..Default::default() },
+        &console,
+    )
+    .await
+    .unwrap_err();
     let message = format!("{err:#}");
     eprintln!("error: {message}");
     assert!(message.starts_with("failed to build the image: "), "{message}");
@@ -335,9 +346,13 @@ async fn wrong_registry_password_is_a_clear_error() {
     let mut ctx = Scratch::new(&[("Dockerfile", SIMPLE_DOCKERFILE), ("hello.txt", &unique("denied"))]);
     let tag = ctx.image(unique("ebd-e2e-denied") + ":x");
     ctx.image(format!("{registry}/{repo}:v1"));
-    let built = image::build(&docker, &BuildRequest { context: ctx.dir.clone(), tag, ..Default::default() }, &console)
-        .await
-        .unwrap();
+    let built = image::build(
+        &docker,
+        &BuildRequest { context: ctx.dir.clone(), tag, builder: Builder::Classic, ..Default::default() },
+        &console,
+    )
+    .await
+    .unwrap();
     let wrong_password = unique("wrong-password");
     console.mask(&wrong_password);
     let wrong = RegistryAuth::new(registry.clone(), "AWS", wrong_password.clone());
@@ -364,7 +379,7 @@ async fn missing_context_or_dockerfile_fails_before_the_daemon() {
     let missing = std::env::temp_dir().join(unique("no-such-context"));
     let err = image::build(
         &nowhere,
-        &BuildRequest { context: missing.clone(), tag: "x:y".into(), ..Default::default() },
+        &BuildRequest { context: missing.clone(), tag: "x:y".into(), builder: Builder::Classic, ..Default::default() },
         &console,
     )
     .await
@@ -376,7 +391,7 @@ async fn missing_context_or_dockerfile_fails_before_the_daemon() {
     let ctx = Scratch::new(&[("app.txt", "x")]);
     let err = image::build(
         &nowhere,
-        &BuildRequest { context: ctx.dir.clone(), tag: "x:y".into(), ..Default::default() },
+        &BuildRequest { context: ctx.dir.clone(), tag: "x:y".into(), builder: Builder::Classic, ..Default::default() },
         &console,
     )
     .await
@@ -389,6 +404,7 @@ async fn missing_context_or_dockerfile_fails_before_the_daemon() {
         context: ctx.dir.clone(),
         dockerfile: Some(ctx.dir.join("docker/Dockerfile.prod")),
         tag: "x:y".into(),
+        builder: Builder::Classic,
         ..Default::default()
     };
     let err = image::build(&nowhere, &request, &console).await.unwrap_err();
@@ -410,7 +426,7 @@ async fn given_image_is_pushed_from_the_daemon_or_refused_when_nowhere() {
     ctx.image(format!("{registry}/{repo}:from-local"));
     image::build(
         &docker,
-        &BuildRequest { context: ctx.dir.clone(), tag: local.clone(), ..Default::default() },
+        &BuildRequest { context: ctx.dir.clone(), tag: local.clone(), builder: Builder::Classic, ..Default::default() },
         &console,
     )
     .await
@@ -448,7 +464,7 @@ async fn cache_from_is_pulled_and_a_missing_one_only_warns() {
     let remote = first.image(format!("{registry}/{repo}:cache"));
     let built = image::build(
         &docker,
-        &BuildRequest { context: first.dir.clone(), tag: first_tag, ..Default::default() },
+        &BuildRequest { context: first.dir.clone(), tag: first_tag, builder: Builder::Classic, ..Default::default() },
         &console,
     )
     .await
@@ -466,6 +482,7 @@ async fn cache_from_is_pulled_and_a_missing_one_only_warns() {
         tag: second_tag,
         cache_from: vec![missing.clone(), remote.clone()],
         registry_auth: Some(auth.clone()),
+        builder: Builder::Classic,
         ..Default::default()
     };
     let rebuilt = image::build(&docker, &request, &console).await.unwrap();
@@ -546,9 +563,13 @@ async fn push_whose_connection_dropped_is_retried() {
     let mut ctx = Scratch::new(&[("Dockerfile", SIMPLE_DOCKERFILE), ("hello.txt", &unique("retry"))]);
     let tag = ctx.image(unique("ebd-e2e-retry") + ":1");
     ctx.image(format!("{proxy}/{repo}:v1"));
-    let built = image::build(&docker, &BuildRequest { context: ctx.dir.clone(), tag, ..Default::default() }, &console)
-        .await
-        .unwrap();
+    let built = image::build(
+        &docker,
+        &BuildRequest { context: ctx.dir.clone(), tag, builder: Builder::Classic, ..Default::default() },
+        &console,
+    )
+    .await
+    .unwrap();
     let pushed = registry::push(&docker, &auth, &built.id, &repo, "v1", &console).await.unwrap();
     assert_eq!(dropped.load(std::sync::atomic::Ordering::SeqCst), 1, "the proxy cut one manifest upload");
     let text = out.text();
@@ -579,9 +600,13 @@ async fn large_context_is_streamed_in_flat_memory() {
     fs::File::create(ctx.dir.join("big.bin")).unwrap().set_len(SIZE).unwrap();
     let tag = ctx.image(unique("ebd-e2e-big") + ":1");
     let before = peak_rss_kib();
-    image::build(&docker, &BuildRequest { context: ctx.dir.clone(), tag, ..Default::default() }, &console)
-        .await
-        .unwrap();
+    image::build(
+        &docker,
+        &BuildRequest { context: ctx.dir.clone(), tag, builder: Builder::Classic, ..Default::default() },
+        &console,
+    )
+    .await
+    .unwrap();
     let growth_mib = peak_rss_kib().saturating_sub(before) / 1024;
     eprintln!("peak memory grew by {growth_mib} MiB while sending {} MiB", SIZE >> 20);
     let text = out.text();
@@ -597,7 +622,7 @@ async fn request_refused_before_the_upload_does_not_hang() {
     fs::File::create(ctx.dir.join("big.bin")).unwrap().set_len(256 * 1024 * 1024).unwrap();
     let tag = ctx.image("Not A Valid:Tag!");
     let (console, out) = console();
-    let request = BuildRequest { context: ctx.dir.clone(), tag, ..Default::default() };
+    let request = BuildRequest { context: ctx.dir.clone(), tag, builder: Builder::Classic, ..Default::default() };
     let result = tokio::time::timeout(std::time::Duration::from_secs(120), image::build(&docker, &request, &console))
         .await
         .expect("the build must not hang when the daemon refuses the request");

@@ -12,7 +12,7 @@ use super::Engine;
 use super::ship::ImageStage;
 use crate::beanstalk::{Beanstalk, Version, VersionStatus};
 use crate::bundle;
-use crate::config::{BundlePlan, DeployPlan};
+use crate::config::{BundlePlan, DeployPlan, ImagePlan, ImageSource};
 use crate::dockerrun::{MAX_BUNDLE_BYTES, Template};
 use crate::verdict::{VersionState, version_state};
 
@@ -56,7 +56,8 @@ pub(crate) async fn publish<I: ImageStage>(
     }
 
     let started = Instant::now();
-    let shipped = e.images.ship(&plan.image, e.console).await?;
+    let image_plan = with_running_image(e, &plan.image).await;
+    let shipped = e.images.ship(&image_plan, e.console).await?;
     e.journal.record(|f| {
         f.image = Some(shipped.reference.clone());
         f.image_digest = shipped.digest.clone();
@@ -123,6 +124,33 @@ pub(crate) async fn publish<I: ImageStage>(
 const PROCESS_POLLS: [Duration; 3] = [Duration::from_millis(500), Duration::from_millis(500), Duration::from_secs(1)];
 const PROCESS_POLL_LATER: Duration = Duration::from_secs(2);
 const PROCESS_POLL_MAX: Duration = Duration::from_secs(5);
+
+/// Adds the image the environment runs now (and the application's recent ones) to a build's cache sources: a
+/// fresh runner's daemon has no build cache, and BuildKit fetches the matching layers of those images instead
+/// of rebuilding them. With several environments, the first one's (the canary's) is the one asked about.
+async fn with_running_image<I: ImageStage>(e: &Engine<'_, I>, plan: &ImagePlan) -> ImagePlan {
+    let mut plan = plan.clone();
+    if let ImageSource::Build(request) = &mut plan.source
+        && !request.no_cache
+        && request.builder != crate::image::Builder::Classic
+    {
+        let label = e.journal.snapshot().environments.first().and_then(|env| env.previous_version_label.clone());
+        let found = crate::image::cache::running_image(
+            &e.aws.eb,
+            &e.aws.s3,
+            &e.cfg.application,
+            label.as_deref(),
+            &plan.repository,
+        )
+        .await;
+        for warning in found.warnings {
+            e.console.warning(warning, None);
+        }
+        request.running_image = found.image;
+        request.earlier_images = found.earlier;
+    }
+    plan
+}
 
 /// Waits until a version Beanstalk processes is usable; `FAILED` is an error.
 pub(crate) async fn wait_processed(eb: &Beanstalk, application: &str, label: &str, timeout: Duration) -> Result<()> {

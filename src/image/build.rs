@@ -1,5 +1,5 @@
-//! `docker build` through the Engine API: classic builder, streamed context, readable log,
-//! failures annotated at the Dockerfile line that caused them.
+//! `docker build` through the Engine API: the request, the streamed context, the classic builder, and
+//! failures annotated at the Dockerfile line that caused them (BuildKit's side is in `buildkit.rs`).
 
 use std::collections::HashMap;
 use std::fs;
@@ -10,13 +10,15 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use bollard::Docker;
 use bollard::errors::Error as DockerError;
-use bollard::models::BuildInfo;
+use bollard::models::{BuildInfo, BuildInfoAux};
 use bollard::query_parameters::{BuildImageOptions, BuilderVersion, CreateImageOptions};
 use futures_util::StreamExt;
 
+use super::builder::{self, Builder, CacheTo, Choice, DaemonFacts};
 use super::context::{self, ContextSpec, ContextStats, ExtraDockerfile};
 use super::dockerfile;
 use super::dockerignore::Matcher;
+use super::secrets::BuildSecret;
 use crate::docker::docker_message;
 use crate::format::human_bytes;
 use crate::gha::{Annotation, Console};
@@ -46,12 +48,25 @@ pub struct BuildRequest {
     pub no_cache: bool,
     /// Always pull newer versions of base images.
     pub pull: bool,
-    /// Images to use as cache sources; pulled first, a missing one is only a warning.
+    /// Images to use as cache sources (the classic builder pulls them first); a missing one is only a warning.
     pub cache_from: Vec<String>,
     /// Full reference to tag the result with (empty: leave the image untagged).
     pub tag: String,
     /// Credentials for `cache_from` images that live on this registry.
     pub registry_auth: Option<RegistryAuth>,
+    /// Which builder to use (input `builder`).
+    pub builder: Builder,
+    /// Where BuildKit writes cache metadata for later builds (input `cache-to`).
+    pub cache_to: CacheTo,
+    /// The image the environment runs now: a BuildKit cache source when it lives in the registry pushed to.
+    pub running_image: Option<String>,
+    /// Images of the application's recent versions, (label, image): cache sources too (see `cache.rs`).
+    pub earlier_images: Vec<(String, String)>,
+    /// Build secrets (input `secrets`), served to `RUN --mount=type=secret` by BuildKit.
+    pub secrets: Vec<BuildSecret>,
+    /// The daemon's address as given to [`super::connect`] (`DOCKER_HOST`; None: the local socket): a build
+    /// with secrets opens a connection of its own to follow its progress.
+    pub docker_host: Option<String>,
 }
 
 /// A successfully built image.
@@ -63,20 +78,146 @@ pub struct BuiltImage {
 
 /// Everything checked and read before the daemon is contacted.
 #[derive(Debug)]
-struct Prepared {
-    spec: ContextSpec,
+pub(super) struct Prepared {
+    /// The context as the classic builder takes it.
+    pub spec: ContextSpec,
+    /// The context as BuildKit takes it (see [`prepare`]).
+    pub buildkit_spec: ContextSpec,
     /// The `dockerfile` parameter: a path inside the context tar.
-    dockerfile_param: String,
+    pub dockerfile_param: String,
     /// The Dockerfile's text, to map steps to lines.
-    dockerfile_text: String,
+    pub dockerfile_text: String,
     /// The Dockerfile path for annotations (relative to the working directory when possible).
-    dockerfile_display: String,
+    pub dockerfile_display: String,
+    /// The Dockerfile is in the context and `.dockerignore` does not leave it out.
+    pub dockerfile_in_context: bool,
 }
 
-/// Builds the image described by `request`, streaming the log into a log group.
+/// What a builder ran to the end.
+pub(super) struct Finished {
+    /// The image id, when the daemon reported it in the stream.
+    pub image_id: Option<String>,
+    pub stats: ContextStats,
+    /// A note for the closing line (e.g. how many steps came from the cache).
+    pub note: Option<String>,
+}
+
+/// Why a build failed, reported once its log group is closed so the annotation is not folded away.
+#[derive(Debug)]
+pub(super) enum Failure {
+    /// The daemon's own message, the step and Dockerfile line it points at when known, and what to do.
+    Daemon { message: String, step: Option<String>, line: Option<u32>, hint: Option<String> },
+    /// Anything else (an unreadable context file, a lost connection), already with its context.
+    Other(anyhow::Error),
+}
+
+impl Failure {
+    /// Prints the annotation and returns the error the step fails with.
+    pub(super) fn report(self, prepared: &Prepared, console: &Console) -> anyhow::Error {
+        let (message, step, line, hint) = match self {
+            Failure::Daemon { message, step, line, hint } => (message, step, line, hint),
+            Failure::Other(err) => {
+                let err = err.context("failed to build the image");
+                console.error(format!("{err:#}"), Some(&Annotation::titled("Docker build failed")));
+                return err;
+            }
+        };
+        let message = match step {
+            // BuildKit often starts its message with the step's name already.
+            Some(step) if !message.trim().starts_with(&step) => format!("{step}: {}", message.trim()),
+            _ => message.trim().to_owned(),
+        };
+        let shown = match &hint {
+            Some(hint) => format!("{message}\n{hint}"),
+            None => message.clone(),
+        };
+        let annotation = Annotation {
+            title: Some("Docker build failed".to_owned()),
+            file: Some(prepared.dockerfile_display.clone()),
+            line,
+            col: None,
+        };
+        console.error(&shown, Some(&annotation));
+        let place = line.map(|l| format!(" ({}:{l})", prepared.dockerfile_display)).unwrap_or_default();
+        let hint = hint.map(|h| format!("; {h}")).unwrap_or_default();
+        anyhow!("failed to build the image: {message}{place}{hint}")
+    }
+}
+
+/// Builds the image described by `request` with the builder the `builder` input and the daemon decide,
+/// streaming the log into a log group.
 pub async fn build(docker: &Docker, request: &BuildRequest, console: &Console) -> Result<BuiltImage> {
     let prepared = prepare(request)?;
+    let choice = builder::choose(request.builder, &DaemonFacts::of(docker).await)?;
     let group = console.group(format!("Build image {}", request.tag));
+    console.info(choice.to_string());
+    let docker = docker.clone().with_timeout(BUILD_TIMEOUT);
+    let outcome = if choice.buildkit && !request.secrets.is_empty() {
+        super::secrets::build(&docker, request, &prepared, console).await
+    } else if choice.buildkit {
+        super::buildkit::build(&docker, request, &prepared, console).await
+    } else if !request.secrets.is_empty() {
+        drop(group);
+        bail!(
+            "failed to build the image: input `secrets` needs BuildKit, and this build uses the classic builder ({}); \
+             set `builder: auto` on a daemon with BuildKit",
+            choice.reason
+        );
+    } else {
+        build_classic(&docker, request, &prepared, &choice, console).await
+    };
+    let finished = match outcome {
+        Ok(finished) => finished,
+        Err(failure) => {
+            drop(group);
+            return Err(failure.report(&prepared, console));
+        }
+    };
+    let id = match finished.image_id {
+        Some(id) => id,
+        None if !request.tag.is_empty() => docker
+            .inspect_image(&request.tag)
+            .await
+            .ok()
+            .and_then(|i| i.id)
+            .ok_or_else(|| anyhow!("failed to build the image: the daemon did not report an image id"))?,
+        None => bail!("failed to build the image: the daemon did not report an image id"),
+    };
+    drop(group);
+    let note = finished.note.map(|n| format!("; {n}")).unwrap_or_default();
+    console.info(format!(
+        "Built {} ({}) from a {} context{note}",
+        request.tag,
+        short_id(&id),
+        describe_stats(finished.stats)
+    ));
+    Ok(BuiltImage { id })
+}
+
+/// The classic builder (`version=1`): the daemon answers once the whole context is in, then logs
+/// "Step N/M" lines.
+async fn build_classic(
+    docker: &Docker,
+    request: &BuildRequest,
+    prepared: &Prepared,
+    choice: &Choice,
+    console: &Console,
+) -> Result<Finished, Failure> {
+    let features = dockerfile::buildkit_features(&prepared.dockerfile_text);
+    for feature in features.iter().filter(|f| f.ignored_by_classic()) {
+        console.warning(
+            format!(
+                "{} (line {}) is ignored by the classic builder: the layer is copied as usual",
+                feature.what, feature.line
+            ),
+            Some(&Annotation {
+                title: Some("Dockerfile".to_owned()),
+                file: Some(prepared.dockerfile_display.clone()),
+                line: Some(feature.line),
+                col: None,
+            }),
+        );
+    }
     let cache_from = pull_cache_from(docker, request, console).await;
 
     let options = BuildImageOptions {
@@ -97,7 +238,6 @@ pub async fn build(docker: &Docker, request: &BuildRequest, console: &Console) -
     };
 
     let (body, upload) = context::stream_context(prepared.spec.clone());
-    let docker = docker.clone().with_timeout(BUILD_TIMEOUT);
     let mut log = BuildLog::new(console);
     let mut image_id = None;
     let outcome = {
@@ -106,7 +246,9 @@ pub async fn build(docker: &Docker, request: &BuildRequest, console: &Console) -
             match stream.next().await {
                 None => break Ok(()),
                 Some(Ok(info)) => {
-                    if let Some(id) = info.aux.as_ref().and_then(|aux| aux.id.clone()) {
+                    if let Some(BuildInfoAux::Default(aux)) = &info.aux
+                        && let Some(id) = aux.id.clone()
+                    {
                         image_id = Some(id);
                     }
                     log.handle(&info);
@@ -119,26 +261,24 @@ pub async fn build(docker: &Docker, request: &BuildRequest, console: &Console) -
     let upload = upload.await.map_err(|e| anyhow!("the build context task failed: {e}")).and_then(|r| r);
 
     if let Err(err) = outcome {
-        drop(group);
-        return Err(report_failure(err, upload.err(), log.step, &prepared, console));
+        let mut failure = classic_failure(err, upload.err(), log.step, prepared);
+        if let Failure::Daemon { hint, .. } = &mut failure
+            && let Some(feature) = features.iter().find(|f| !f.ignored_by_classic())
+        {
+            let what_to_do = if request.builder == Builder::Classic {
+                "set `builder: auto` to build with BuildKit".to_owned()
+            } else {
+                format!("this Docker daemon has none ({})", choice.reason)
+            };
+            *hint = Some(format!("{} (line {}) needs BuildKit: {what_to_do}", feature.what, feature.line));
+        }
+        return Err(failure);
     }
-    let stats = upload.context("failed to send the build context")?;
-    let id = match image_id {
-        Some(id) => id,
-        None if !request.tag.is_empty() => docker
-            .inspect_image(&request.tag)
-            .await
-            .ok()
-            .and_then(|i| i.id)
-            .ok_or_else(|| anyhow!("failed to build the image: the daemon did not report an image id"))?,
-        None => bail!("failed to build the image: the daemon did not report an image id"),
-    };
-    drop(group);
-    console.info(format!("Built {} ({}) from a {} context", request.tag, short_id(&id), describe_stats(stats)));
-    Ok(BuiltImage { id })
+    let stats = upload.context("failed to send the build context").map_err(Failure::Other)?;
+    Ok(Finished { image_id, stats, note: None })
 }
 
-fn prepare(request: &BuildRequest) -> Result<Prepared> {
+pub(super) fn prepare(request: &BuildRequest) -> Result<Prepared> {
     let context_dir = &request.context;
     match fs::metadata(context_dir) {
         Ok(meta) if meta.is_dir() => {}
@@ -187,12 +327,18 @@ fn prepare(request: &BuildRequest) -> Result<Prepared> {
         Err(err) if err.kind() == io::ErrorKind::NotFound => Matcher::default(),
         Err(err) => return Err(err).with_context(|| format!("failed to read {}", ignore_path.display())),
     };
+    // BuildKit reads the Dockerfile from a tar context but applies no `.dockerignore` to it (the patterns
+    // are applied here): there only the Dockerfile must stay, as `docker build` leaves out the rest.
+    let mut buildkit_matcher = matcher.clone();
     matcher.keep(".dockerignore");
+    let mut dockerfile_in_context = false;
 
     let (dockerfile_param, outside_dockerfile) = match canonical.strip_prefix(&root) {
         Ok(rel) if !rel.as_os_str().is_empty() => {
             let rel = rel.to_string_lossy().into_owned();
+            dockerfile_in_context = !excluded(&buildkit_matcher, &rel);
             matcher.keep(&rel);
+            buildkit_matcher.keep(&rel);
             (rel, None)
         }
         _ => {
@@ -202,11 +348,35 @@ fn prepare(request: &BuildRequest) -> Result<Prepared> {
         }
     };
     Ok(Prepared {
-        spec: ContextSpec { root, matcher, outside_dockerfile },
+        buildkit_spec: ContextSpec {
+            root: root.clone(),
+            matcher: buildkit_matcher,
+            outside_dockerfile: outside_dockerfile.clone(),
+            hide_outside_dockerfile: false,
+        },
+        spec: ContextSpec { root, matcher, outside_dockerfile, hide_outside_dockerfile: true },
         dockerfile_param,
         dockerfile_text,
         dockerfile_display: display_path(&dockerfile_path),
+        dockerfile_in_context,
     })
+}
+
+/// Whether `.dockerignore` leaves `path` out, directly or through one of its directories.
+fn excluded(matcher: &Matcher, path: &str) -> bool {
+    let mut parent = super::dockerignore::ParentMatches::default();
+    let mut so_far = String::new();
+    let mut out = false;
+    for part in path.split('/') {
+        if !so_far.is_empty() {
+            so_far.push('/');
+        }
+        so_far.push_str(part);
+        let (is_excluded, matches) = matcher.matches(&so_far, &parent);
+        out = is_excluded;
+        parent = matches;
+    }
+    out
 }
 
 /// Pulls each cache source so the classic builder can use it; returns the list to pass on.
@@ -237,6 +407,35 @@ async fn pull_cache_from(docker: &Docker, request: &BuildRequest, console: &Cons
     request.cache_from.clone()
 }
 
+/// What a failed classic build means: the daemon's message at the step's line, or the upload's error.
+fn classic_failure(
+    err: DockerError,
+    upload_error: Option<anyhow::Error>,
+    step: Option<u32>,
+    prepared: &Prepared,
+) -> Failure {
+    match &err {
+        DockerError::DockerStreamError { error } => Failure::Daemon {
+            message: error.clone(),
+            step: None,
+            line: step.and_then(|s| dockerfile::step_line(&prepared.dockerfile_text, s)),
+            hint: None,
+        },
+        DockerError::DockerResponseServerError { message, .. } => Failure::Daemon {
+            message: message.clone(),
+            step: None,
+            line: dockerfile::parse_error_line(message),
+            hint: None,
+        },
+        // The upload failing (an unreadable file) is the cause; the transport error only its echo.
+        _ => Failure::Other(match upload_error {
+            Some(upload) => upload.context("failed to send the build context"),
+            None => anyhow::Error::new(err).context("lost the connection to the Docker daemon during the build"),
+        }),
+    }
+}
+
+#[cfg(test)]
 fn report_failure(
     err: DockerError,
     upload_error: Option<anyhow::Error>,
@@ -244,36 +443,7 @@ fn report_failure(
     prepared: &Prepared,
     console: &Console,
 ) -> anyhow::Error {
-    let (message, line) = match &err {
-        DockerError::DockerStreamError { error } => {
-            (error.clone(), step.and_then(|s| dockerfile::step_line(&prepared.dockerfile_text, s)))
-        }
-        DockerError::DockerResponseServerError { message, .. } => {
-            (message.clone(), dockerfile::parse_error_line(message))
-        }
-        _ => {
-            // The upload failing (an unreadable file) is the cause; the transport error only its echo.
-            let err = match upload_error {
-                Some(upload) => upload.context("failed to send the build context"),
-                None => anyhow::Error::new(err).context("lost the connection to the Docker daemon during the build"),
-            };
-            let err = err.context("failed to build the image");
-            console.error(format!("{err:#}"), Some(&Annotation::titled("Docker build failed")));
-            return err;
-        }
-    };
-    let message = message.trim().to_owned();
-    let annotation = Annotation {
-        title: Some("Docker build failed".to_owned()),
-        file: Some(prepared.dockerfile_display.clone()),
-        line,
-        col: None,
-    };
-    console.error(&message, Some(&annotation));
-    match line {
-        Some(line) => anyhow!("failed to build the image: {message} ({}:{line})", prepared.dockerfile_display),
-        None => anyhow!("failed to build the image: {message}"),
-    }
+    classic_failure(err, upload_error, step, prepared).report(prepared, console)
 }
 
 /// Assembles the build stream into lines: the daemon sends "Step 1/4 : …" and its newline apart.
@@ -323,7 +493,7 @@ impl<'a> BuildLog<'a> {
     }
 }
 
-fn short_id(id: &str) -> &str {
+pub(super) fn short_id(id: &str) -> &str {
     let hex = id.strip_prefix("sha256:").unwrap_or(id);
     hex.get(..12).unwrap_or(hex)
 }
@@ -332,7 +502,7 @@ fn describe_stats(stats: ContextStats) -> String {
     format!("{}-entry, {}", stats.entries, human_bytes(stats.bytes))
 }
 
-fn display_path(path: &Path) -> String {
+pub(super) fn display_path(path: &Path) -> String {
     if path.is_absolute()
         && let Ok(cwd) = std::env::current_dir()
         && let Ok(rel) = path.strip_prefix(&cwd)
@@ -452,6 +622,51 @@ mod tests {
         fs::remove_dir_all(dir).unwrap();
     }
 
+    /// The paths a context spec sends.
+    fn sent(spec: &ContextSpec) -> Vec<String> {
+        let (tar, _) = context::write_context(spec, Vec::new()).unwrap();
+        let mut archive = tar::Archive::new(tar.as_slice());
+        let mut paths: Vec<String> =
+            archive.entries().unwrap().map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned()).collect();
+        paths.sort();
+        paths
+    }
+
+    #[test]
+    fn buildkit_contexts_keep_only_the_dockerfile_from_dockerignore() {
+        let dir = temp_dir("bkctx");
+        fs::write(dir.join("Dockerfile"), "FROM scratch\n").unwrap();
+        fs::write(dir.join("app.txt"), "a").unwrap();
+        fs::write(dir.join(".dockerignore"), ".dockerignore\nDockerfile\n").unwrap();
+        let prepared = prepare(&BuildRequest { context: dir.clone(), ..Default::default() }).unwrap();
+        // The classic daemon reads both and removes them itself; BuildKit reads no .dockerignore from a tar.
+        assert_eq!(sent(&prepared.spec), [".dockerignore", "Dockerfile", "app.txt"]);
+        assert_eq!(sent(&prepared.buildkit_spec), ["Dockerfile", "app.txt"]);
+        assert!(!prepared.dockerfile_in_context);
+
+        fs::write(dir.join(".dockerignore"), "*.txt\n").unwrap();
+        let prepared = prepare(&BuildRequest { context: dir.clone(), ..Default::default() }).unwrap();
+        assert_eq!(sent(&prepared.buildkit_spec), [".dockerignore", "Dockerfile"]);
+        assert!(prepared.dockerfile_in_context);
+
+        // Outside the context: no `.dockerignore` is made up to hide it (BuildKit would not read it).
+        fs::remove_file(dir.join(".dockerignore")).unwrap();
+        fs::write(dir.join("../Dockerfile.bkctx"), "FROM scratch\n").unwrap();
+        let outside = BuildRequest {
+            context: dir.clone(),
+            dockerfile: Some(dir.join("../Dockerfile.bkctx")),
+            ..Default::default()
+        };
+        let prepared = prepare(&outside).unwrap();
+        let paths = sent(&prepared.buildkit_spec);
+        assert_eq!(paths.len(), 3, "{paths:?}");
+        assert!(paths[0].starts_with(".dockerfile.") && paths[1] == "Dockerfile", "{paths:?}");
+        assert!(sent(&prepared.spec).contains(&".dockerignore".to_owned()));
+        assert!(!prepared.dockerfile_in_context);
+        fs::remove_file(dir.join("../Dockerfile.bkctx")).unwrap();
+        fs::remove_dir_all(dir).unwrap();
+    }
+
     #[test]
     fn bad_dockerignore_is_reported_with_its_line() {
         let dir = temp_dir("badignore");
@@ -466,10 +681,22 @@ mod tests {
     fn failures_point_at_the_dockerfile_line() {
         let (console, buf) = Console::captured(true, false);
         let prepared = Prepared {
-            spec: ContextSpec { root: PathBuf::from("/"), matcher: Matcher::default(), outside_dockerfile: None },
+            spec: ContextSpec {
+                root: PathBuf::from("/"),
+                matcher: Matcher::default(),
+                outside_dockerfile: None,
+                hide_outside_dockerfile: true,
+            },
+            buildkit_spec: ContextSpec {
+                root: PathBuf::from("/"),
+                matcher: Matcher::default(),
+                outside_dockerfile: None,
+                hide_outside_dockerfile: false,
+            },
             dockerfile_param: "Dockerfile".into(),
             dockerfile_text: "FROM scratch\n# c\nCOPY a /a\nRUN a \\\n  b\nRUN false\n".into(),
             dockerfile_display: "app/Dockerfile".into(),
+            dockerfile_in_context: true,
         };
         let err = DockerError::DockerStreamError { error: "The command 'false' returned a non-zero code: 1".into() };
         let err = report_failure(err, None, Some(4), &prepared, &console);

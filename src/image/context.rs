@@ -32,6 +32,9 @@ pub(crate) struct ContextSpec {
     pub matcher: Matcher,
     /// A Dockerfile from outside the context, added under a generated name as the CLI does.
     pub outside_dockerfile: Option<ExtraDockerfile>,
+    /// Hide an outside Dockerfile from COPY as the CLI does for the classic builder: its name is added to
+    /// `.dockerignore` (one is made when there is none). BuildKit reads no `.dockerignore` from a tar context.
+    pub hide_outside_dockerfile: bool,
 }
 
 /// A Dockerfile that lives outside the context directory.
@@ -85,7 +88,7 @@ pub(crate) fn write_context<W: Write>(spec: &ContextSpec, out: W) -> Result<(W, 
     }
     writer.walk(&spec.root, Path::new(""), "", &ParentMatches::default())?;
     if let Some(extra) = &spec.outside_dockerfile {
-        if !writer.saw_dockerignore {
+        if spec.hide_outside_dockerfile && !writer.saw_dockerignore {
             // The CLI creates one that hides itself and the generated Dockerfile from COPY.
             let contents = format!(".dockerignore\n{}\n", extra.name);
             writer.synthetic(".dockerignore", contents.as_bytes())?;
@@ -176,7 +179,8 @@ impl<W: Write> TarWriter<'_, W> {
             header.set_entry_type(EntryType::Regular);
             if rel_str == ".dockerignore" {
                 self.saw_dockerignore = true;
-                if let Some(extra) = &self.spec.outside_dockerfile {
+                if let Some(extra) = self.spec.outside_dockerfile.as_ref().filter(|_| self.spec.hide_outside_dockerfile)
+                {
                     let mut contents = fs::read(abs).with_context(|| {
                         format!("failed to read {} in the build context: check its permissions", abs.display())
                     })?;
@@ -395,7 +399,12 @@ mod tests {
         if let Some(d) = dockerfile {
             matcher.keep(d);
         }
-        let spec = ContextSpec { root: dir.to_path_buf(), matcher, outside_dockerfile: outside };
+        let spec = ContextSpec {
+            root: dir.to_path_buf(),
+            matcher,
+            outside_dockerfile: outside,
+            hide_outside_dockerfile: true,
+        };
         let (bytes, stats) = write_context(&spec, Vec::new()).unwrap();
         assert_eq!(stats.bytes, bytes.len() as u64);
         let listed = list(&bytes);
@@ -515,7 +524,12 @@ mod tests {
             // Running as root: permissions do not stop reads, nothing to test here.
             return;
         }
-        let spec = ContextSpec { root: t.0.clone(), matcher: Matcher::default(), outside_dockerfile: None };
+        let spec = ContextSpec {
+            root: t.0.clone(),
+            matcher: Matcher::default(),
+            outside_dockerfile: None,
+            hide_outside_dockerfile: true,
+        };
         let err = write_context(&spec, Vec::new()).unwrap_err();
         assert!(format!("{err:#}").contains("secret"), "{err:#}");
     }
@@ -527,7 +541,12 @@ mod tests {
         for i in 0..40 {
             t.file(&format!("f{i:02}"), &"x".repeat(10_000 + i));
         }
-        let spec = ContextSpec { root: t.0.clone(), matcher: Matcher::default(), outside_dockerfile: None };
+        let spec = ContextSpec {
+            root: t.0.clone(),
+            matcher: Matcher::default(),
+            outside_dockerfile: None,
+            hide_outside_dockerfile: true,
+        };
         let (direct, _) = write_context(&spec, Vec::new()).unwrap();
         let (stream, task) = stream_context(spec);
         let chunks: Vec<Bytes> = stream.try_collect().await.unwrap();

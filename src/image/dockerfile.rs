@@ -1,16 +1,37 @@
 //! Just enough of the Dockerfile grammar to point an error at the right line: where each
-//! instruction starts, honouring parser directives, comments and line continuations.
+//! instruction starts, honouring parser directives, comments, line continuations and heredocs;
+//! which stage it belongs to; and which BuildKit step (`[stage 2/5] RUN …`) it is.
 
-/// 1-based start line of each instruction, in order. "Step N/M" in a classic build log is the
-/// N-th of these (build-time ARGs before the first FROM count as steps too).
-pub fn instruction_lines(text: &str) -> Vec<u32> {
+/// One instruction of a Dockerfile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instruction {
+    /// 1-based line the instruction starts on.
+    pub line: u32,
+    /// The instruction, upper case (`RUN`, `COPY`, …).
+    pub keyword: String,
+    /// Its arguments, continuation lines joined (heredoc bodies left out).
+    pub args: String,
+}
+
+/// Every instruction, in order. "Step N/M" in a classic build log is the N-th of these (build-time
+/// ARGs before the first FROM count as steps too).
+pub fn instructions(text: &str) -> Vec<Instruction> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut escape = '\\';
     let mut directives_allowed = true;
-    let mut lines = Vec::new();
+    let mut out: Vec<Instruction> = Vec::new();
     let mut continuing = false;
+    // Terminators of the heredocs the current instruction opened, in the order their bodies come.
+    let mut heredocs: Vec<(String, bool)> = Vec::new();
     for (index, raw) in text.split('\n').enumerate() {
         let line = raw.strip_suffix('\r').unwrap_or(raw);
+        if !continuing && let Some((name, strip_tabs)) = heredocs.first() {
+            let candidate = if *strip_tabs { line.trim_start_matches('\t') } else { line };
+            if candidate == name {
+                heredocs.remove(0);
+            }
+            continue;
+        }
         let trimmed = line.trim_start();
         if trimmed.starts_with('#') {
             if directives_allowed {
@@ -32,12 +53,186 @@ pub fn instruction_lines(text: &str) -> Vec<u32> {
             // Blank lines neither start an instruction nor end a continuation.
             continue;
         }
-        if !continuing {
-            lines.push(u32::try_from(index + 1).unwrap_or(u32::MAX));
+        let ends_continued = ends_with_escape(line, escape);
+        let content = if ends_continued {
+            let kept = line.trim_end_matches([' ', '\t']);
+            &kept[..kept.len() - escape.len_utf8()]
+        } else {
+            line
+        };
+        if continuing {
+            if let Some(last) = out.last_mut() {
+                last.args.push(' ');
+                last.args.push_str(content.trim());
+            }
+        } else {
+            let content = content.trim_start();
+            let (keyword, args) = content.split_once(char::is_whitespace).unwrap_or((content, ""));
+            out.push(Instruction {
+                line: u32::try_from(index + 1).unwrap_or(u32::MAX),
+                keyword: keyword.to_ascii_uppercase(),
+                args: args.trim().to_owned(),
+            });
         }
-        continuing = ends_with_escape(line, escape);
+        continuing = ends_continued;
+        if !continuing && let Some(last) = out.last() {
+            heredocs = heredoc_terminators(last);
+        }
     }
-    lines
+    out
+}
+
+/// 1-based start line of each instruction, in order (see [`instructions`]).
+pub fn instruction_lines(text: &str) -> Vec<u32> {
+    instructions(text).iter().map(|i| i.line).collect()
+}
+
+/// The heredocs (`<<EOF`, `<<-EOF`, `<<"EOF"`) an instruction opens: only RUN, COPY and ADD take them.
+fn heredoc_terminators(instruction: &Instruction) -> Vec<(String, bool)> {
+    if !matches!(instruction.keyword.as_str(), "RUN" | "COPY" | "ADD") {
+        return Vec::new();
+    }
+    instruction
+        .args
+        .split_whitespace()
+        .filter_map(|word| {
+            let rest = word.trim_start_matches(|c: char| c.is_ascii_digit()).strip_prefix("<<")?;
+            let (strip_tabs, rest) = match rest.strip_prefix('-') {
+                Some(rest) => (true, rest),
+                None => (false, rest),
+            };
+            let name = rest.trim_matches(['"', '\'']);
+            (!name.is_empty() && !name.contains('<')).then(|| (name.to_owned(), strip_tabs))
+        })
+        .collect()
+}
+
+/// One build stage: its FROM and the instructions after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stage {
+    /// The name after `AS`, lower case as BuildKit keeps it.
+    pub name: Option<String>,
+    /// The FROM instruction.
+    pub from: Instruction,
+    /// Everything after FROM, up to the next FROM.
+    pub instructions: Vec<Instruction>,
+}
+
+/// The stages of a Dockerfile (global ARGs before the first FROM belong to none).
+pub fn stages(text: &str) -> Vec<Stage> {
+    let mut stages: Vec<Stage> = Vec::new();
+    for instruction in instructions(text) {
+        if instruction.keyword == "FROM" {
+            let words: Vec<&str> = instruction.args.split_whitespace().filter(|w| !w.starts_with("--")).collect();
+            let name = match words.as_slice() {
+                [_, as_, name, ..] if as_.eq_ignore_ascii_case("as") => Some(name.to_ascii_lowercase()),
+                _ => None,
+            };
+            stages.push(Stage { name, from: instruction, instructions: Vec::new() });
+        } else if let Some(stage) = stages.last_mut() {
+            stage.instructions.push(instruction);
+        }
+    }
+    stages
+}
+
+/// The instructions BuildKit numbers in its step names: the ones that make a step of their own.
+const NUMBERED: [&str; 4] = ["RUN", "COPY", "ADD", "WORKDIR"];
+
+/// The Dockerfile line of a BuildKit step, from its name (`[build 3/5] RUN make`, `[2/2] COPY . /app`).
+///
+/// BuildKit numbers RUN, COPY, ADD and WORKDIR within a stage, plus FROM when it pulls an image; the
+/// stage is named (`AS build`), `stage-N` (the N-th FROM, from 0) or left out when there is only one.
+pub fn step_line_of_vertex(text: &str, vertex: &str) -> Option<u32> {
+    let rest = vertex.strip_prefix('[')?;
+    let (prefix, command) = rest.split_once(']')?;
+    let command = command.trim_start();
+    let command = command.strip_prefix("ONBUILD ").unwrap_or(command);
+    let (keyword, args) = command.split_once(char::is_whitespace).unwrap_or((command, ""));
+    let mut words: Vec<&str> = prefix.split_whitespace().collect();
+    let (index, total) = words.pop()?.split_once('/')?;
+    let (index, total): (usize, usize) = (index.parse().ok()?, total.parse().ok()?);
+    // A multi-platform build puts the platform first; stage names never contain a slash.
+    let stage_name = words.pop().filter(|w| !w.contains('/'));
+
+    let stages = stages(text);
+    let stage = match stage_name {
+        None if stages.len() == 1 => stages.first()?,
+        None => return None,
+        Some(name) => match stages.iter().find(|s| s.name.as_deref() == Some(&name.to_ascii_lowercase())) {
+            Some(stage) => stage,
+            None => stages.get(name.strip_prefix("stage-")?.parse::<usize>().ok()?)?,
+        },
+    };
+    let numbered: Vec<&Instruction> =
+        stage.instructions.iter().filter(|i| NUMBERED.contains(&i.keyword.as_str())).collect();
+    // One more step than numbered instructions: the FROM pulled an image and is step 1.
+    let from_counts = total == numbered.len() + 1;
+    let candidate = match (from_counts, index) {
+        (true, 1) => Some(&stage.from),
+        (true, i) => numbered.get(i.checked_sub(2)?).copied(),
+        (false, i) if total == numbered.len() => numbered.get(i.checked_sub(1)?).copied(),
+        _ => None,
+    };
+    match candidate {
+        Some(found) if found.keyword.eq_ignore_ascii_case(keyword) => Some(found.line),
+        // Numbering that does not fit (e.g. ONBUILD triggers): the step's own text decides.
+        _ => {
+            let wanted = normalize(args);
+            stage
+                .instructions
+                .iter()
+                .find(|i| i.keyword.eq_ignore_ascii_case(keyword) && normalize(&i.args) == wanted)
+                .map(|i| i.line)
+        }
+    }
+}
+
+fn normalize(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A Dockerfile feature the classic builder does not have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildKitFeature {
+    pub line: u32,
+    /// What it is, as a user would search for it (`RUN --mount`, `COPY --chmod`, `a heredoc`).
+    pub what: String,
+}
+
+impl BuildKitFeature {
+    /// True for features the classic builder of Engine 23+ accepts and ignores (the result is the same).
+    pub fn ignored_by_classic(&self) -> bool {
+        self.what.ends_with("--link")
+    }
+}
+
+/// The features in `text` that need BuildKit, in order.
+pub fn buildkit_features(text: &str) -> Vec<BuildKitFeature> {
+    let mut found = Vec::new();
+    for instruction in instructions(text) {
+        let keyword = instruction.keyword.as_str();
+        if !matches!(keyword, "RUN" | "COPY" | "ADD") {
+            continue;
+        }
+        for word in instruction.args.split_whitespace() {
+            let Some(flag) = word.strip_prefix("--") else {
+                if word.contains("<<") {
+                    found.push(BuildKitFeature { line: instruction.line, what: format!("a heredoc in {keyword}") });
+                }
+                continue;
+            };
+            let flag = flag.split('=').next().unwrap_or_default();
+            let buildkit_only = match keyword {
+                "RUN" => matches!(flag, "mount" | "network" | "security"),
+                _ => matches!(flag, "chmod" | "link" | "parents" | "exclude" | "checksum" | "keep-git-dir"),
+            };
+            if buildkit_only {
+                found.push(BuildKitFeature { line: instruction.line, what: format!("{keyword} --{flag}") });
+            }
+        }
+    }
+    found
 }
 
 /// `# name=value` at the top of a Dockerfile.
@@ -139,5 +334,75 @@ mod tests {
         assert_eq!(parse_error_line("dockerfile parse error line 5: unknown instruction: FOO"), Some(5));
         assert_eq!(parse_error_line("dockerfile parse error on line 12: unknown instruction: X"), Some(12));
         assert_eq!(parse_error_line("failed to reach build target x in Dockerfile"), None);
+    }
+
+    #[test]
+    fn heredoc_bodies_are_not_instructions() {
+        let text = "FROM scratch\nCOPY <<EOT /hello.txt\nRUN not an instruction\nEOT\nRUN <<-A cat - <<\"B\"\n\tbody a\n\tA\nbody b\nB\nUSER x\n";
+        let found = instructions(text);
+        let lines: Vec<(u32, &str)> = found.iter().map(|i| (i.line, i.keyword.as_str())).collect();
+        assert_eq!(lines, vec![(1, "FROM"), (2, "COPY"), (5, "RUN"), (10, "USER")]);
+        assert_eq!(found[1].args, "<<EOT /hello.txt");
+        // `<<` in other instructions is not a heredoc.
+        assert_eq!(instruction_lines("FROM scratch\nLABEL a=<<X\nUSER y\n"), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn continued_arguments_are_joined() {
+        let found = instructions("FROM scratch\nRUN echo a \\\n    && echo b\n");
+        assert_eq!(found[1].args, "echo a && echo b");
+    }
+
+    #[test]
+    fn stages_are_named_or_numbered() {
+        let text = "ARG BASE=scratch\nFROM ${BASE} AS Build\nRUN x\nFROM --platform=linux/amd64 scratch\nCOPY --from=build /a /a\n";
+        let found = stages(text);
+        assert_eq!(found.len(), 2);
+        assert_eq!(found[0].name.as_deref(), Some("build"));
+        assert_eq!(found[0].from.line, 2);
+        assert_eq!(found[1].name, None);
+        assert_eq!(found[1].instructions.len(), 1);
+    }
+
+    #[test]
+    fn buildkit_step_names_map_to_lines() {
+        // As Docker 26's BuildKit named the steps of this file (only RUN, COPY, ADD and WORKDIR are numbered).
+        let text = "ARG BASE=scratch\nFROM ${BASE} AS one\nENV A=1\nWORKDIR /w\nCOPY busybox /bin/busybox\nEXPOSE 80\nRUN echo $A \\\n    && echo multi\nADD busybox /bb2\nCMD [\"true\"]\nFROM one\nRUN echo second\n";
+        assert_eq!(step_line_of_vertex(text, "[one 1/4] WORKDIR /w"), Some(4));
+        assert_eq!(step_line_of_vertex(text, "[one 2/4] COPY busybox /bin/busybox"), Some(5));
+        assert_eq!(step_line_of_vertex(text, "[one 3/4] RUN echo 1     && echo multi"), Some(7));
+        assert_eq!(step_line_of_vertex(text, "[one 4/4] ADD busybox /bb2"), Some(9));
+        assert_eq!(step_line_of_vertex(text, "[stage-1 1/1] RUN echo second"), Some(12));
+        // Padded indexes, a platform prefix, and a FROM that pulled an image (step 1).
+        let pulled = "FROM alpine\nRUN a\nRUN b\nRUN c\nRUN d\nRUN e\nRUN f\nRUN g\nRUN h\nRUN i\n";
+        assert_eq!(step_line_of_vertex(pulled, "[ 1/10] FROM docker.io/library/alpine:latest"), Some(1));
+        assert_eq!(step_line_of_vertex(pulled, "[ 3/10] RUN b"), Some(3));
+        assert_eq!(step_line_of_vertex(pulled, "[linux/arm64 10/10] RUN i"), Some(10));
+        // A single stage has no name in the step; several stages always do.
+        assert_eq!(step_line_of_vertex("FROM scratch\nCOPY a /a\n", "[1/1] COPY a /a"), Some(2));
+        assert_eq!(step_line_of_vertex(text, "[1/1] COPY a /a"), None);
+        // Numbering that does not fit: matched by the step's text, or not at all.
+        assert_eq!(step_line_of_vertex(text, "[one 9/9] ADD busybox /bb2"), Some(9));
+        assert_eq!(step_line_of_vertex(text, "[one 9/9] RUN unknown"), None);
+        for internal in ["[internal] load build context", "exporting to image", "copy /context /", "[nope 1/1] RUN x"] {
+            assert_eq!(step_line_of_vertex(text, internal), None, "{internal}");
+        }
+    }
+
+    #[test]
+    fn buildkit_only_features_are_found() {
+        let text = "FROM scratch\nCOPY --chmod=755 a /a\nRUN --mount=type=cache,target=/c x\nCOPY <<EOT /b\nbody\nEOT\nCOPY --link c /c\nRUN --network=none y\nCOPY --from=x a /a\n";
+        let found: Vec<(u32, String)> = buildkit_features(text).into_iter().map(|f| (f.line, f.what)).collect();
+        assert_eq!(
+            found,
+            vec![
+                (2, "COPY --chmod".to_owned()),
+                (3, "RUN --mount".to_owned()),
+                (4, "a heredoc in COPY".to_owned()),
+                (7, "COPY --link".to_owned()),
+                (8, "RUN --network".to_owned()),
+            ]
+        );
+        assert!(buildkit_features("FROM scratch\nCOPY --link a /a\n")[0].ignored_by_classic());
     }
 }

@@ -1,14 +1,21 @@
-//! Image stage: connect to the Docker Engine and build the app image from a streamed context.
+//! Image stage: connect to the Docker Engine and build the app image from a streamed context, with
+//! BuildKit where the daemon has it and the classic builder otherwise.
 //!
 //! The action runs in a container beside the host's daemon (its socket is mounted), so the
 //! context always travels as a tar over the API; no host path is ever handed to the daemon.
 
 mod build;
+mod builder;
+mod buildkit;
+pub mod cache;
 mod context;
 pub mod dockerfile;
 pub mod dockerignore;
+mod progress;
+pub mod secrets;
 
 pub use build::{BuildRequest, BuiltImage, build};
+pub use builder::{Builder, CacheTo};
 
 /// The standard OCI annotations for provenance, as image labels (absent values are left out).
 pub fn oci_labels(

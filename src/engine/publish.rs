@@ -125,6 +125,10 @@ const PROCESS_POLLS: [Duration; 3] = [Duration::from_millis(500), Duration::from
 const PROCESS_POLL_LATER: Duration = Duration::from_secs(2);
 const PROCESS_POLL_MAX: Duration = Duration::from_secs(5);
 
+/// Cache sources only save build time: when Beanstalk or S3 is slow or down (the SDK retries for about 40 s per
+/// call), the lookup gives up after this long rather than hold up the deploy, or its failure.
+const CACHE_LOOKUP_BUDGET: Duration = Duration::from_secs(10);
+
 /// Adds the image the environment runs now (and the application's recent ones) to a build's cache sources: a
 /// fresh runner's daemon has no build cache, and BuildKit fetches the matching layers of those images instead
 /// of rebuilding them. With several environments, the first one's (the canary's) is the one asked about.
@@ -135,14 +139,22 @@ async fn with_running_image<I: ImageStage>(e: &Engine<'_, I>, plan: &ImagePlan) 
         && request.builder != crate::image::Builder::Classic
     {
         let label = e.journal.snapshot().environments.first().and_then(|env| env.previous_version_label.clone());
-        let found = crate::image::cache::running_image(
+        let lookup = crate::image::cache::running_image(
             &e.aws.eb,
             &e.aws.s3,
             &e.cfg.application,
             label.as_deref(),
             &plan.repository,
-        )
-        .await;
+        );
+        let found = tokio::time::timeout(CACHE_LOOKUP_BUDGET, lookup).await.unwrap_or_else(|_| {
+            crate::image::cache::RunningImage {
+                warnings: vec![format!(
+                    "looking for cache sources took over {}; building without them",
+                    crate::format::format_duration(CACHE_LOOKUP_BUDGET)
+                )],
+                ..Default::default()
+            }
+        });
         for warning in found.warnings {
             e.console.warning(warning, None);
         }

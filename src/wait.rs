@@ -244,6 +244,20 @@ impl<'a> Watch<'a> {
         })
     }
 
+    /// Runs `waits` (which add their waits to this watch) while polling for them; the watch is closed once they
+    /// end. Every environment of a step shares the polls this way.
+    pub async fn serve<T>(&self, waits: impl Future<Output = T>) -> T {
+        let (result, ()) = tokio::join!(
+            async {
+                let result = waits.await;
+                self.close();
+                result
+            },
+            self.drive()
+        );
+        result
+    }
+
     /// Polls for every registered wait until the watch is closed and no wait is left.
     pub async fn drive(&self) {
         loop {

@@ -118,15 +118,7 @@ pub(crate) async fn launch_all<I: ImageStage>(e: &Engine<'_, I>, creation: &Crea
     let watch = Watch::new(&e.aws.eb, e.console, e.journal, e.cadence, &e.cfg.application, several);
     let watch = &watch;
     let runs = creation.environments.iter().map(|name| launch_one(e, watch, creation, name, label));
-    let (results, ()) = tokio::join!(
-        async {
-            let results = join_all(runs).await;
-            watch.close();
-            results
-        },
-        watch.drive()
-    );
-    results
+    watch.serve(join_all(runs)).await
 }
 
 async fn launch_one<I: ImageStage>(
@@ -138,7 +130,7 @@ async fn launch_one<I: ImageStage>(
 ) -> EnvResult {
     let failed = |message: String| {
         e.announce_env(name, Outcome::Failed, message.clone());
-        EnvResult { name: name.to_owned(), outcome: Outcome::Failed, message, moved: false, previous: None, env: None }
+        EnvResult::untouched(name, Outcome::Failed, message, None, None)
     };
     let tags = tags(e);
     let launch = e.cfg.create.environment.as_ref();
@@ -166,14 +158,7 @@ async fn launch_one<I: ImageStage>(
         let message =
             format!("{name} is being created with {label}; not waiting (wait: false), so the result is not verified");
         e.record_env(name, Outcome::Started, message.clone());
-        return EnvResult {
-            name: name.to_owned(),
-            outcome: Outcome::Started,
-            message,
-            moved: false,
-            previous: None,
-            env: Some(env),
-        };
+        return EnvResult::untouched(name, Outcome::Started, message, None, Some(env));
     }
 
     let since = Instant::now();
@@ -210,7 +195,7 @@ async fn launch_one<I: ImageStage>(
         }
     };
     e.announce_env(name, kind, message.clone());
-    EnvResult { name: name.to_owned(), outcome: kind, message, moved: false, previous: None, env: outcome.environment }
+    EnvResult::untouched(name, kind, message, None, outcome.environment)
 }
 
 /// Another run created the environment between our check and our CreateEnvironment: wait until it is
@@ -220,7 +205,7 @@ async fn created_meanwhile<I: ImageStage>(e: &Engine<'_, I>, watch: &Watch<'_>, 
     e.console.info(format!("{name} was created meanwhile by another run; waiting for it"));
     let failed = |message: String| {
         e.announce_env(name, Outcome::Failed, message.clone());
-        EnvResult { name: name.to_owned(), outcome: Outcome::Failed, message, moved: false, previous: None, env: None }
+        EnvResult::untouched(name, Outcome::Failed, message, None, None)
     };
     let env = match e.aws.eb.environment(&e.cfg.application, name).await {
         Ok(Some(env)) => env,
@@ -269,14 +254,7 @@ async fn created_meanwhile<I: ImageStage>(e: &Engine<'_, I>, watch: &Watch<'_>, 
         let message =
             format!("{name} was created meanwhile by another run, which launched it with {label}; nothing to do");
         e.announce_env(name, Outcome::Unchanged, message.clone());
-        return EnvResult {
-            name: name.to_owned(),
-            outcome: Outcome::Unchanged,
-            message,
-            moved: false,
-            previous: None,
-            env: Some(env),
-        };
+        return EnvResult::untouched(name, Outcome::Unchanged, message, None, Some(env));
     }
     rollout::rollout_one(e, watch, env, label).await
 }

@@ -35,6 +35,19 @@ pub(crate) struct EnvResult {
     pub env: Option<Environment>,
 }
 
+impl EnvResult {
+    /// The result for an environment this step did not start an update of (nothing of it is this step's to undo).
+    pub(crate) fn untouched(
+        name: &str,
+        outcome: Outcome,
+        message: String,
+        previous: Option<String>,
+        env: Option<Environment>,
+    ) -> Self {
+        EnvResult { name: name.to_owned(), outcome, message, moved: false, previous, env }
+    }
+}
+
 /// The environments of the step (and the live one of a blue/green pair), found in one call, and the names of
 /// those missing that `create-environment` will create. Nothing is changed when one is missing (and not to be
 /// created), or busy with `on-busy: fail`.
@@ -107,14 +120,7 @@ pub(crate) fn unchanged<I: ImageStage>(e: &Engine<'_, I>, env: &Environment, lab
     e.console.info(format!("{} already runs {label} and is {}: nothing to do", env.name, env.health));
     let message = format!("{} already ran {label}; no update was made", env.name);
     e.record_env(&env.name, Outcome::Unchanged, message.clone());
-    EnvResult {
-        name: env.name.clone(),
-        outcome: Outcome::Unchanged,
-        message,
-        moved: false,
-        previous: env.version_label.clone(),
-        env: Some(env.clone()),
-    }
+    EnvResult::untouched(&env.name, Outcome::Unchanged, message, env.version_label.clone(), Some(env.clone()))
 }
 
 /// An environment not updated because another one failed first (`on-failure: stop`).
@@ -122,14 +128,7 @@ pub(crate) fn skipped<I: ImageStage>(e: &Engine<'_, I>, env: Environment) -> Env
     let message = format!("{} was not updated: another environment failed first (on-failure: stop)", env.name);
     e.console.info(&message);
     e.record_env(&env.name, Outcome::Skipped, message.clone());
-    EnvResult {
-        name: env.name.clone(),
-        outcome: Outcome::Skipped,
-        message,
-        moved: false,
-        previous: env.version_label.clone(),
-        env: Some(env),
-    }
+    EnvResult::untouched(&env.name.clone(), Outcome::Skipped, message, env.version_label.clone(), Some(env))
 }
 
 /// Rolls `label` out to every environment in `targets` (each with its own label: a rollback returns each
@@ -152,15 +151,7 @@ pub(crate) async fn fleet<I: ImageStage>(e: &Engine<'_, I>, targets: Vec<(Enviro
         }
         result
     });
-    let (results, ()) = tokio::join!(
-        async {
-            let results = join_all(runs).await;
-            watch.close();
-            results
-        },
-        watch.drive()
-    );
-    results
+    watch.serve(join_all(runs)).await
 }
 
 /// Waits out (or aborts) another update, starts ours (with the settings [`settings::for_update`] says go with

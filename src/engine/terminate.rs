@@ -165,7 +165,7 @@ fn result(
     previous: Option<String>,
     env: Option<Environment>,
 ) -> EnvResult {
-    EnvResult { name: name.to_owned(), outcome, message, moved: false, previous, env }
+    EnvResult::untouched(name, outcome, message, previous, env)
 }
 
 /// How `env`'s termination ended.

@@ -45,8 +45,7 @@ fn write_noise(path: &std::path::Path, bytes: usize) {
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_inputs_change_nothing_anywhere() {
     let stack = Stack::load();
-    let (app, env) = (unique("bad"), unique("bad"));
-    stack.create_environment(&app, &env).await;
+    let (app, env) = stack.new_environment("bad", "bad").await;
     let ws = cases::workspace("e2e");
     std::fs::create_dir_all(ws.join("huge-bundle")).unwrap();
     write_noise(&ws.join("huge-bundle/blob.bin"), 510 * 1024 * 1024);

@@ -36,8 +36,7 @@ async fn mutating_calls_since(stack: &Stack, seq: u64, app: &str, env: &str) -> 
 #[tokio::test(flavor = "multi_thread")]
 async fn deploys_the_example_app_then_a_broken_one_is_reverted_then_rolls_back() {
     let stack = Stack::load();
-    let (app, env) = (unique("shop"), unique("web"));
-    stack.create_environment(&app, &env).await;
+    let (app, env) = stack.new_environment("shop", "web").await;
 
     // v1: built, pushed, deployed, served.
     let v1 = stack.run(&example_app(), &inputs(&app, &env, "v1", "APP_VERSION=v1"));
@@ -109,8 +108,7 @@ async fn deploys_the_example_app_then_a_broken_one_is_reverted_then_rolls_back()
 #[tokio::test(flavor = "multi_thread")]
 async fn re_running_a_label_reuses_it_and_uploads_nothing() {
     let stack = Stack::load();
-    let (app, env) = (unique("shop"), unique("web"));
-    stack.create_environment(&app, &env).await;
+    let (app, env) = stack.new_environment("shop", "web").await;
     let proxy_seq = stack.proxy_requests().len();
     let first = stack.run(&example_app(), &inputs(&app, &env, "v1", "APP_VERSION=v1"));
     assert_eq!(first.out("result"), "deployed", "{}", first.dump());
@@ -163,8 +161,7 @@ async fn re_running_a_label_reuses_it_and_uploads_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stuck_update_times_out_and_a_busy_environment_is_waited_for() {
     let stack = Stack::load();
-    let (app, env) = (unique("shop"), unique("web"));
-    stack.create_environment(&app, &env).await;
+    let (app, env) = stack.new_environment("shop", "web").await;
     let first = stack.run(&example_app(), &inputs(&app, &env, "v1", "APP_VERSION=v1"));
     assert_eq!(first.out("result"), "deployed", "{}", first.dump());
 
@@ -191,8 +188,7 @@ async fn a_stuck_update_times_out_and_a_busy_environment_is_waited_for() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_deploy_waits_while_another_one_runs() {
     let stack = Stack::load();
-    let (app, env) = (unique("shop"), unique("web"));
-    stack.create_environment(&app, &env).await;
+    let (app, env) = stack.new_environment("shop", "web").await;
     let first = stack.run(&example_app(), &inputs(&app, &env, "v1", "APP_VERSION=v1"));
     assert_eq!(first.out("result"), "deployed", "{}", first.dump());
 
@@ -213,8 +209,7 @@ async fn a_second_deploy_waits_while_another_one_runs() {
 #[tokio::test(flavor = "multi_thread")]
 async fn unknown_application_or_environment_changes_nothing() {
     let stack = Stack::load();
-    let (app, env) = (unique("shop"), unique("web"));
-    stack.create_environment(&app, &env).await;
+    let (app, env) = stack.new_environment("shop", "web").await;
     let seq = stack.admin.last_request_seq().await.unwrap();
 
     let (missing_app, missing_env) = (unique("nope"), unique("nope"));
@@ -233,8 +228,7 @@ async fn unknown_application_or_environment_changes_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_broken_ebextensions_file_fails_before_the_update_and_leaves_nothing() {
     let stack = Stack::load();
-    let (app, env) = (unique("shop"), unique("web"));
-    stack.create_environment(&app, &env).await;
+    let (app, env) = stack.new_environment("shop", "web").await;
     // The example app with a .ebextensions file that is neither YAML nor JSON.
     let dir = support::scratch_dir("broken-config");
     let copied =

@@ -48,8 +48,7 @@ async fn requests_since(stack: &Stack, seq: u64, app: &str, envs: &[&str]) -> Ve
 #[tokio::test(flavor = "multi_thread")]
 async fn variables_reach_the_app_with_the_version_survive_and_a_removed_one_is_gone() {
     let stack = Stack::load();
-    let (app, env) = (unique("vars"), unique("web"));
-    stack.create_environment(&app, &env).await;
+    let (app, env) = stack.new_environment("vars", "web").await;
     let (greeting, kept, dropped) = (unique("greeting-secret"), unique("kept-secret"), unique("dropped-secret"));
 
     let vars = format!("GREETING={greeting}\nKEEP_ME={kept}\nDROP_ME={dropped}");

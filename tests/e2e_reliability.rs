@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::{Run, Stack, example_app, record, unique};
+use support::{Run, Stack, example_app, record};
 
 fn inputs<'a>(app: &'a str, env: &'a str, label: &'a str, build_args: &'a str) -> Vec<(&'a str, &'a str)> {
     vec![("application-name", app), ("environment-name", env), ("version-label", label), ("build-args", build_args)]
@@ -19,8 +19,7 @@ fn inputs<'a>(app: &'a str, env: &'a str, label: &'a str, build_args: &'a str) -
 
 /// A fresh application and environment running v1 of the example app.
 async fn running_v1(stack: &Stack) -> (String, String, Run) {
-    let (app, env) = (unique("rel"), unique("rel"));
-    stack.create_environment(&app, &env).await;
+    let (app, env) = stack.new_environment("rel", "rel").await;
     let v1 = stack.run(&example_app(), &inputs(&app, &env, "v1", "APP_VERSION=v1"));
     assert_eq!(v1.out("result"), "deployed", "{}", v1.dump());
     (app, env, v1)
@@ -29,8 +28,7 @@ async fn running_v1(stack: &Stack) -> (String, String, Run) {
 #[tokio::test(flavor = "multi_thread")]
 async fn half_of_beanstalk_calls_throttled() {
     let stack = Stack::load();
-    let (app, env) = (unique("rel"), unique("rel"));
-    stack.create_environment(&app, &env).await;
+    let (app, env) = stack.new_environment("rel", "rel").await;
     let faults = stack.faults(&app, &env, json!({"throttle_fraction": 0.5, "seed": 11})).await;
     let seq = stack.admin.last_request_seq().await.unwrap();
     let run = stack.run(&example_app(), &inputs(&app, &env, "v1", "APP_VERSION=v1"));
@@ -57,8 +55,7 @@ async fn half_of_beanstalk_calls_throttled() {
 #[tokio::test(flavor = "multi_thread")]
 async fn bursts_of_5xx_from_beanstalk_s3_and_ecr() {
     let stack = Stack::load();
-    let (app, env) = (unique("rel"), unique("rel"));
-    stack.create_environment(&app, &env).await;
+    let (app, env) = stack.new_environment("rel", "rel").await;
     let faults = stack.faults(&app, &env, json!({"next_5xx": 4})).await;
     faults.proxy(&json!({"next_5xx": 3, "match": {"service": "s3"}}));
     let run = stack.run(&example_app(), &inputs(&app, &env, "v1", "APP_VERSION=v1"));
@@ -120,8 +117,7 @@ impl Drop for CuttingProxy {
 #[tokio::test(flavor = "multi_thread")]
 async fn registry_connection_dropped_mid_push() {
     let stack = Stack::load();
-    let (app, env) = (unique("rel"), unique("rel"));
-    stack.create_environment(&app, &env).await;
+    let (app, env) = stack.new_environment("rel", "rel").await;
     let proxy = CuttingProxy::start(&stack, 300_000);
     let mut with_proxy = inputs(&app, &env, "v1", "APP_VERSION=v1");
     with_proxy.push(("registry", &proxy.addr));
@@ -140,8 +136,7 @@ async fn registry_connection_dropped_mid_push() {
 #[tokio::test(flavor = "multi_thread")]
 async fn s3_upload_failure_leaves_nothing_to_trip_on() {
     let stack = Stack::load();
-    let (app, env) = (unique("rel"), unique("rel"));
-    stack.create_environment(&app, &env).await;
+    let (app, env) = stack.new_environment("rel", "rel").await;
     let bucket = format!("/elasticbeanstalk-us-east-1-{}/{app}/", stack.env.get("AWS_ACCOUNT_ID").unwrap());
     let faults = stack.faults(&app, &env, json!({})).await;
     faults

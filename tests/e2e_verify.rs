@@ -5,7 +5,7 @@
 mod support;
 
 use serde_json::json;
-use support::{Stack, broken_app, example_app, record, unique};
+use support::{Stack, broken_app, example_app, record};
 
 fn inputs<'a>(app: &'a str, env: &'a str, label: &'a str, build_args: &'a str) -> Vec<(&'a str, &'a str)> {
     vec![("application-name", app), ("environment-name", env), ("version-label", label), ("build-args", build_args)]
@@ -20,8 +20,7 @@ fn run(stack: &Stack, dir: &std::path::Path, ins: &[(&str, &str)]) -> support::R
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failing_check_is_rolled_back_and_the_logs_say_why() {
     let stack = Stack::load();
-    let (app, env) = (unique("verify"), unique("web"));
-    stack.create_environment(&app, &env).await;
+    let (app, env) = stack.new_environment("verify", "web").await;
 
     // v1 answers its check through the CNAME.
     let mut ins = inputs(&app, &env, "v1", "APP_VERSION=v1");
@@ -65,8 +64,7 @@ async fn a_failing_check_is_rolled_back_and_the_logs_say_why() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_check_passes_after_a_slow_start() {
     let stack = Stack::load();
-    let (app, env) = (unique("verify"), unique("web"));
-    stack.create_environment(&app, &env).await;
+    let (app, env) = stack.new_environment("verify", "web").await;
     let mut ins = inputs(&app, &env, "v1", "APP_VERSION=v1\nHEALTH=slow-start:4");
     ins.extend([("check-path", "/health"), ("check-timeout", "40s")]);
     let run = run(&stack, &example_app(), &ins);
@@ -80,8 +78,7 @@ async fn a_check_passes_after_a_slow_start() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_deploy_beanstalk_reverted_is_not_rolled_back_again_and_its_logs_say_why() {
     let stack = Stack::load();
-    let (app, env) = (unique("verify"), unique("web"));
-    stack.create_environment(&app, &env).await;
+    let (app, env) = stack.new_environment("verify", "web").await;
     let v1 = run(&stack, &example_app(), &inputs(&app, &env, "v1", "APP_VERSION=v1"));
     assert_eq!(v1.out("result"), "deployed", "{}", v1.dump());
     stack.wait_ready(&env, std::time::Duration::from_secs(30)).await;
@@ -117,8 +114,7 @@ async fn a_deploy_beanstalk_reverted_is_not_rolled_back_again_and_its_logs_say_w
 #[tokio::test(flavor = "multi_thread")]
 async fn logs_that_cannot_be_fetched_change_nothing_but_a_warning() {
     let stack = Stack::load();
-    let (app, env) = (unique("verify"), unique("web"));
-    stack.create_environment(&app, &env).await;
+    let (app, env) = stack.new_environment("verify", "web").await;
     let v1 = run(&stack, &example_app(), &inputs(&app, &env, "v1", "APP_VERSION=v1"));
     assert_eq!(v1.out("result"), "deployed", "{}", v1.dump());
     stack.wait_ready(&env, std::time::Duration::from_secs(30)).await;

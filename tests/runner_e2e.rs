@@ -354,8 +354,7 @@ fn deploy<'a>(app: &'a str, env: &'a str, label: &'a str, build_args: &'a str) -
 async fn the_action_image_deploys_rolls_back_and_cancels_as_the_runner_runs_it() {
     let stack = Stack::load();
     let image = ActionImage::build();
-    let (app, env) = (unique("shop"), unique("web"));
-    stack.create_environment(&app, &env).await;
+    let (app, env) = stack.new_environment("shop", "web").await;
 
     // 1. Deploy the example app, v1.
     let v1 = run_step(&stack, &image, &deploy(&app, &env, "v1", "APP_VERSION=v1"));

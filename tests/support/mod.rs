@@ -176,18 +176,16 @@ impl Stack {
         )
     }
 
+    /// A new application with one new environment (unique names from the two prefixes), Ready: (app, env).
+    pub async fn new_environment(&self, app: &str, env: &str) -> (String, String) {
+        let (app, env) = (unique(app), unique(env));
+        self.create_environment(&app, &env).await;
+        (app, env)
+    }
+
     /// Creates an application and a Docker environment in it, and waits until the environment is Ready.
     pub async fn create_environment(&self, app: &str, env: &str) {
-        let eb = self.eb().await;
-        eb.create_application().application_name(app).send().await.expect("create application");
-        eb.create_environment()
-            .application_name(app)
-            .environment_name(env)
-            .solution_stack_name("64bit Amazon Linux 2023 v4.3.0 running Docker")
-            .send()
-            .await
-            .expect("create environment");
-        self.wait_ready(env, Duration::from_secs(60)).await;
+        self.create_environments(app, &[env.to_owned()]).await;
     }
 
     /// Creates an application and several Docker environments in it at once, and waits until all are Ready.
@@ -210,16 +208,7 @@ impl Stack {
 
     /// Injects ebsim faults for one environment only (not the rest of its application).
     pub async fn faults_on(&self, env: &str, settings: serde_json::Value) -> FaultGuard {
-        let turn = FAULTS.lock().await;
-        let mut scope = vec![env.to_owned()];
-        if let Some(view) = self.admin.environment(env).await.expect("admin environment") {
-            scope.push(view.id);
-        }
-        let mut settings = settings;
-        settings["environments"] = serde_json::json!(scope);
-        self.admin.reset_faults().await.expect("reset faults");
-        self.admin.set_faults(&settings).await.expect("set faults");
-        FaultGuard { ebsim: self.admin.clone(), proxy: self.proxy.clone(), _turn: turn }
+        self.scoped_faults(vec![env.to_owned()], env, settings).await
     }
 
     /// The page `http://CNAME/path` serves, through ebsim's CNAME proxy (a CNAME resolves nowhere here).
@@ -252,8 +241,12 @@ impl Stack {
 
     /// Injects ebsim faults (`settings` as its admin API takes them) for this app and environment only.
     pub async fn faults(&self, app: &str, env: &str, settings: serde_json::Value) -> FaultGuard {
+        self.scoped_faults(vec![app.to_owned(), env.to_owned()], env, settings).await
+    }
+
+    /// Faults for the names in `scope` and `env`'s id, one test at a time (the guard holds the turn).
+    async fn scoped_faults(&self, mut scope: Vec<String>, env: &str, settings: serde_json::Value) -> FaultGuard {
         let turn = FAULTS.lock().await;
-        let mut scope = vec![app.to_owned(), env.to_owned()];
         if let Some(view) = self.admin.environment(env).await.expect("admin environment") {
             scope.push(view.id);
         }

@@ -11,24 +11,8 @@ use serde_json::{Value, json};
 use crate::deploy;
 use crate::state::{EnvStatus, Health, HealthStatus, Sim, Transition};
 
-/// One API request, as `GET /_ebsim/requests` lists it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RequestRecord {
-    /// Position in the log, from 1.
-    pub seq: u64,
-    /// When it arrived, Unix epoch milliseconds.
-    pub time_ms: i64,
-    /// The operation (`Action`), or empty when there was none.
-    pub op: String,
-    /// The form parameters except Action/Operation/Version.
-    pub params: BTreeMap<String, String>,
-    /// HTTP status answered.
-    pub status: u16,
-    /// Error code answered, if any.
-    pub error_code: Option<String>,
-    /// RequestId answered.
-    pub request_id: String,
-}
+/// One API request, as `GET /_ebsim/requests` lists it: the type the stack's test kit reads it back into.
+pub use stackkit::admin::RequestRecord;
 
 /// Every API request so far, optionally mirrored to a JSON-lines file.
 #[derive(Debug)]

@@ -478,12 +478,7 @@ impl Ctx {
             st.event(&plain, sev, msg);
             old
         })?;
-        *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        if let Some(old) = old
-            && Some(&old) != new_id.as_ref()
-        {
-            self.sim.runtime.remove(&old).await;
-        }
+        self.switch_over(old, new_id).await;
         Ok(())
     }
 
@@ -522,6 +517,17 @@ impl Ctx {
         Ok(())
     }
 
+    /// The container this deploy started now serves (nothing is left for `clean_up` to remove); the one the
+    /// environment ran before goes, unless it is the same one.
+    async fn switch_over(&self, old: Option<String>, new_id: Option<String>) {
+        *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        if let Some(old) = old
+            && Some(&old) != new_id.as_ref()
+        {
+            self.sim.runtime.remove(&old).await;
+        }
+    }
+
     async fn config_update(&self) -> Result<(), PipelineError> {
         let msg = format!("Updating environment {}'s configuration settings.", self.job.env_name);
         self.event(Severity::Info, &msg)?;
@@ -555,12 +561,7 @@ impl Ctx {
             st.event(&scope, Severity::Info, "Environment update completed successfully.");
             old
         })?;
-        *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        if let Some(old) = old
-            && Some(&old) != new_id.as_ref()
-        {
-            self.sim.runtime.remove(&old).await;
-        }
+        self.switch_over(old, new_id).await;
         Ok(())
     }
 

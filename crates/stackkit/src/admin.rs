@@ -3,14 +3,14 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, bail};
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::http;
 
-/// One Beanstalk API request ebsim answered, as `GET /_ebsim/requests` lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// One Beanstalk API request ebsim answered, as `GET /_ebsim/requests` lists it (ebsim writes this type).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestRecord {
     /// Position in the log, from 1.
     pub seq: u64,
@@ -24,6 +24,7 @@ pub struct RequestRecord {
     pub status: u16,
     /// Error code answered, if any.
     pub error_code: Option<String>,
+    /// RequestId answered.
     pub request_id: String,
 }
 

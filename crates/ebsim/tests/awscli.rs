@@ -59,6 +59,14 @@ impl Ctx {
         self.aws_raw(&all)
     }
 
+    /// `create-environment` of a Docker environment named `env` in `app`, with `extra` arguments; its answer.
+    fn create_environment(&self, app: &str, env: &str, extra: &[&str]) -> Value {
+        let mut args = vec!["create-environment", "--application-name", app, "--environment-name", env];
+        args.extend_from_slice(extra);
+        args.extend(["--solution-stack-name", "64bit Amazon Linux 2023 v4.3.0 running Docker"]);
+        self.eb(&args)
+    }
+
     /// A successful call's JSON output (null when it prints nothing).
     fn eb(&self, args: &[&str]) -> Value {
         let out = self.eb_raw(args);
@@ -350,15 +358,7 @@ async fn deploys_pages_and_reports_through_the_aws_cli() {
     assert_eq!(apps["Applications"][0]["Versions"].as_array().unwrap().len(), 3);
 
     // The environment starts on the sample application.
-    let e = c.eb(&[
-        "create-environment",
-        "--application-name",
-        &app,
-        "--environment-name",
-        &env,
-        "--solution-stack-name",
-        "64bit Amazon Linux 2023 v4.3.0 running Docker",
-    ]);
+    let e = c.create_environment(&app, &env, &[]);
     assert_eq!(e["Status"], "Launching");
     let id = e["EnvironmentId"].as_str().unwrap().to_string();
     c.eb(&["wait", "environment-exists", "--environment-ids", &id]);
@@ -450,15 +450,7 @@ async fn deploys_pages_and_reports_through_the_aws_cli() {
 
     // A second environment so DescribeEnvironments pages too.
     let env2 = format!("e2e-two-{}", c.suffix);
-    c.eb(&[
-        "create-environment",
-        "--application-name",
-        &app,
-        "--environment-name",
-        &env2,
-        "--solution-stack-name",
-        "64bit Amazon Linux 2023 v4.3.0 running Docker",
-    ]);
+    c.create_environment(&app, &env2, &[]);
     let envs = c.eb(&["describe-environments", "--application-name", &app, "--page-size", "1"]);
     let names: Vec<&str> =
         envs["Environments"].as_array().unwrap().iter().map(|e| e["EnvironmentName"].as_str().unwrap()).collect();
@@ -528,17 +520,7 @@ async fn failures_aborts_and_errors_through_the_aws_cli() {
         c.eb_err(&["create-application-version", "--application-name", "no-such-app-e2e", "--version-label", "x"]);
     assert!(no_app.contains("No Application named 'no-such-app-e2e' found."), "{no_app}");
 
-    c.eb(&[
-        "create-environment",
-        "--application-name",
-        &app,
-        "--environment-name",
-        &env,
-        "--version-label",
-        "good",
-        "--solution-stack-name",
-        "64bit Amazon Linux 2023 v4.3.0 running Docker",
-    ]);
+    c.create_environment(&app, &env, &["--version-label", "good"]);
     let ready = c.wait_for(&env, "Ready on good", |e| e["Status"] == "Ready");
     assert_eq!(ready["VersionLabel"], "good");
     let endpoint = ready["EndpointURL"].as_str().unwrap().to_string();
@@ -680,30 +662,8 @@ async fn swaps_cnames_and_reaches_them_through_the_proxy_with_the_aws_cli() {
         "--source-bundle",
         &format!("S3Bucket={},S3Key={key}", c.bucket),
     ]);
-    let start = c.eb(&[
-        "create-environment",
-        "--application-name",
-        &app,
-        "--environment-name",
-        &blue,
-        "--cname-prefix",
-        &live,
-        "--version-label",
-        "blue",
-        "--solution-stack-name",
-        "64bit Amazon Linux 2023 v4.3.0 running Docker",
-    ]);
-    c.eb(&[
-        "create-environment",
-        "--application-name",
-        &app,
-        "--environment-name",
-        &green,
-        "--cname-prefix",
-        &next,
-        "--solution-stack-name",
-        "64bit Amazon Linux 2023 v4.3.0 running Docker",
-    ]);
+    let start = c.create_environment(&app, &blue, &["--cname-prefix", &live, "--version-label", "blue"]);
+    c.create_environment(&app, &green, &["--cname-prefix", &next]);
     // Polled rather than botocore's waiter (20 s between polls), which the first test covers.
     for name in [&blue, &green] {
         c.wait_for(name, "Ready", |e| e["Status"] == "Ready");
@@ -799,17 +759,7 @@ async fn logs_of_a_failed_deploy_through_the_aws_cli() {
             &format!("S3Bucket={},S3Key={key}", c.bucket),
         ]);
     }
-    c.eb(&[
-        "create-environment",
-        "--application-name",
-        &app,
-        "--environment-name",
-        &env,
-        "--version-label",
-        "good",
-        "--solution-stack-name",
-        "64bit Amazon Linux 2023 v4.3.0 running Docker",
-    ]);
+    c.create_environment(&app, &env, &["--version-label", "good"]);
     let ready = c.wait_for(&env, "Ready on good", |e| e["Status"] == "Ready");
     let env_id = ready["EnvironmentId"].as_str().unwrap().to_string();
     c.eb(&["update-environment", "--environment-name", &env, "--version-label", "broken"]);

@@ -15,9 +15,10 @@ use aws_config::BehaviorVersion;
 use base64::Engine as _;
 use bollard::Docker;
 use bollard::query_parameters::ListContainersOptions;
+use eb_deploy::docker::RegistryAuth;
 use eb_deploy::gha::Console;
 use eb_deploy::image::{self, BuildRequest, Builder};
-use eb_deploy::registry::{self, RegistryAuth, RepositoryState};
+use eb_deploy::registry::{self, RepositoryState};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[derive(Clone, Default)]

@@ -19,11 +19,10 @@ use super::context::{self, ContextSpec, ContextStats, ExtraDockerfile};
 use super::dockerfile;
 use super::dockerignore::Matcher;
 use super::secrets::BuildSecret;
-use crate::docker::docker_message;
+use crate::docker::{RegistryAuth, docker_message};
 use crate::format::human_bytes;
 use crate::gha::{Annotation, Console};
 use crate::names::reference_host;
-use crate::registry::RegistryAuth;
 
 /// The classic builder answers only once the whole context is uploaded, and the client timeout
 /// covers that wait; builds of big contexts over slow sockets need far more than the default.

@@ -217,7 +217,7 @@ fn failure(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::RegistryAuth;
+    use crate::docker::RegistryAuth;
 
     #[test]
     fn the_running_image_is_a_cache_source_only_on_our_registry() {

@@ -7,9 +7,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use eb_deploy::build_plan::Builder;
 use eb_deploy::docker::connect;
 use eb_deploy::gha::Console;
-use eb_deploy::image::{BuildRequest, Builder, build};
+use eb_deploy::image::{BuildRequest, build};
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::beanstalk::Health;
+use crate::build_plan::{self, Builder, CacheTo};
 use crate::dockerrun::{DOCKERRUN, Template};
 use crate::format::parse_duration;
 use crate::inputs::RawInputs;
@@ -941,18 +942,18 @@ impl Config {
         let build_args = c.key_values("build-args");
         let mut labels = c.key_values("labels");
         let cache_from = c.lines("cache-from");
-        let builder = c.choice("builder", &crate::image::Builder::CHOICES).unwrap_or_default();
-        let secrets = match crate::image::secrets::parse(&c.lines("secrets"), workspace) {
+        let builder = c.choice("builder", &Builder::CHOICES).unwrap_or_default();
+        let secrets = match build_plan::parse_secrets(&c.lines("secrets"), workspace) {
             Ok(secrets) => secrets,
             Err(message) => {
                 c.fail("secrets", message);
                 Vec::new()
             }
         };
-        if builder == crate::image::Builder::Classic && !secrets.is_empty() {
+        if builder == Builder::Classic && !secrets.is_empty() {
             c.fail("secrets", "needs BuildKit, and `builder` is classic; set `builder: auto` or `buildkit`");
         }
-        let cache_to = c.choice("cache-to", &crate::image::CacheTo::CHOICES).unwrap_or_default();
+        let cache_to = c.choice("cache-to", &CacheTo::CHOICES).unwrap_or_default();
         let no_cache = c.boolean("no-cache");
         let pull = c.boolean("pull");
         let create_repository = c.boolean("create-repository");
@@ -1170,7 +1171,7 @@ fn add_oci_labels(labels: &mut Vec<(String, String)>, ctx: &RunContext, version:
         .fmt(aws_smithy_types::date_time::Format::DateTime)
         .unwrap_or_default();
     let source = ctx.repository_url();
-    for (key, value) in crate::image::oci_labels(source.as_deref(), ctx.sha.as_deref(), version, &created) {
+    for (key, value) in build_plan::oci_labels(source.as_deref(), ctx.sha.as_deref(), version, &created) {
         // Labels the user gave win.
         if !labels.iter().any(|(k, _)| *k == key) {
             labels.push((key, value));
@@ -1369,11 +1370,8 @@ mod tests {
             let request = build(extra).unwrap();
             (request.builder, request.cache_to)
         };
-        assert_eq!(choices(&[]), (crate::image::Builder::Auto, crate::image::CacheTo::Inline));
-        assert_eq!(
-            choices(&[("builder", "Classic"), ("cache-to", "none")]),
-            (crate::image::Builder::Classic, crate::image::CacheTo::None)
-        );
+        assert_eq!(choices(&[]), (Builder::Auto, CacheTo::Inline));
+        assert_eq!(choices(&[("builder", "Classic"), ("cache-to", "none")]), (Builder::Classic, CacheTo::None));
         std::fs::remove_dir_all(dir).unwrap();
     }
 

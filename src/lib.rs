@@ -7,6 +7,7 @@
 
 pub mod aws;
 pub(crate) mod beanstalk;
+pub mod build_plan;
 pub(crate) mod bundle;
 pub mod check;
 pub mod config;

@@ -17,8 +17,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
+use eb_deploy::build_plan::{Builder, oci_labels};
 use eb_deploy::gha::Console;
-use eb_deploy::image::{self, BuildRequest, Builder};
+use eb_deploy::image::{self, BuildRequest};
 use eb_deploy::registry;
 use stackkit::MUTATING;
 use support::{Stack, unique};
@@ -301,7 +302,7 @@ async fn buildkit_keeps_every_classic_input_working() {
         sparse(&app.dir.join(format!("ctx/big/file-{i}.bin")), 1 << 20);
     }
     let tag = app.image(format!("{registry}/{repo}:local"));
-    let labels = image::oci_labels(Some("https://github.com/team/shop"), Some("abc123"), "v1", "2026-12-01T10:00:00Z");
+    let labels = oci_labels(Some("https://github.com/team/shop"), Some("abc123"), "v1", "2026-12-01T10:00:00Z");
     let request = BuildRequest {
         context: app.dir.join("ctx"),
         dockerfile: Some(app.dir.join("Dockerfile.outside")),

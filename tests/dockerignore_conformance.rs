@@ -15,8 +15,9 @@ use std::process::Command;
 use bollard::Docker;
 use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{RemoveContainerOptions, RemoveImageOptions};
+use eb_deploy::build_plan::Builder;
 use eb_deploy::gha::Console;
-use eb_deploy::image::{self, BuildRequest, Builder};
+use eb_deploy::image::{self, BuildRequest};
 use futures_util::TryStreamExt;
 use sha2::{Digest, Sha256};
 

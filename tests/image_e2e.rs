@@ -15,9 +15,10 @@ use aws_config::BehaviorVersion;
 use base64::Engine as _;
 use bollard::Docker;
 use bollard::query_parameters::ListContainersOptions;
+use eb_deploy::build_plan::{Builder, oci_labels};
 use eb_deploy::docker::RegistryAuth;
 use eb_deploy::gha::Console;
-use eb_deploy::image::{self, BuildRequest, Builder};
+use eb_deploy::image::{self, BuildRequest};
 use eb_deploy::registry::{self, RepositoryState};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -219,8 +220,7 @@ async fn build_push_and_digest_matches_the_registry() {
     let mut ctx = Scratch::new(&[("Dockerfile", SIMPLE_DOCKERFILE), ("hello.txt", &unique("hello"))]);
     let tag = ctx.image(unique("ebd-e2e-build") + ":local");
     ctx.image(format!("{registry}/{repo}:v1"));
-    let labels =
-        image::oci_labels(Some("https://github.com/team/eb-deploy"), Some("abc123"), "v1", "2024-05-01T10:00:00Z");
+    let labels = oci_labels(Some("https://github.com/team/eb-deploy"), Some("abc123"), "v1", "2024-05-01T10:00:00Z");
     let request = BuildRequest {
         context: ctx.dir.clone(),
         tag: tag.clone(),

@@ -132,7 +132,7 @@ async fn with_running_image<I: ImageStage>(e: &Engine<'_, I>, plan: &ImagePlan) 
     let mut plan = plan.clone();
     if let ImageSource::Build(request) = &mut plan.source
         && !request.no_cache
-        && request.builder != crate::image::Builder::Classic
+        && request.builder != crate::build_plan::Builder::Classic
     {
         let label = e.journal.snapshot().environments.first().and_then(|env| env.previous_version_label.clone());
         let found = crate::image::cache::running_image(

@@ -14,11 +14,11 @@ use bollard::models::{BuildInfo, BuildInfoAux};
 use bollard::query_parameters::{BuildImageOptions, BuilderVersion, CreateImageOptions};
 use futures_util::StreamExt;
 
-use super::builder::{self, Builder, CacheTo, Choice, DaemonFacts};
+use super::builder::{self, Choice, DaemonFacts};
 use super::context::{self, ContextSpec, ContextStats, ExtraDockerfile};
 use super::dockerfile;
 use super::dockerignore::Matcher;
-use super::secrets::BuildSecret;
+use crate::build_plan::{BuildSecret, Builder, CacheTo};
 use crate::docker::{RegistryAuth, docker_message};
 use crate::format::human_bytes;
 use crate::gha::{Annotation, Console};

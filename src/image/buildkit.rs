@@ -14,10 +14,10 @@ use bollard::query_parameters::{BuildImageOptions, BuilderVersion};
 use futures_util::StreamExt;
 
 use super::build::{BuildRequest, Failure, Finished, Prepared, random_hex};
-use super::builder::CacheTo;
 use super::context;
 use super::dockerfile;
 use super::progress::Renderer;
+use crate::build_plan::CacheTo;
 use crate::gha::Console;
 use crate::names::reference_host;
 

@@ -1,7 +1,38 @@
-//! What the user asked the build to be: the builder and cache choices, the secret specs and the OCI labels,
-//! as config validates them. A leaf, so config need not name the image stage, which comes after it.
+//! What the user asked the build to be — context, Dockerfile, arguments, labels, builder, cache and secret
+//! specs — as config validates it. A leaf: the image stage adds what only it learns (the tag, the registry's
+//! credentials, the images to take layers from) when it builds.
 
 use std::path::{Path, PathBuf};
+
+/// The build half of a deploy's image, from the inputs alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BuildPlan {
+    /// The build context directory (input `context`).
+    pub context: PathBuf,
+    /// The Dockerfile (input `dockerfile`); None means `<context>/Dockerfile`. May lie outside the context.
+    pub dockerfile: Option<PathBuf>,
+    /// `--build-arg` pairs.
+    pub build_args: Vec<(String, String)>,
+    /// Labels set on the image, the OCI provenance labels included (see [`oci_labels`]).
+    pub labels: Vec<(String, String)>,
+    /// Multi-stage target.
+    pub target: Option<String>,
+    /// Target platform, e.g. `linux/amd64`.
+    pub platform: Option<String>,
+    /// Ignore the build cache.
+    pub no_cache: bool,
+    /// Always pull newer versions of base images.
+    pub pull: bool,
+    /// Images to use as cache sources (the classic builder pulls them first); a missing one is only a warning.
+    pub cache_from: Vec<String>,
+    /// Which builder to use (input `builder`).
+    pub builder: Builder,
+    /// Where BuildKit writes cache metadata for later builds (input `cache-to`).
+    pub cache_to: CacheTo,
+    /// Build secrets (input `secrets`), served to `RUN --mount=type=secret` by BuildKit: where each value is,
+    /// never the value.
+    pub secrets: Vec<BuildSecret>,
+}
 
 /// The `builder` input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -5,8 +5,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::beanstalk::Health;
-use crate::build_plan::{self, Builder, CacheTo};
+use crate::beanstalk::model::Health;
+use crate::build_plan::{self, BuildPlan, Builder, CacheTo};
 use crate::dockerrun::{DOCKERRUN, Template};
 use crate::format::parse_duration;
 use crate::inputs::RawInputs;
@@ -79,8 +79,8 @@ pub enum OnBusy {
 /// How the image to deploy is obtained.
 #[derive(Debug, Clone)]
 pub enum ImageSource {
-    /// Build it from a context with the Docker Engine (the tag and credentials are filled in at push time).
-    Build(Box<crate::image::BuildRequest>),
+    /// Build it from a context with the Docker Engine (the image stage adds the tag and the credentials).
+    Build(Box<BuildPlan>),
     /// Deploy this reference (pushed to ECR first when it exists only locally).
     Given(String),
 }
@@ -1078,7 +1078,7 @@ impl Config {
                             }
                         };
                         add_oci_labels(&mut labels, ctx, &version_label);
-                        ImageSource::Build(Box::new(crate::image::BuildRequest {
+                        ImageSource::Build(Box::new(BuildPlan {
                             context: context_path,
                             dockerfile,
                             build_args,
@@ -1091,7 +1091,6 @@ impl Config {
                             builder,
                             cache_to,
                             secrets,
-                            ..Default::default()
                         }))
                     }
                 };
@@ -1367,8 +1366,8 @@ mod tests {
 
         let (dir, build) = build_fixture("builder");
         let choices = |extra: &[(&'static str, &str)]| {
-            let request = build(extra).unwrap();
-            (request.builder, request.cache_to)
+            let plan = build(extra).unwrap();
+            (plan.builder, plan.cache_to)
         };
         assert_eq!(choices(&[]), (Builder::Auto, CacheTo::Inline));
         assert_eq!(choices(&[("builder", "Classic"), ("cache-to", "none")]), (Builder::Classic, CacheTo::None));
@@ -1378,8 +1377,8 @@ mod tests {
     #[test]
     fn secrets_are_checked_and_need_buildkit() {
         let (dir, build) = build_fixture("secrets");
-        let request = build(&[("secrets", "id=pip,env=PIP_TOKEN\n# a comment\n")]).unwrap();
-        assert_eq!(request.secrets.len(), 1);
+        let plan = build(&[("secrets", "id=pip,env=PIP_TOKEN\n# a comment\n")]).unwrap();
+        assert_eq!(plan.secrets.len(), 1);
         let err = build(&[("secrets", "id=pip,env=PIP_TOKEN"), ("builder", "classic")]).unwrap_err();
         assert_eq!(err.0[0].input, "secrets");
         assert!(err.0[0].message.contains("needs BuildKit"), "{err}");
@@ -1388,11 +1387,9 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
-    /// A workspace with a Dockerfile, and the build request `extra` inputs make of it.
+    /// A workspace with a Dockerfile, and the build plan `extra` inputs make of it.
     #[allow(clippy::type_complexity)]
-    fn build_fixture(
-        name: &str,
-    ) -> (PathBuf, impl Fn(&[(&'static str, &str)]) -> Result<crate::image::BuildRequest, InvalidInputs>) {
+    fn build_fixture(name: &str) -> (PathBuf, impl Fn(&[(&'static str, &str)]) -> Result<BuildPlan, InvalidInputs>) {
         let dir = std::env::temp_dir().join(format!("cfg-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("Dockerfile"), "FROM scratch\n").unwrap();
@@ -1403,7 +1400,7 @@ mod tests {
             let cfg = Config::from_inputs(&raw(&pairs), &ctx(), &workspace)?;
             match cfg.plan {
                 Plan::Deploy(plan) => match plan.image.source {
-                    ImageSource::Build(request) => Ok(*request),
+                    ImageSource::Build(plan) => Ok(*plan),
                     other => panic!("expected a build, got {other:?}"),
                 },
                 _ => panic!("expected a deploy plan"),

@@ -7,7 +7,6 @@
 mod build;
 mod builder;
 mod buildkit;
-pub mod cache;
 mod context;
 pub mod dockerfile;
 pub mod dockerignore;

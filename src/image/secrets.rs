@@ -65,15 +65,15 @@ pub(crate) fn mask_values(secrets: &[BuildSecret], console: &Console) -> Result<
     Ok(())
 }
 
-/// Runs a BuildKit build that serves `request.secrets`.
+/// Runs a BuildKit build that serves `request.plan.secrets`.
 pub(super) async fn build(
     docker: &Docker,
     request: &BuildRequest,
     prepared: &Prepared,
     console: &Console,
 ) -> Result<Finished, Failure> {
-    mask_values(&request.secrets, console).map_err(Failure::Other)?;
-    let (sources, note) = if request.no_cache { (Vec::new(), None) } else { cache_sources(request) };
+    mask_values(&request.plan.secrets, console).map_err(Failure::Other)?;
+    let (sources, note) = if request.plan.no_cache { (Vec::new(), None) } else { cache_sources(request) };
     if let Some(note) = note {
         console.info(note);
     }
@@ -83,7 +83,7 @@ pub(super) async fn build(
     let (context, stats) = context_in_memory(prepared).map_err(Failure::Other)?;
     console.info(format!(
         "Secrets: {} (served by this build's session; the context is sent in one piece of {})",
-        request.secrets.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", "),
+        request.plan.secrets.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", "),
         crate::format::human_bytes(stats.bytes)
     ));
 
@@ -136,18 +136,18 @@ pub(super) async fn build(
 fn frontend_options(request: &BuildRequest, prepared: &Prepared, sources: &[CacheSource]) -> ImageBuildFrontendOptions {
     let mut options = ImageBuildFrontendOptions::builder()
         .dockerfile(Path::new(&prepared.dockerfile_param))
-        .nocache(request.no_cache)
-        .pull(request.pull);
-    for (key, value) in &request.build_args {
+        .nocache(request.plan.no_cache)
+        .pull(request.plan.pull);
+    for (key, value) in &request.plan.build_args {
         options = options.buildarg(key, value);
     }
-    for (key, value) in &request.labels {
+    for (key, value) in &request.plan.labels {
         options = options.label(key, value);
     }
-    if let Some(target) = &request.target {
+    if let Some(target) = &request.plan.target {
         options = options.target(target);
     }
-    if let Some(platform) = &request.platform {
+    if let Some(platform) = &request.plan.platform {
         let mut parts = platform.splitn(3, '/');
         options = options.platforms(&ImageBuildPlatform {
             os: parts.next().unwrap_or_default().to_owned(),
@@ -155,7 +155,7 @@ fn frontend_options(request: &BuildRequest, prepared: &Prepared, sources: &[Cach
             variant: parts.next().map(str::to_owned),
         });
     }
-    for secret in &request.secrets {
+    for secret in &request.plan.secrets {
         let source = match &secret.from {
             SecretFrom::Env(var) => SecretSource::Env(var.clone()),
             SecretFrom::File(path) => SecretSource::File(path.clone()),
@@ -166,7 +166,7 @@ fn frontend_options(request: &BuildRequest, prepared: &Prepared, sources: &[Cach
         let attrs = HashMap::from([("ref".to_owned(), source.reference.clone())]);
         options = options.cachefrom(&CacheOptionsEntry { r#type: "registry".to_owned(), attrs });
     }
-    if request.cache_to == CacheTo::Inline {
+    if request.plan.cache_to == CacheTo::Inline {
         options = options.cacheto(&CacheOptionsEntry { r#type: "inline".to_owned(), attrs: HashMap::new() });
     }
     options.build()

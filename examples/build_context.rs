@@ -7,9 +7,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use eb_deploy::build_plan::{BuildPlan, Builder};
 use eb_deploy::docker::connect;
 use eb_deploy::gha::Console;
-use eb_deploy::image::{BuildRequest, Builder, build};
+use eb_deploy::image::{BuildRequest, build};
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
@@ -37,7 +38,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let request = BuildRequest { context, dockerfile, tag, no_cache: true, builder, ..BuildRequest::default() };
+    let request = BuildRequest {
+        plan: BuildPlan { context, dockerfile, no_cache: true, builder, ..Default::default() },
+        tag,
+        ..BuildRequest::default()
+    };
     let result = runtime.block_on(async {
         let docker = connect(docker_host.as_deref()).await?;
         build(&docker, &request, &Console::stdout(false, false)).await

@@ -5,7 +5,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::beanstalk::Health;
+use crate::beanstalk::model::Health;
+use crate::build_plan::{self, BuildPlan, Builder, CacheTo};
 use crate::dockerrun::{DOCKERRUN, Template};
 use crate::format::parse_duration;
 use crate::inputs::RawInputs;
@@ -78,8 +79,8 @@ pub enum OnBusy {
 /// How the image to deploy is obtained.
 #[derive(Debug, Clone)]
 pub enum ImageSource {
-    /// Build it from a context with the Docker Engine (the tag and credentials are filled in at push time).
-    Build(Box<crate::image::BuildRequest>),
+    /// Build it from a context with the Docker Engine (the image stage adds the tag and the credentials).
+    Build(Box<BuildPlan>),
     /// Deploy this reference (pushed to ECR first when it exists only locally).
     Given(String),
 }
@@ -941,18 +942,18 @@ impl Config {
         let build_args = c.key_values("build-args");
         let mut labels = c.key_values("labels");
         let cache_from = c.lines("cache-from");
-        let builder = c.choice("builder", &crate::image::Builder::CHOICES).unwrap_or_default();
-        let secrets = match crate::image::secrets::parse(&c.lines("secrets"), workspace) {
+        let builder = c.choice("builder", &Builder::CHOICES).unwrap_or_default();
+        let secrets = match build_plan::parse_secrets(&c.lines("secrets"), workspace) {
             Ok(secrets) => secrets,
             Err(message) => {
                 c.fail("secrets", message);
                 Vec::new()
             }
         };
-        if builder == crate::image::Builder::Classic && !secrets.is_empty() {
+        if builder == Builder::Classic && !secrets.is_empty() {
             c.fail("secrets", "needs BuildKit, and `builder` is classic; set `builder: auto` or `buildkit`");
         }
-        let cache_to = c.choice("cache-to", &crate::image::CacheTo::CHOICES).unwrap_or_default();
+        let cache_to = c.choice("cache-to", &CacheTo::CHOICES).unwrap_or_default();
         let no_cache = c.boolean("no-cache");
         let pull = c.boolean("pull");
         let create_repository = c.boolean("create-repository");
@@ -1077,7 +1078,7 @@ impl Config {
                             }
                         };
                         add_oci_labels(&mut labels, ctx, &version_label);
-                        ImageSource::Build(Box::new(crate::image::BuildRequest {
+                        ImageSource::Build(Box::new(BuildPlan {
                             context: context_path,
                             dockerfile,
                             build_args,
@@ -1090,7 +1091,6 @@ impl Config {
                             builder,
                             cache_to,
                             secrets,
-                            ..Default::default()
                         }))
                     }
                 };
@@ -1170,7 +1170,7 @@ fn add_oci_labels(labels: &mut Vec<(String, String)>, ctx: &RunContext, version:
         .fmt(aws_smithy_types::date_time::Format::DateTime)
         .unwrap_or_default();
     let source = ctx.repository_url();
-    for (key, value) in crate::image::oci_labels(source.as_deref(), ctx.sha.as_deref(), version, &created) {
+    for (key, value) in build_plan::oci_labels(source.as_deref(), ctx.sha.as_deref(), version, &created) {
         // Labels the user gave win.
         if !labels.iter().any(|(k, _)| *k == key) {
             labels.push((key, value));
@@ -1366,22 +1366,19 @@ mod tests {
 
         let (dir, build) = build_fixture("builder");
         let choices = |extra: &[(&'static str, &str)]| {
-            let request = build(extra).unwrap();
-            (request.builder, request.cache_to)
+            let plan = build(extra).unwrap();
+            (plan.builder, plan.cache_to)
         };
-        assert_eq!(choices(&[]), (crate::image::Builder::Auto, crate::image::CacheTo::Inline));
-        assert_eq!(
-            choices(&[("builder", "Classic"), ("cache-to", "none")]),
-            (crate::image::Builder::Classic, crate::image::CacheTo::None)
-        );
+        assert_eq!(choices(&[]), (Builder::Auto, CacheTo::Inline));
+        assert_eq!(choices(&[("builder", "Classic"), ("cache-to", "none")]), (Builder::Classic, CacheTo::None));
         std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn secrets_are_checked_and_need_buildkit() {
         let (dir, build) = build_fixture("secrets");
-        let request = build(&[("secrets", "id=pip,env=PIP_TOKEN\n# a comment\n")]).unwrap();
-        assert_eq!(request.secrets.len(), 1);
+        let plan = build(&[("secrets", "id=pip,env=PIP_TOKEN\n# a comment\n")]).unwrap();
+        assert_eq!(plan.secrets.len(), 1);
         let err = build(&[("secrets", "id=pip,env=PIP_TOKEN"), ("builder", "classic")]).unwrap_err();
         assert_eq!(err.0[0].input, "secrets");
         assert!(err.0[0].message.contains("needs BuildKit"), "{err}");
@@ -1390,11 +1387,9 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
-    /// A workspace with a Dockerfile, and the build request `extra` inputs make of it.
+    /// A workspace with a Dockerfile, and the build plan `extra` inputs make of it.
     #[allow(clippy::type_complexity)]
-    fn build_fixture(
-        name: &str,
-    ) -> (PathBuf, impl Fn(&[(&'static str, &str)]) -> Result<crate::image::BuildRequest, InvalidInputs>) {
+    fn build_fixture(name: &str) -> (PathBuf, impl Fn(&[(&'static str, &str)]) -> Result<BuildPlan, InvalidInputs>) {
         let dir = std::env::temp_dir().join(format!("cfg-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("Dockerfile"), "FROM scratch\n").unwrap();
@@ -1405,7 +1400,7 @@ mod tests {
             let cfg = Config::from_inputs(&raw(&pairs), &ctx(), &workspace)?;
             match cfg.plan {
                 Plan::Deploy(plan) => match plan.image.source {
-                    ImageSource::Build(request) => Ok(*request),
+                    ImageSource::Build(plan) => Ok(*plan),
                     other => panic!("expected a build, got {other:?}"),
                 },
                 _ => panic!("expected a deploy plan"),

@@ -1,10 +1,12 @@
-//! The Docker Engine connection (`DOCKER_HOST` or the local socket, API version negotiated) and how its
-//! errors read. A leaf: it imports nothing of the crate.
+//! The Docker Engine connection (`DOCKER_HOST` or the local socket, API version negotiated), how its
+//! errors read, and the registry credentials it takes per request. A leaf: it imports nothing of the crate.
 
+use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
+use bollard::auth::DockerCredentials;
 use bollard::errors::Error as DockerError;
 use bollard::{API_DEFAULT_VERSION, Docker};
 
@@ -68,6 +70,74 @@ pub async fn connect(docker_host: Option<&str>) -> Result<Docker> {
     let version = docker.client_version();
     tracing::debug!(host, api = %format!("{}.{}", version.major_version, version.minor_version), "connected to Docker");
     Ok(docker)
+}
+
+/// Credentials for one registry. Debug output never shows the password.
+#[derive(Clone)]
+pub struct RegistryAuth {
+    registry: String,
+    aliases: Vec<String>,
+    username: String,
+    password: String,
+}
+
+impl fmt::Debug for RegistryAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegistryAuth")
+            .field("registry", &self.registry)
+            .field("aliases", &self.aliases)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+impl RegistryAuth {
+    /// Credentials for `registry` (host[:port]); the caller must already have masked `password`.
+    pub fn new(registry: impl Into<String>, username: impl Into<String>, password: impl Into<String>) -> Self {
+        Self { registry: registry.into(), aliases: Vec::new(), username: username.into(), password: password.into() }
+    }
+
+    /// The same credentials, also good for `aliases` (e.g. the ECR endpoint a local registry stands in for).
+    pub(crate) fn with_aliases(mut self, aliases: Vec<String>) -> Self {
+        self.aliases = aliases;
+        self
+    }
+
+    /// The registry host images are pushed to.
+    pub fn registry(&self) -> &str {
+        &self.registry
+    }
+
+    /// The user name (`AWS` for ECR).
+    pub fn username(&self) -> &str {
+        &self.username
+    }
+
+    /// The password, for handing to another client (e.g. an HTTP request); never log it.
+    pub fn expose_password(&self) -> &str {
+        &self.password
+    }
+
+    /// True if `host` names this registry (its push host or the ECR endpoint it stands in for).
+    pub fn serves(&self, host: &str) -> bool {
+        host == self.registry || self.aliases.iter().any(|a| a == host)
+    }
+
+    /// The per-request credentials the Engine API takes.
+    pub fn docker_credentials(&self) -> DockerCredentials {
+        DockerCredentials {
+            username: Some(self.username.clone()),
+            password: Some(self.password.clone()),
+            serveraddress: Some(self.registry.clone()),
+            ..Default::default()
+        }
+    }
+
+    /// `text` with the password replaced by `***` (registry errors may echo it).
+    pub(crate) fn redact(&self, text: &str) -> String {
+        if self.password.is_empty() { text.to_owned() } else { text.replace(&self.password, "***") }
+    }
 }
 
 /// The daemon's own message from a bollard error, without bollard's wrapping.

@@ -1,12 +1,14 @@
 //! eb-deploy: build a Docker image, push it to Amazon ECR, and deploy it to AWS Elastic Beanstalk,
 //! waiting until the environment has truly settled. The binary wires these stages together.
 //!
-//! The data flows one way: leaves ([`format`], [`names`], [`options`], [`dockerrun`], [`docker`], [`gha`],
-//! `sdk`, `beanstalk::model`) → [`inputs`] → [`config`] → stages ([`image`], [`registry`], `bundle`, `beanstalk`,
-//! `verdict`, `wait`) → [`engine`] → [`report`] → `main`. See docs/architecture.md.
+//! The data flows one way: leaves ([`format`], [`names`], [`options`], [`dockerrun`], [`docker`], `sdk`,
+//! [`gha`], `beanstalk::model`, [`build_plan`]) → [`inputs`] → [`config`] → stages ([`image`], [`registry`],
+//! `bundle`, `beanstalk`, [`verdict`], `logs`, [`journal`], `wait`, [`check`]) → [`report`] → [`aws`] →
+//! [`engine`] → `main`. The order is docs/architecture.md's table, and tests/architecture.rs holds the code to it.
 
 pub mod aws;
 pub(crate) mod beanstalk;
+pub mod build_plan;
 pub(crate) mod bundle;
 pub mod check;
 pub mod config;

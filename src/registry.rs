@@ -3,7 +3,6 @@
 //! daemon's configuration).
 
 use std::collections::HashMap;
-use std::fmt;
 use std::time::Duration;
 
 use anyhow::{Result, anyhow, bail};
@@ -11,13 +10,12 @@ use aws_sdk_ecr::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_ecr::types::{ImageScanningConfiguration, ImageTagMutability};
 use base64::Engine as _;
 use bollard::Docker;
-use bollard::auth::DockerCredentials;
 use bollard::errors::Error as DockerError;
 use bollard::query_parameters::{PushImageOptions, TagImageOptions};
 use futures_util::StreamExt;
 use tokio::time::Instant;
 
-use crate::docker::docker_message;
+use crate::docker::{RegistryAuth, docker_message};
 use crate::format::human_bytes;
 use crate::gha::Console;
 use crate::names::{host_of, reference_host, reference_path, strip_digest, strip_tag};
@@ -30,67 +28,6 @@ const PUSH_RETRY_DELAY: Duration = Duration::from_secs(2);
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 /// The daemon sends the push's response headers at once; the stream may then run for long.
 const PUSH_TIMEOUT: Duration = Duration::from_secs(30 * 60);
-
-/// Credentials for one registry. Debug output never shows the password.
-#[derive(Clone)]
-pub struct RegistryAuth {
-    registry: String,
-    aliases: Vec<String>,
-    username: String,
-    password: String,
-}
-
-impl fmt::Debug for RegistryAuth {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RegistryAuth")
-            .field("registry", &self.registry)
-            .field("aliases", &self.aliases)
-            .field("username", &self.username)
-            .field("password", &"<redacted>")
-            .finish()
-    }
-}
-
-impl RegistryAuth {
-    /// Credentials for `registry` (host[:port]); the caller must already have masked `password`.
-    pub fn new(registry: impl Into<String>, username: impl Into<String>, password: impl Into<String>) -> Self {
-        Self { registry: registry.into(), aliases: Vec::new(), username: username.into(), password: password.into() }
-    }
-
-    /// The registry host images are pushed to.
-    pub fn registry(&self) -> &str {
-        &self.registry
-    }
-
-    /// The user name (`AWS` for ECR).
-    pub fn username(&self) -> &str {
-        &self.username
-    }
-
-    /// The password, for handing to another client (e.g. an HTTP request); never log it.
-    pub fn expose_password(&self) -> &str {
-        &self.password
-    }
-
-    /// True if `host` names this registry (its push host or the ECR endpoint it stands in for).
-    pub fn serves(&self, host: &str) -> bool {
-        host == self.registry || self.aliases.iter().any(|a| a == host)
-    }
-
-    /// The per-request credentials the Engine API takes.
-    pub fn docker_credentials(&self) -> DockerCredentials {
-        DockerCredentials {
-            username: Some(self.username.clone()),
-            password: Some(self.password.clone()),
-            serveraddress: Some(self.registry.clone()),
-            ..Default::default()
-        }
-    }
-
-    fn redact(&self, text: &str) -> String {
-        if self.password.is_empty() { text.to_owned() } else { text.replace(&self.password, "***") }
-    }
-}
 
 /// An image in the registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,7 +94,7 @@ pub async fn ecr_login(
         (None, None) => bail!("failed to get an ECR authorization token: the response held no proxy endpoint"),
     };
     tracing::debug!(%registry, "logged in to ECR");
-    Ok(RegistryAuth { registry, aliases, username: username.to_owned(), password: password.to_owned() })
+    Ok(RegistryAuth::new(registry, username, password).with_aliases(aliases))
 }
 
 /// Makes sure the ECR repository `name` exists, creating it when missing and `create` is set.
@@ -226,7 +163,7 @@ pub async fn push(
     tag: &str,
     console: &Console,
 ) -> Result<PushedImage> {
-    let target = format!("{}/{}", auth.registry, repository);
+    let target = format!("{}/{}", auth.registry(), repository);
     let reference = format!("{target}:{tag}");
     docker
         .tag_image(local, Some(TagImageOptions { repo: Some(target.clone()), tag: Some(tag.to_owned()) }))
@@ -281,7 +218,7 @@ pub async fn ensure_pushed(
     let mut registry_error = None;
     if on_our_registry {
         // The registry is the truth for a reference that names it; aliases resolve to the push host.
-        let canonical = format!("{}/{}", auth.registry, reference_path(image));
+        let canonical = format!("{}/{}", auth.registry(), reference_path(image));
         match registry_digest(docker, &canonical, Some(auth)).await {
             Ok(digest) => {
                 console.info(format!("Using {canonical} from the registry ({digest})"));
@@ -289,7 +226,7 @@ pub async fn ensure_pushed(
             }
             Err(RegistryLookup::Denied(message)) => bail!(
                 "failed to look up the image {image} (input `image`): the registry {} refused the credentials: {}",
-                auth.registry,
+                auth.registry(),
                 auth.redact(&message)
             ),
             Err(RegistryLookup::Missing(message)) => registry_error = Some(auth.redact(&message)),
@@ -399,14 +336,14 @@ impl PushFailure {
                 "failed to push {reference}: the registry {} refused the credentials ({}); the ECR token may have \
                  expired, or the IAM identity lacks ecr:InitiateLayerUpload, ecr:UploadLayerPart, \
                  ecr:CompleteLayerUpload and ecr:PutImage on the repository",
-                auth.registry,
+                auth.registry(),
                 auth.redact(&message)
             ),
             PushFailure::Transient(message) => anyhow!(
                 "failed to push {reference}: the connection kept dropping ({}) after {PUSH_ATTEMPTS} attempts; check \
                  the network between the Docker daemon and {}",
                 auth.redact(&message),
-                auth.registry
+                auth.registry()
             ),
             PushFailure::Other(message) => anyhow!("failed to push {reference}: {}", auth.redact(&message)),
         }

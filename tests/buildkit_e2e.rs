@@ -17,8 +17,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
+use eb_deploy::build_plan::{BuildPlan, Builder, oci_labels};
 use eb_deploy::gha::Console;
-use eb_deploy::image::{self, BuildRequest, Builder};
+use eb_deploy::image::{self, BuildRequest};
 use eb_deploy::registry;
 use stackkit::MUTATING;
 use support::{Stack, unique};
@@ -242,7 +243,11 @@ async fn the_classic_builder_refuses_them_with_the_daemons_message() {
         let mut app = App::new(&[("Dockerfile", dockerfile)]);
         let tag = app.image(unique("ebd-classic") + ":x");
         let (console, out) = console();
-        let request = BuildRequest { context: app.dir.clone(), tag, builder: Builder::Classic, ..Default::default() };
+        let request = BuildRequest {
+            plan: BuildPlan { context: app.dir.clone(), builder: Builder::Classic, ..Default::default() },
+            tag,
+            ..Default::default()
+        };
         let err = image::build(&docker, &request, &console).await.unwrap_err();
         let message = format!("{err:#}");
         eprintln!("error: {message}");
@@ -258,7 +263,11 @@ async fn the_classic_builder_refuses_them_with_the_daemons_message() {
     let mut app = App::new(&[("Dockerfile", "FROM scratch\nCOPY --link busybox /bin/busybox\n")]);
     let tag = app.image(unique("ebd-classic-link") + ":x");
     let (console, out) = console();
-    let request = BuildRequest { context: app.dir.clone(), tag, builder: Builder::Classic, ..Default::default() };
+    let request = BuildRequest {
+        plan: BuildPlan { context: app.dir.clone(), builder: Builder::Classic, ..Default::default() },
+        tag,
+        ..Default::default()
+    };
     match image::build(&docker, &request, &console).await {
         Ok(_) => {
             let text = out.text();
@@ -301,19 +310,22 @@ async fn buildkit_keeps_every_classic_input_working() {
         sparse(&app.dir.join(format!("ctx/big/file-{i}.bin")), 1 << 20);
     }
     let tag = app.image(format!("{registry}/{repo}:local"));
-    let labels = image::oci_labels(Some("https://github.com/team/shop"), Some("abc123"), "v1", "2026-12-01T10:00:00Z");
+    let labels = oci_labels(Some("https://github.com/team/shop"), Some("abc123"), "v1", "2026-12-01T10:00:00Z");
     let request = BuildRequest {
-        context: app.dir.join("ctx"),
-        dockerfile: Some(app.dir.join("Dockerfile.outside")),
-        build_args: vec![("GREETING".into(), "hello from a build arg".into())],
-        labels,
-        target: Some("base".into()),
-        platform: Some("linux/amd64".into()),
-        no_cache: true,
-        pull: true,
+        plan: BuildPlan {
+            context: app.dir.join("ctx"),
+            dockerfile: Some(app.dir.join("Dockerfile.outside")),
+            build_args: vec![("GREETING".into(), "hello from a build arg".into())],
+            labels,
+            target: Some("base".into()),
+            platform: Some("linux/amd64".into()),
+            no_cache: true,
+            pull: true,
+            builder: Builder::BuildKit,
+            ..Default::default()
+        },
         tag: tag.clone(),
         registry_auth: Some(auth.clone()),
-        builder: Builder::BuildKit,
         ..Default::default()
     };
     let built = image::build(&docker, &request, &console).await.expect("BuildKit build");

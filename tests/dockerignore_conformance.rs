@@ -15,8 +15,9 @@ use std::process::Command;
 use bollard::Docker;
 use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{RemoveContainerOptions, RemoveImageOptions};
+use eb_deploy::build_plan::{BuildPlan, Builder};
 use eb_deploy::gha::Console;
-use eb_deploy::image::{self, BuildRequest, Builder};
+use eb_deploy::image::{self, BuildRequest};
 use futures_util::TryStreamExt;
 use sha2::{Digest, Sha256};
 
@@ -548,10 +549,8 @@ async fn conformance(builder: Builder) {
         let ours = format!("ebd-conformance-{run}-{}:ours", case.name);
         let theirs = format!("ebd-conformance-{run}-{}:cli", case.name);
         let request = BuildRequest {
-            context: ctx.clone(),
-            dockerfile: dockerfile.clone(),
+            plan: BuildPlan { context: ctx.clone(), dockerfile: dockerfile.clone(), builder, ..Default::default() },
             tag: ours.clone(),
-            builder,
             ..Default::default()
         };
         if let Err(err) = image::build(&docker, &request, &console).await {

@@ -15,9 +15,11 @@ use aws_config::BehaviorVersion;
 use base64::Engine as _;
 use bollard::Docker;
 use bollard::query_parameters::ListContainersOptions;
+use eb_deploy::build_plan::{BuildPlan, Builder, oci_labels};
+use eb_deploy::docker::RegistryAuth;
 use eb_deploy::gha::Console;
-use eb_deploy::image::{self, BuildRequest, Builder};
-use eb_deploy::registry::{self, RegistryAuth, RepositoryState};
+use eb_deploy::image::{self, BuildRequest};
+use eb_deploy::registry::{self, RepositoryState};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[derive(Clone, Default)]
@@ -218,13 +220,10 @@ async fn build_push_and_digest_matches_the_registry() {
     let mut ctx = Scratch::new(&[("Dockerfile", SIMPLE_DOCKERFILE), ("hello.txt", &unique("hello"))]);
     let tag = ctx.image(unique("ebd-e2e-build") + ":local");
     ctx.image(format!("{registry}/{repo}:v1"));
-    let labels =
-        image::oci_labels(Some("https://github.com/team/eb-deploy"), Some("abc123"), "v1", "2024-05-01T10:00:00Z");
+    let labels = oci_labels(Some("https://github.com/team/eb-deploy"), Some("abc123"), "v1", "2024-05-01T10:00:00Z");
     let request = BuildRequest {
-        context: ctx.dir.clone(),
+        plan: BuildPlan { context: ctx.dir.clone(), labels, builder: Builder::Classic, ..Default::default() },
         tag: tag.clone(),
-        labels,
-        builder: Builder::Classic,
         ..Default::default()
     };
     let built = image::build(&docker, &request, &console).await.unwrap();
@@ -277,7 +276,11 @@ async fn failing_run_step_is_annotated_at_its_line() {
     let mut ctx = Scratch::new(&[("Dockerfile", &dockerfile)]).with_busybox();
     let tag = ctx.image(unique("ebd-e2e-fail") + ":x");
     let (console, out) = console();
-    let request = BuildRequest { context: ctx.dir.clone(), tag, builder: Builder::Classic, ..Default::default() };
+    let request = BuildRequest {
+        plan: BuildPlan { context: ctx.dir.clone(), builder: Builder::Classic, ..Default::default() },
+        tag,
+        ..Default::default()
+    };
     let err = image::build(&docker, &request, &console).await.unwrap_err();
     let message = format!("{err:#}");
     eprintln!("error: {message}");
@@ -311,7 +314,11 @@ async fn dockerfile_parse_error_is_annotated_at_its_line() {
     let (console, out) = console();
     let err = image::build(
         &docker,
-        &BuildRequest { context: ctx.dir.clone(), tag, builder: Builder::Classic, ..Default::default() },
+        &BuildRequest {
+            plan: BuildPlan { context: ctx.dir.clone(), builder: Builder::Classic, ..Default::default() },
+            tag,
+            ..Default::default()
+        },
         &console,
     )
     .await
@@ -348,7 +355,11 @@ async fn wrong_registry_password_is_a_clear_error() {
     ctx.image(format!("{registry}/{repo}:v1"));
     let built = image::build(
         &docker,
-        &BuildRequest { context: ctx.dir.clone(), tag, builder: Builder::Classic, ..Default::default() },
+        &BuildRequest {
+            plan: BuildPlan { context: ctx.dir.clone(), builder: Builder::Classic, ..Default::default() },
+            tag,
+            ..Default::default()
+        },
         &console,
     )
     .await
@@ -379,7 +390,11 @@ async fn missing_context_or_dockerfile_fails_before_the_daemon() {
     let missing = std::env::temp_dir().join(unique("no-such-context"));
     let err = image::build(
         &nowhere,
-        &BuildRequest { context: missing.clone(), tag: "x:y".into(), builder: Builder::Classic, ..Default::default() },
+        &BuildRequest {
+            plan: BuildPlan { context: missing.clone(), builder: Builder::Classic, ..Default::default() },
+            tag: "x:y".into(),
+            ..Default::default()
+        },
         &console,
     )
     .await
@@ -391,7 +406,11 @@ async fn missing_context_or_dockerfile_fails_before_the_daemon() {
     let ctx = Scratch::new(&[("app.txt", "x")]);
     let err = image::build(
         &nowhere,
-        &BuildRequest { context: ctx.dir.clone(), tag: "x:y".into(), builder: Builder::Classic, ..Default::default() },
+        &BuildRequest {
+            plan: BuildPlan { context: ctx.dir.clone(), builder: Builder::Classic, ..Default::default() },
+            tag: "x:y".into(),
+            ..Default::default()
+        },
         &console,
     )
     .await
@@ -401,10 +420,13 @@ async fn missing_context_or_dockerfile_fails_before_the_daemon() {
     assert!(message_df.contains("input `dockerfile`") && message_df.contains("Dockerfile"), "{message_df}");
 
     let request = BuildRequest {
-        context: ctx.dir.clone(),
-        dockerfile: Some(ctx.dir.join("docker/Dockerfile.prod")),
+        plan: BuildPlan {
+            context: ctx.dir.clone(),
+            dockerfile: Some(ctx.dir.join("docker/Dockerfile.prod")),
+            builder: Builder::Classic,
+            ..Default::default()
+        },
         tag: "x:y".into(),
-        builder: Builder::Classic,
         ..Default::default()
     };
     let err = image::build(&nowhere, &request, &console).await.unwrap_err();
@@ -426,7 +448,11 @@ async fn given_image_is_pushed_from_the_daemon_or_refused_when_nowhere() {
     ctx.image(format!("{registry}/{repo}:from-local"));
     image::build(
         &docker,
-        &BuildRequest { context: ctx.dir.clone(), tag: local.clone(), builder: Builder::Classic, ..Default::default() },
+        &BuildRequest {
+            plan: BuildPlan { context: ctx.dir.clone(), builder: Builder::Classic, ..Default::default() },
+            tag: local.clone(),
+            ..Default::default()
+        },
         &console,
     )
     .await
@@ -464,7 +490,11 @@ async fn cache_from_is_pulled_and_a_missing_one_only_warns() {
     let remote = first.image(format!("{registry}/{repo}:cache"));
     let built = image::build(
         &docker,
-        &BuildRequest { context: first.dir.clone(), tag: first_tag, builder: Builder::Classic, ..Default::default() },
+        &BuildRequest {
+            plan: BuildPlan { context: first.dir.clone(), builder: Builder::Classic, ..Default::default() },
+            tag: first_tag,
+            ..Default::default()
+        },
         &console,
     )
     .await
@@ -478,11 +508,14 @@ async fn cache_from_is_pulled_and_a_missing_one_only_warns() {
     let second_tag = second.image(unique("ebd-e2e-cache") + ":2");
     let missing = format!("{registry}/{repo}:does-not-exist");
     let request = BuildRequest {
-        context: second.dir.clone(),
+        plan: BuildPlan {
+            context: second.dir.clone(),
+            cache_from: vec![missing.clone(), remote.clone()],
+            builder: Builder::Classic,
+            ..Default::default()
+        },
         tag: second_tag,
-        cache_from: vec![missing.clone(), remote.clone()],
         registry_auth: Some(auth.clone()),
-        builder: Builder::Classic,
         ..Default::default()
     };
     let rebuilt = image::build(&docker, &request, &console).await.unwrap();
@@ -565,7 +598,11 @@ async fn push_whose_connection_dropped_is_retried() {
     ctx.image(format!("{proxy}/{repo}:v1"));
     let built = image::build(
         &docker,
-        &BuildRequest { context: ctx.dir.clone(), tag, builder: Builder::Classic, ..Default::default() },
+        &BuildRequest {
+            plan: BuildPlan { context: ctx.dir.clone(), builder: Builder::Classic, ..Default::default() },
+            tag,
+            ..Default::default()
+        },
         &console,
     )
     .await
@@ -602,7 +639,11 @@ async fn large_context_is_streamed_in_flat_memory() {
     let before = peak_rss_kib();
     image::build(
         &docker,
-        &BuildRequest { context: ctx.dir.clone(), tag, builder: Builder::Classic, ..Default::default() },
+        &BuildRequest {
+            plan: BuildPlan { context: ctx.dir.clone(), builder: Builder::Classic, ..Default::default() },
+            tag,
+            ..Default::default()
+        },
         &console,
     )
     .await
@@ -622,7 +663,11 @@ async fn request_refused_before_the_upload_does_not_hang() {
     fs::File::create(ctx.dir.join("big.bin")).unwrap().set_len(256 * 1024 * 1024).unwrap();
     let tag = ctx.image("Not A Valid:Tag!");
     let (console, out) = console();
-    let request = BuildRequest { context: ctx.dir.clone(), tag, builder: Builder::Classic, ..Default::default() };
+    let request = BuildRequest {
+        plan: BuildPlan { context: ctx.dir.clone(), builder: Builder::Classic, ..Default::default() },
+        tag,
+        ..Default::default()
+    };
     let result = tokio::time::timeout(std::time::Duration::from_secs(120), image::build(&docker, &request, &console))
         .await
         .expect("the build must not hang when the daemon refuses the request");

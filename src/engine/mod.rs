@@ -3,6 +3,7 @@
 //! typed result; [`Journal`] records what is learnt for the report and [`Ledger`] what must be undone if the
 //! run ends early.
 
+mod cache;
 mod create;
 #[cfg(test)]
 mod fake_eb;
@@ -21,6 +22,7 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use tokio::time::Instant;
 
+pub use cache::RunningImage;
 pub use ledger::Ledger;
 pub use ship::{DockerImages, ImageStage, ShippedImage};
 
@@ -244,7 +246,12 @@ mod tests {
 
     struct FakeImages;
     impl ImageStage for FakeImages {
-        async fn ship(&self, _plan: &crate::config::ImagePlan, _console: &Console) -> Result<ShippedImage> {
+        async fn ship(
+            &self,
+            _plan: &crate::config::ImagePlan,
+            _cache: &RunningImage,
+            _console: &Console,
+        ) -> Result<ShippedImage> {
             Ok(ShippedImage { reference: "repo@sha256:feed".into(), digest: Some("sha256:feed".into()) })
         }
     }

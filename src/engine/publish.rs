@@ -9,11 +9,14 @@ use anyhow::{Context, Result, bail};
 use tokio::time::Instant;
 
 use super::Engine;
+use super::cache::RunningImage;
 use super::ship::ImageStage;
 use crate::beanstalk::{Beanstalk, Version, VersionStatus};
+use crate::build_plan::Builder;
 use crate::bundle;
 use crate::config::{BundlePlan, DeployPlan, ImagePlan, ImageSource};
 use crate::dockerrun::{MAX_BUNDLE_BYTES, Template};
+use crate::format::format_duration;
 use crate::verdict::{VersionState, version_state};
 
 /// How long Beanstalk may take to process a new version.
@@ -56,8 +59,8 @@ pub(crate) async fn publish<I: ImageStage>(
     }
 
     let started = Instant::now();
-    let image_plan = with_running_image(e, &plan.image).await;
-    let shipped = e.images.ship(&image_plan, e.console).await?;
+    let cache = cache_images(e, &plan.image).await;
+    let shipped = e.images.ship(&plan.image, &cache, e.console).await?;
     e.journal.record(|f| {
         f.image = Some(shipped.reference.clone());
         f.image_digest = shipped.digest.clone();
@@ -129,39 +132,29 @@ const PROCESS_POLL_MAX: Duration = Duration::from_secs(5);
 /// call), the lookup gives up after this long rather than hold up the deploy, or its failure.
 const CACHE_LOOKUP_BUDGET: Duration = Duration::from_secs(10);
 
-/// Adds the image the environment runs now (and the application's recent ones) to a build's cache sources: a
+/// The image the environment runs now (and the application's recent ones), for a build's cache sources: a
 /// fresh runner's daemon has no build cache, and BuildKit fetches the matching layers of those images instead
 /// of rebuilding them. With several environments, the first one's (the canary's) is the one asked about.
-async fn with_running_image<I: ImageStage>(e: &Engine<'_, I>, plan: &ImagePlan) -> ImagePlan {
-    let mut plan = plan.clone();
-    if let ImageSource::Build(request) = &mut plan.source
-        && !request.no_cache
-        && request.builder != crate::image::Builder::Classic
-    {
-        let label = e.journal.snapshot().environments.first().and_then(|env| env.previous_version_label.clone());
-        let lookup = crate::image::cache::running_image(
-            &e.aws.eb,
-            &e.aws.s3,
-            &e.cfg.application,
-            label.as_deref(),
-            &plan.repository,
-        );
-        let found = tokio::time::timeout(CACHE_LOOKUP_BUDGET, lookup).await.unwrap_or_else(|_| {
-            crate::image::cache::RunningImage {
-                warnings: vec![format!(
-                    "looking for cache sources took over {}; building without them",
-                    crate::format::format_duration(CACHE_LOOKUP_BUDGET)
-                )],
-                ..Default::default()
-            }
-        });
-        for warning in found.warnings {
-            e.console.warning(warning, None);
-        }
-        request.running_image = found.image;
-        request.earlier_images = found.earlier;
+/// Nothing is looked up for a given image, a no-cache build or the classic builder (which cannot use them).
+async fn cache_images<I: ImageStage>(e: &Engine<'_, I>, plan: &ImagePlan) -> RunningImage {
+    let ImageSource::Build(build) = &plan.source else { return RunningImage::default() };
+    if build.no_cache || build.builder == Builder::Classic {
+        return RunningImage::default();
     }
-    plan
+    let label = e.journal.snapshot().environments.first().and_then(|env| env.previous_version_label.clone());
+    let lookup =
+        super::cache::running_image(&e.aws.eb, &e.aws.s3, &e.cfg.application, label.as_deref(), &plan.repository);
+    let mut found = tokio::time::timeout(CACHE_LOOKUP_BUDGET, lookup).await.unwrap_or_else(|_| RunningImage {
+        warnings: vec![format!(
+            "looking for cache sources took over {}; building without them",
+            format_duration(CACHE_LOOKUP_BUDGET)
+        )],
+        ..Default::default()
+    });
+    for warning in std::mem::take(&mut found.warnings) {
+        e.console.warning(warning, None);
+    }
+    found
 }
 
 /// Waits until a version Beanstalk processes is usable; `FAILED` is an error.

@@ -3,6 +3,7 @@
 
 use anyhow::Result;
 
+use super::cache::RunningImage;
 use crate::config::{ImagePlan, ImageSource};
 use crate::gha::Console;
 use crate::{docker, image, registry};
@@ -17,8 +18,14 @@ pub struct ShippedImage {
 
 /// The image half of a deploy (build and push), injected so the engine can be tested without a daemon.
 pub trait ImageStage {
-    /// Builds or resolves the image and pushes it; returns the reference to deploy.
-    fn ship(&self, plan: &ImagePlan, console: &Console) -> impl Future<Output = Result<ShippedImage>>;
+    /// Builds or resolves the image and pushes it; returns the reference to deploy. A build may take layers
+    /// from `cache`, the images the environment runs and ran (empty when there are none to use).
+    fn ship(
+        &self,
+        plan: &ImagePlan,
+        cache: &RunningImage,
+        console: &Console,
+    ) -> impl Future<Output = Result<ShippedImage>>;
 }
 
 /// The real image stage: the Docker Engine builds (or finds) the image, and it is pushed to ECR.
@@ -29,16 +36,20 @@ pub struct DockerImages {
 }
 
 impl ImageStage for DockerImages {
-    async fn ship(&self, plan: &ImagePlan, console: &Console) -> Result<ShippedImage> {
+    async fn ship(&self, plan: &ImagePlan, cache: &RunningImage, console: &Console) -> Result<ShippedImage> {
         let docker = docker::connect(self.docker_host.as_deref()).await?;
         let auth = registry::ecr_login(&self.ecr, plan.registry.as_deref(), console).await?;
         let pushed = match &plan.source {
-            ImageSource::Build(spec) => {
+            ImageSource::Build(build) => {
                 let reference = format!("{}/{}:{}", auth.registry(), plan.repository, plan.tag);
+                // What only this stage knows: where the image goes, the login, and the daemon's address.
                 let request = image::BuildRequest {
+                    plan: build.as_ref().clone(),
                     tag: reference.clone(),
                     registry_auth: Some(auth.clone()),
-                    ..spec.as_ref().clone()
+                    running_image: cache.image.clone(),
+                    earlier_images: cache.earlier.clone(),
+                    docker_host: self.docker_host.clone(),
                 };
                 // Build before creating anything in ECR: a failing build leaves no trace there.
                 image::build(&docker, &request, console).await?;

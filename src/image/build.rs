@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -14,58 +14,36 @@ use bollard::models::{BuildInfo, BuildInfoAux};
 use bollard::query_parameters::{BuildImageOptions, BuilderVersion, CreateImageOptions};
 use futures_util::StreamExt;
 
-use super::builder::{self, Builder, CacheTo, Choice, DaemonFacts};
+use super::builder::{self, Choice, DaemonFacts};
 use super::context::{self, ContextSpec, ContextStats, ExtraDockerfile};
 use super::dockerfile;
 use super::dockerignore::Matcher;
-use super::secrets::BuildSecret;
-use crate::docker::docker_message;
+use crate::build_plan::{BuildPlan, Builder};
+use crate::docker::{RegistryAuth, docker_message};
 use crate::format::human_bytes;
 use crate::gha::{Annotation, Console};
 use crate::names::reference_host;
-use crate::registry::RegistryAuth;
 
 /// The classic builder answers only once the whole context is uploaded, and the client timeout
 /// covers that wait; builds of big contexts over slow sockets need far more than the default.
 const BUILD_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 
-/// What to build.
+/// What to build: the plan config made of the inputs, and what the image stage adds once it knows it.
 #[derive(Debug, Clone, Default)]
 pub struct BuildRequest {
-    /// The build context directory (input `context`).
-    pub context: PathBuf,
-    /// The Dockerfile (input `dockerfile`); None means `<context>/Dockerfile`. May lie outside the context.
-    pub dockerfile: Option<PathBuf>,
-    /// `--build-arg` pairs.
-    pub build_args: Vec<(String, String)>,
-    /// Labels set on the image.
-    pub labels: Vec<(String, String)>,
-    /// Multi-stage target.
-    pub target: Option<String>,
-    /// Target platform, e.g. `linux/amd64`.
-    pub platform: Option<String>,
-    /// Ignore the build cache.
-    pub no_cache: bool,
-    /// Always pull newer versions of base images.
-    pub pull: bool,
-    /// Images to use as cache sources (the classic builder pulls them first); a missing one is only a warning.
-    pub cache_from: Vec<String>,
+    /// Everything the user asked for the build.
+    pub plan: BuildPlan,
     /// Full reference to tag the result with (empty: leave the image untagged).
     pub tag: String,
-    /// Credentials for `cache_from` images that live on this registry.
+    /// Credentials for cache sources that live on this registry.
     pub registry_auth: Option<RegistryAuth>,
-    /// Which builder to use (input `builder`).
-    pub builder: Builder,
-    /// Where BuildKit writes cache metadata for later builds (input `cache-to`).
-    pub cache_to: CacheTo,
     /// The image the environment runs now: a BuildKit cache source when it lives in the registry pushed to.
     pub running_image: Option<String>,
-    /// Images of the application's recent versions, (label, image): cache sources too (see `cache.rs`).
+    /// Images of the application's recent versions, (label, image): cache sources too (the engine finds them,
+    /// see `engine/cache.rs`).
     pub earlier_images: Vec<(String, String)>,
-    /// Build secrets (input `secrets`), served to `RUN --mount=type=secret` by BuildKit.
-    pub secrets: Vec<BuildSecret>,
-    /// The daemon's address as given to [`super::connect`] (`DOCKER_HOST`; None: the local socket): a build
-    /// with secrets opens a connection of its own to follow its progress.
+    /// The daemon's address as given to [`crate::docker::connect`] (`DOCKER_HOST`; None: the local socket): a
+    /// build with secrets opens a connection of its own to follow its progress.
     pub docker_host: Option<String>,
 }
 
@@ -147,16 +125,16 @@ impl Failure {
 /// Builds the image described by `request` with the builder the `builder` input and the daemon decide,
 /// streaming the log into a log group.
 pub async fn build(docker: &Docker, request: &BuildRequest, console: &Console) -> Result<BuiltImage> {
-    let prepared = prepare(request)?;
-    let choice = builder::choose(request.builder, &DaemonFacts::of(docker).await)?;
+    let prepared = prepare(&request.plan)?;
+    let choice = builder::choose(request.plan.builder, &DaemonFacts::of(docker).await)?;
     let group = console.group(format!("Build image {}", request.tag));
     console.info(choice.to_string());
     let docker = docker.clone().with_timeout(BUILD_TIMEOUT);
-    let outcome = if choice.buildkit && !request.secrets.is_empty() {
+    let outcome = if choice.buildkit && !request.plan.secrets.is_empty() {
         super::secrets::build(&docker, request, &prepared, console).await
     } else if choice.buildkit {
         super::buildkit::build(&docker, request, &prepared, console).await
-    } else if !request.secrets.is_empty() {
+    } else if !request.plan.secrets.is_empty() {
         drop(group);
         bail!(
             "failed to build the image: input `secrets` needs BuildKit, and this build uses the classic builder ({}); \
@@ -223,16 +201,17 @@ async fn build_classic(
     let options = BuildImageOptions {
         dockerfile: prepared.dockerfile_param.clone(),
         t: (!request.tag.is_empty()).then(|| request.tag.clone()),
-        nocache: request.no_cache,
+        nocache: request.plan.no_cache,
         cachefrom: (!cache_from.is_empty()).then_some(cache_from),
-        pull: request.pull.then(|| "1".to_owned()),
+        pull: request.plan.pull.then(|| "1".to_owned()),
         rm: true,
         // Without it a failed RUN leaves its container behind.
         forcerm: true,
-        buildargs: (!request.build_args.is_empty()).then(|| request.build_args.iter().cloned().collect()),
-        labels: (!request.labels.is_empty()).then(|| request.labels.iter().cloned().collect::<HashMap<_, _>>()),
-        platform: request.platform.clone().unwrap_or_default(),
-        target: request.target.clone().unwrap_or_default(),
+        buildargs: (!request.plan.build_args.is_empty()).then(|| request.plan.build_args.iter().cloned().collect()),
+        labels: (!request.plan.labels.is_empty())
+            .then(|| request.plan.labels.iter().cloned().collect::<HashMap<_, _>>()),
+        platform: request.plan.platform.clone().unwrap_or_default(),
+        target: request.plan.target.clone().unwrap_or_default(),
         version: BuilderVersion::BuilderV1,
         ..Default::default()
     };
@@ -265,7 +244,7 @@ async fn build_classic(
         if let Failure::Daemon { hint, .. } = &mut failure
             && let Some(feature) = features.iter().find(|f| !f.ignored_by_classic())
         {
-            let what_to_do = if request.builder == Builder::Classic {
+            let what_to_do = if request.plan.builder == Builder::Classic {
                 "set `builder: auto` to build with BuildKit".to_owned()
             } else {
                 format!("this Docker daemon has none ({})", choice.reason)
@@ -278,8 +257,9 @@ async fn build_classic(
     Ok(Finished { image_id, stats, note: None })
 }
 
-pub(super) fn prepare(request: &BuildRequest) -> Result<Prepared> {
-    let context_dir = &request.context;
+/// Checks the context and the Dockerfile and reads what the build needs of them, before the daemon is asked.
+pub(super) fn prepare(plan: &BuildPlan) -> Result<Prepared> {
+    let context_dir = &plan.context;
     match fs::metadata(context_dir) {
         Ok(meta) if meta.is_dir() => {}
         Ok(_) => bail!(
@@ -301,7 +281,7 @@ pub(super) fn prepare(request: &BuildRequest) -> Result<Prepared> {
         .canonicalize()
         .with_context(|| format!("failed to resolve the build context {} (input `context`)", context_dir.display()))?;
 
-    let dockerfile_path = request.dockerfile.clone().unwrap_or_else(|| context_dir.join("Dockerfile"));
+    let dockerfile_path = plan.dockerfile.clone().unwrap_or_else(|| context_dir.join("Dockerfile"));
     let dockerfile_bytes = match fs::read(&dockerfile_path) {
         Ok(bytes) => bytes,
         Err(err) if err.kind() == io::ErrorKind::NotFound => bail!(
@@ -381,7 +361,7 @@ fn excluded(matcher: &Matcher, path: &str) -> bool {
 
 /// Pulls each cache source so the classic builder can use it; returns the list to pass on.
 async fn pull_cache_from(docker: &Docker, request: &BuildRequest, console: &Console) -> Vec<String> {
-    for image in &request.cache_from {
+    for image in &request.plan.cache_from {
         let credentials = request
             .registry_auth
             .as_ref()
@@ -404,7 +384,7 @@ async fn pull_cache_from(docker: &Docker, request: &BuildRequest, console: &Cons
             ),
         }
     }
-    request.cache_from.clone()
+    request.plan.cache_from.clone()
 }
 
 /// What a failed classic build means: the daemon's message at the step's line, or the upload's error.
@@ -530,6 +510,8 @@ pub(crate) fn random_hex(bytes: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
 
     fn stream(text: &str) -> BuildInfo {
@@ -577,19 +559,19 @@ mod tests {
 
     #[test]
     fn missing_context_and_dockerfile_name_their_inputs() {
-        let missing = BuildRequest { context: PathBuf::from("/nonexistent/ctx"), ..Default::default() };
+        let missing = BuildPlan { context: PathBuf::from("/nonexistent/ctx"), ..Default::default() };
         let err = format!("{:#}", prepare(&missing).unwrap_err());
         assert!(err.contains("input `context`") && err.contains("/nonexistent/ctx"), "{err}");
 
         let dir = temp_dir("nodf");
-        let request = BuildRequest { context: dir.clone(), ..Default::default() };
-        let err = format!("{:#}", prepare(&request).unwrap_err());
+        let plan = BuildPlan { context: dir.clone(), ..Default::default() };
+        let err = format!("{:#}", prepare(&plan).unwrap_err());
         assert!(err.contains("input `dockerfile`") && err.contains("Dockerfile"), "{err}");
 
         let file = dir.join("plain");
         fs::write(&file, "x").unwrap();
-        let request = BuildRequest { context: file, ..Default::default() };
-        let err = format!("{:#}", prepare(&request).unwrap_err());
+        let plan = BuildPlan { context: file, ..Default::default() };
+        let err = format!("{:#}", prepare(&plan).unwrap_err());
         assert!(err.contains("not a directory"), "{err}");
         fs::remove_dir_all(dir).unwrap();
     }
@@ -600,7 +582,7 @@ mod tests {
         fs::create_dir_all(dir.join("ctx/sub")).unwrap();
         fs::write(dir.join("ctx/sub/Dockerfile.prod"), "FROM scratch\n").unwrap();
         fs::write(dir.join("Dockerfile.outside"), "FROM scratch\n").unwrap();
-        let inside = BuildRequest {
+        let inside = BuildPlan {
             context: dir.join("ctx"),
             dockerfile: Some(dir.join("ctx/sub/Dockerfile.prod")),
             ..Default::default()
@@ -609,7 +591,7 @@ mod tests {
         assert_eq!(prepared.dockerfile_param, "sub/Dockerfile.prod");
         assert!(prepared.spec.outside_dockerfile.is_none());
 
-        let outside = BuildRequest {
+        let outside = BuildPlan {
             context: dir.join("ctx"),
             dockerfile: Some(dir.join("Dockerfile.outside")),
             ..Default::default()
@@ -638,25 +620,22 @@ mod tests {
         fs::write(dir.join("Dockerfile"), "FROM scratch\n").unwrap();
         fs::write(dir.join("app.txt"), "a").unwrap();
         fs::write(dir.join(".dockerignore"), ".dockerignore\nDockerfile\n").unwrap();
-        let prepared = prepare(&BuildRequest { context: dir.clone(), ..Default::default() }).unwrap();
+        let prepared = prepare(&BuildPlan { context: dir.clone(), ..Default::default() }).unwrap();
         // The classic daemon reads both and removes them itself; BuildKit reads no .dockerignore from a tar.
         assert_eq!(sent(&prepared.spec), [".dockerignore", "Dockerfile", "app.txt"]);
         assert_eq!(sent(&prepared.buildkit_spec), ["Dockerfile", "app.txt"]);
         assert!(!prepared.dockerfile_in_context);
 
         fs::write(dir.join(".dockerignore"), "*.txt\n").unwrap();
-        let prepared = prepare(&BuildRequest { context: dir.clone(), ..Default::default() }).unwrap();
+        let prepared = prepare(&BuildPlan { context: dir.clone(), ..Default::default() }).unwrap();
         assert_eq!(sent(&prepared.buildkit_spec), [".dockerignore", "Dockerfile"]);
         assert!(prepared.dockerfile_in_context);
 
         // Outside the context: no `.dockerignore` is made up to hide it (BuildKit would not read it).
         fs::remove_file(dir.join(".dockerignore")).unwrap();
         fs::write(dir.join("../Dockerfile.bkctx"), "FROM scratch\n").unwrap();
-        let outside = BuildRequest {
-            context: dir.clone(),
-            dockerfile: Some(dir.join("../Dockerfile.bkctx")),
-            ..Default::default()
-        };
+        let outside =
+            BuildPlan { context: dir.clone(), dockerfile: Some(dir.join("../Dockerfile.bkctx")), ..Default::default() };
         let prepared = prepare(&outside).unwrap();
         let paths = sent(&prepared.buildkit_spec);
         assert_eq!(paths.len(), 3, "{paths:?}");
@@ -672,7 +651,7 @@ mod tests {
         let dir = temp_dir("badignore");
         fs::write(dir.join("Dockerfile"), "FROM scratch\n").unwrap();
         fs::write(dir.join(".dockerignore"), "ok\n[broken\n").unwrap();
-        let err = format!("{:#}", prepare(&BuildRequest { context: dir.clone(), ..Default::default() }).unwrap_err());
+        let err = format!("{:#}", prepare(&BuildPlan { context: dir.clone(), ..Default::default() }).unwrap_err());
         assert!(err.contains(".dockerignore") && err.contains("line 2"), "{err}");
         fs::remove_dir_all(dir).unwrap();
     }

@@ -6,35 +6,7 @@ use std::fmt;
 use anyhow::{Result, bail};
 use bollard::Docker;
 
-/// The `builder` input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Builder {
-    /// BuildKit when the daemon supports it, the classic builder otherwise.
-    #[default]
-    Auto,
-    BuildKit,
-    Classic,
-}
-
-impl Builder {
-    /// The input's spellings.
-    pub const CHOICES: [(&'static str, Builder); 3] =
-        [("auto", Builder::Auto), ("buildkit", Builder::BuildKit), ("classic", Builder::Classic)];
-}
-
-/// The `cache-to` input: where a BuildKit build writes cache metadata for later builds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum CacheTo {
-    /// Into the image's config (`BUILDKIT_INLINE_CACHE=1`), so the pushed image is the next build's cache.
-    #[default]
-    Inline,
-    None,
-}
-
-impl CacheTo {
-    /// The input's spellings.
-    pub const CHOICES: [(&'static str, CacheTo); 2] = [("inline", CacheTo::Inline), ("none", CacheTo::None)];
-}
+use crate::build_plan::Builder;
 
 /// What the daemon says about itself (`GET /version`), as far as the builder choice goes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -14,10 +14,10 @@ use bollard::query_parameters::{BuildImageOptions, BuilderVersion};
 use futures_util::StreamExt;
 
 use super::build::{BuildRequest, Failure, Finished, Prepared, random_hex};
-use super::builder::CacheTo;
 use super::context;
 use super::dockerfile;
 use super::progress::Renderer;
+use crate::build_plan::CacheTo;
 use crate::gha::Console;
 use crate::names::reference_host;
 
@@ -37,6 +37,7 @@ pub(super) struct CacheSource {
 /// it has credentials for).
 pub(super) fn cache_sources(request: &BuildRequest) -> (Vec<CacheSource>, Option<String>) {
     let mut sources: Vec<CacheSource> = request
+        .plan
         .cache_from
         .iter()
         .map(|r| CacheSource { reference: r.clone(), origin: "cache-from".to_owned() })
@@ -82,29 +83,29 @@ pub(super) async fn build(
     prepared: &Prepared,
     console: &Console,
 ) -> Result<Finished, Failure> {
-    let (sources, note) = if request.no_cache { (Vec::new(), None) } else { cache_sources(request) };
+    let (sources, note) = if request.plan.no_cache { (Vec::new(), None) } else { cache_sources(request) };
     if let Some(note) = note {
         console.info(note);
     }
     for source in &sources {
         console.info(format!("Cache source: {} ({})", source.reference, source.origin));
     }
-    let mut build_args: HashMap<String, String> = request.build_args.iter().cloned().collect();
+    let mut build_args: HashMap<String, String> = request.plan.build_args.iter().cloned().collect();
     // Also with no-cache: this build ignores old layers, the next one can still use its own.
-    if request.cache_to == CacheTo::Inline {
+    if request.plan.cache_to == CacheTo::Inline {
         build_args.entry(INLINE_CACHE_ARG.to_owned()).or_insert_with(|| "1".to_owned());
     }
     let credentials = session_credentials(request, &sources);
     let options = BuildImageOptions {
         dockerfile: prepared.dockerfile_param.clone(),
         t: (!request.tag.is_empty()).then(|| request.tag.clone()),
-        nocache: request.no_cache,
+        nocache: request.plan.no_cache,
         cachefrom: (!sources.is_empty()).then(|| sources.iter().map(|s| s.reference.clone()).collect()),
-        pull: request.pull.then(|| "1".to_owned()),
+        pull: request.plan.pull.then(|| "1".to_owned()),
         buildargs: (!build_args.is_empty()).then_some(build_args),
-        labels: (!request.labels.is_empty()).then(|| request.labels.iter().cloned().collect()),
-        platform: request.platform.clone().unwrap_or_default(),
-        target: request.target.clone().unwrap_or_default(),
+        labels: (!request.plan.labels.is_empty()).then(|| request.plan.labels.iter().cloned().collect()),
+        platform: request.plan.platform.clone().unwrap_or_default(),
+        target: request.plan.target.clone().unwrap_or_default(),
         version: BuilderVersion::BuilderBuildKit,
         // The daemon finds our session (credentials) by this id; one per build.
         session: Some(format!("eb-deploy-{}", random_hex(12))),
@@ -217,13 +218,17 @@ fn failure(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::RegistryAuth;
+    use crate::build_plan::BuildPlan;
+    use crate::docker::RegistryAuth;
 
     #[test]
     fn the_running_image_is_a_cache_source_only_on_our_registry() {
         let auth = RegistryAuth::new("127.0.0.1:5000", "AWS", "pw");
         let mut request = BuildRequest {
-            cache_from: vec!["127.0.0.1:5000/app:cache".into(), "ghcr.io/team/base:1".into()],
+            plan: BuildPlan {
+                cache_from: vec!["127.0.0.1:5000/app:cache".into(), "ghcr.io/team/base:1".into()],
+                ..Default::default()
+            },
             running_image: Some("127.0.0.1:5000/app@sha256:feed".into()),
             registry_auth: Some(auth),
             ..Default::default()

@@ -1,4 +1,5 @@
-//! Build secrets (`RUN --mount=type=secret`): the `secrets` input, and the BuildKit build that serves them.
+//! Build secrets (`RUN --mount=type=secret`): the BuildKit build that serves them (the `secrets` input's
+//! specs are parsed with the rest of the build plan, in `build_plan`).
 //!
 //! bollard 0.21.1's `build_image` session serves registry credentials only; secrets are served by its
 //! `Moby` driver's `docker_build`, a `Control.Solve` over the daemon's `/grpc` endpoint that returns no
@@ -11,7 +12,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
@@ -29,87 +30,16 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::build::{BuildRequest, Failure, Finished, Prepared};
-use super::builder::CacheTo;
 use super::buildkit::{CacheSource, cache_sources};
 use super::context::{self, ContextStats};
 use super::dockerfile;
 use super::progress::Renderer;
+use crate::build_plan::{BuildSecret, CacheTo, SecretFrom};
 use crate::gha::Console;
 use crate::names::reference_host;
 
-/// BuildKit's limit on one secret.
-pub const MAX_SECRET_BYTES: u64 = 500 * 1024;
 /// The largest context a build with secrets holds in memory.
 pub const MAX_CONTEXT_BYTES: u64 = 1024 * 1024 * 1024;
-
-/// Where a secret's value comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SecretFrom {
-    /// An environment variable of the step (`env=VAR`).
-    Env(String),
-    /// A file (`src=PATH`, relative to the workspace).
-    File(PathBuf),
-}
-
-/// One line of the `secrets` input: `id=NAME,env=VAR` or `id=NAME,src=PATH`. Holds no value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BuildSecret {
-    pub id: String,
-    pub from: SecretFrom,
-}
-
-/// Parses the `secrets` input's lines (blank lines and `#` comments skipped); paths are taken relative to
-/// `workspace` and must name readable files no larger than BuildKit takes.
-pub fn parse(lines: &[String], workspace: &Path) -> Result<Vec<BuildSecret>, String> {
-    let mut secrets: Vec<BuildSecret> = Vec::new();
-    for (n, line) in lines.iter().enumerate() {
-        let at = format!("line {} ({line:?})", n + 1);
-        let mut id = None;
-        let mut from = None;
-        for part in line.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let Some((key, value)) = part.split_once('=') else {
-                return Err(format!("{at}: {part:?} is not key=value; write id=NAME,env=VAR or id=NAME,src=PATH"));
-            };
-            let value = value.trim();
-            match key.trim() {
-                "id" => id = Some(value.to_owned()),
-                "env" => from = Some(SecretFrom::Env(value.to_owned())),
-                "src" | "source" => from = Some(SecretFrom::File(workspace.join(value))),
-                other => return Err(format!("{at}: unknown key {other:?}; use id, and env or src")),
-            }
-        }
-        let Some(id) = id.filter(|i| !i.is_empty()) else {
-            return Err(format!("{at}: no id; write id=NAME, the id `RUN --mount=type=secret,id=NAME` uses"));
-        };
-        if !id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) {
-            return Err(format!("{at}: the id {id:?} may hold only letters, digits, `_`, `-` and `.`"));
-        }
-        if secrets.iter().any(|s| s.id == id) {
-            return Err(format!("{at}: the id {id} is given twice"));
-        }
-        let from = match from {
-            Some(SecretFrom::Env(var)) if var.is_empty() || var.contains(char::is_whitespace) => {
-                return Err(format!("{at}: {var:?} is not an environment variable name"));
-            }
-            Some(SecretFrom::File(path)) => {
-                let len = std::fs::metadata(&path).ok().filter(|m| m.is_file()).map(|m| m.len()).ok_or_else(|| {
-                    format!("{at}: {} is not a file (paths are relative to the workspace)", path.display())
-                })?;
-                if len > MAX_SECRET_BYTES {
-                    return Err(format!(
-                        "{at}: {} is larger than BuildKit's 500 KB limit for a secret",
-                        path.display()
-                    ));
-                }
-                SecretFrom::File(path)
-            }
-            Some(env) => env,
-            None => return Err(format!("{at}: say where the value is, with env=VAR or src=PATH")),
-        };
-        secrets.push(BuildSecret { id, from });
-    }
-    Ok(secrets)
-}
 
 /// Reads every secret's value once, to register it with the console (so no log line can show it) and to
 /// fail before the build when one is missing. The values are not kept: the daemon asks for them again.
@@ -135,15 +65,15 @@ pub(crate) fn mask_values(secrets: &[BuildSecret], console: &Console) -> Result<
     Ok(())
 }
 
-/// Runs a BuildKit build that serves `request.secrets`.
+/// Runs a BuildKit build that serves `request.plan.secrets`.
 pub(super) async fn build(
     docker: &Docker,
     request: &BuildRequest,
     prepared: &Prepared,
     console: &Console,
 ) -> Result<Finished, Failure> {
-    mask_values(&request.secrets, console).map_err(Failure::Other)?;
-    let (sources, note) = if request.no_cache { (Vec::new(), None) } else { cache_sources(request) };
+    mask_values(&request.plan.secrets, console).map_err(Failure::Other)?;
+    let (sources, note) = if request.plan.no_cache { (Vec::new(), None) } else { cache_sources(request) };
     if let Some(note) = note {
         console.info(note);
     }
@@ -153,7 +83,7 @@ pub(super) async fn build(
     let (context, stats) = context_in_memory(prepared).map_err(Failure::Other)?;
     console.info(format!(
         "Secrets: {} (served by this build's session; the context is sent in one piece of {})",
-        request.secrets.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", "),
+        request.plan.secrets.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", "),
         crate::format::human_bytes(stats.bytes)
     ));
 
@@ -206,18 +136,18 @@ pub(super) async fn build(
 fn frontend_options(request: &BuildRequest, prepared: &Prepared, sources: &[CacheSource]) -> ImageBuildFrontendOptions {
     let mut options = ImageBuildFrontendOptions::builder()
         .dockerfile(Path::new(&prepared.dockerfile_param))
-        .nocache(request.no_cache)
-        .pull(request.pull);
-    for (key, value) in &request.build_args {
+        .nocache(request.plan.no_cache)
+        .pull(request.plan.pull);
+    for (key, value) in &request.plan.build_args {
         options = options.buildarg(key, value);
     }
-    for (key, value) in &request.labels {
+    for (key, value) in &request.plan.labels {
         options = options.label(key, value);
     }
-    if let Some(target) = &request.target {
+    if let Some(target) = &request.plan.target {
         options = options.target(target);
     }
-    if let Some(platform) = &request.platform {
+    if let Some(platform) = &request.plan.platform {
         let mut parts = platform.splitn(3, '/');
         options = options.platforms(&ImageBuildPlatform {
             os: parts.next().unwrap_or_default().to_owned(),
@@ -225,7 +155,7 @@ fn frontend_options(request: &BuildRequest, prepared: &Prepared, sources: &[Cach
             variant: parts.next().map(str::to_owned),
         });
     }
-    for secret in &request.secrets {
+    for secret in &request.plan.secrets {
         let source = match &secret.from {
             SecretFrom::Env(var) => SecretSource::Env(var.clone()),
             SecretFrom::File(path) => SecretSource::File(path.clone()),
@@ -236,7 +166,7 @@ fn frontend_options(request: &BuildRequest, prepared: &Prepared, sources: &[Cach
         let attrs = HashMap::from([("ref".to_owned(), source.reference.clone())]);
         options = options.cachefrom(&CacheOptionsEntry { r#type: "registry".to_owned(), attrs });
     }
-    if request.cache_to == CacheTo::Inline {
+    if request.plan.cache_to == CacheTo::Inline {
         options = options.cacheto(&CacheOptionsEntry { r#type: "inline".to_owned(), attrs: HashMap::new() });
     }
     options.build()
@@ -372,40 +302,6 @@ impl tower_service::Service<tonic::transport::Uri> for OneConnection {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn lines(text: &str) -> Vec<String> {
-        text.lines().map(str::to_owned).collect()
-    }
-
-    #[test]
-    fn secret_lines_name_an_id_and_a_source() {
-        let dir = std::env::temp_dir().join(format!("secrets-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("token.txt"), "t").unwrap();
-        let parsed = parse(&lines("id=pip,env=PIP_TOKEN\nid=npmrc, src=token.txt"), &dir).unwrap();
-        assert_eq!(
-            parsed,
-            vec![
-                BuildSecret { id: "pip".into(), from: SecretFrom::Env("PIP_TOKEN".into()) },
-                BuildSecret { id: "npmrc".into(), from: SecretFrom::File(dir.join("token.txt")) },
-            ]
-        );
-        for (bad, says) in [
-            ("env=X", "no id"),
-            ("id=a", "env=VAR or src=PATH"),
-            ("id=a,env=X,mode=0400", "unknown key \"mode\""),
-            ("id=a b,env=X", "may hold only"),
-            ("id=a,src=missing.txt", "is not a file"),
-            ("id=a,env", "is not key=value"),
-            ("id=a,env=X\nid=a,env=Y", "given twice"),
-        ] {
-            let err = parse(&lines(bad), &dir).unwrap_err();
-            assert!(err.contains(says), "{bad}: {err}");
-        }
-        std::fs::write(dir.join("big"), vec![b'x'; 600 * 1024]).unwrap();
-        assert!(parse(&lines("id=a,src=big"), &dir).unwrap_err().contains("500 KB"));
-        std::fs::remove_dir_all(dir).unwrap();
-    }
 
     #[test]
     fn values_are_masked_and_a_missing_variable_is_an_error() {

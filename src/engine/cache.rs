@@ -1,5 +1,6 @@
-//! The layer cache a fresh runner can use: the images the environment runs and ran. A new runner's daemon
-//! has an empty build cache, but those images (built with inline cache metadata) are in the registry; given
+//! The layer cache a fresh runner can use: which images the environment runs and ran, read from Beanstalk
+//! and the versions' bundles, for the image stage to offer as cache sources. A new runner's daemon has an
+//! empty build cache, but those images (built with inline cache metadata) are in the registry; given
 //! as cache sources, BuildKit fetches only the layers that match instead of rebuilding them.
 //!
 //! Not only the running image: the Docker Engine's BuildKit (graphdriver store, as on GitHub's runners;
@@ -11,7 +12,7 @@ use crate::beanstalk::Beanstalk;
 use crate::names::reference_host;
 
 /// How many of the application's most recent versions are read for cache sources beside the running one.
-pub const RECENT_VERSIONS: i32 = 5;
+pub(crate) const RECENT_VERSIONS: i32 = 5;
 
 /// The images to offer as cache sources, and what went wrong finding them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -28,7 +29,7 @@ pub struct RunningImage {
 /// `Image.Name`) and keeps it when it is in the ECR repository `repository`; then the same for the
 /// application's [`RECENT_VERSIONS`] most recent versions. Never fails: a missing label (a first deploy) gives
 /// nothing, and a lookup that fails gives a warning (an unreadable earlier bundle is skipped).
-pub async fn running_image(
+pub(crate) async fn running_image(
     eb: &Beanstalk,
     s3: &aws_sdk_s3::Client,
     application: &str,
@@ -83,7 +84,7 @@ pub async fn running_image(
 }
 
 /// The repository of a registry image reference: `host/team/app@sha256:…` → `team/app`.
-pub fn repository_of(reference: &str) -> Option<&str> {
+pub(crate) fn repository_of(reference: &str) -> Option<&str> {
     let host = reference_host(reference)?;
     let path = &reference[host.len() + 1..];
     let name = path.split_once('@').map_or(path, |(name, _)| name);

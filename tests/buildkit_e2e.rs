@@ -15,42 +15,16 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 
 use eb_deploy::build_plan::{BuildPlan, Builder, oci_labels};
-use eb_deploy::gha::Console;
 use eb_deploy::image::{self, BuildRequest};
 use eb_deploy::registry;
 use stackkit::MUTATING;
+use support::console::console;
 use support::{Stack, unique};
 
 /// Held by every test that prunes the daemon's build cache or needs it to persist between two builds.
 static BUILD_CACHE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-/// A console in GitHub Actions mode whose output the test reads.
-fn console() -> (Console, Captured) {
-    let captured = Captured::default();
-    (Console::with_writer(true, false, Box::new(captured.clone())), captured)
-}
 
 fn busybox() -> PathBuf {
     ["/bin/busybox", "/usr/bin/busybox"]

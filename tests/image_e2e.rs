@@ -5,11 +5,12 @@
 //! never appears in what the user sees: the captured console output and the error chain.
 #![cfg(feature = "e2e")]
 
+mod support;
+
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use aws_config::BehaviorVersion;
 use base64::Engine as _;
@@ -20,31 +21,17 @@ use eb_deploy::docker::RegistryAuth;
 use eb_deploy::gha::Console;
 use eb_deploy::image::{self, BuildRequest};
 use eb_deploy::registry::{self, RepositoryState};
+use support::console::{Captured, console};
+use support::unique;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
+/// A classic-builder build of `context`, tagged `tag`.
+fn classic(context: PathBuf, tag: impl Into<String>) -> BuildRequest {
+    BuildRequest {
+        plan: BuildPlan { context, builder: Builder::Classic, ..Default::default() },
+        tag: tag.into(),
+        ..Default::default()
     }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-/// A console in GitHub Actions mode whose output the test can read.
-fn console() -> (Console, Captured) {
-    let captured = Captured::default();
-    (Console::with_writer(true, false, Box::new(captured.clone())), captured)
 }
 
 fn required(name: &str) -> String {
@@ -56,12 +43,6 @@ fn required(name: &str) -> String {
 
 fn registry_host() -> String {
     required("LOCAL_REGISTRY")
-}
-
-fn unique(prefix: &str) -> String {
-    let mut bytes = [0u8; 5];
-    getrandom::fill(&mut bytes).expect("OS randomness");
-    format!("{prefix}-{}", hex::encode(bytes))
 }
 
 async fn docker() -> Docker {
@@ -276,11 +257,7 @@ async fn failing_run_step_is_annotated_at_its_line() {
     let mut ctx = Scratch::new(&[("Dockerfile", &dockerfile)]).with_busybox();
     let tag = ctx.image(unique("ebd-e2e-fail") + ":x");
     let (console, out) = console();
-    let request = BuildRequest {
-        plan: BuildPlan { context: ctx.dir.clone(), builder: Builder::Classic, ..Default::default() },
-        tag,
-        ..Default::default()
-    };
+    let request = classic(ctx.dir.clone(), tag);
     let err = image::build(&docker, &request, &console).await.unwrap_err();
     let message = format!("{err:#}");
     eprintln!("error: {message}");
@@ -312,17 +289,7 @@ async fn dockerfile_parse_error_is_annotated_at_its_line() {
     let mut ctx = Scratch::new(&[("Dockerfile", "FROM scratch\n\nCOPPY a /a\n")]);
     let tag = ctx.image(unique("ebd-e2e-parse") + ":x");
     let (console, out) = console();
-    let err = image::build(
-        &docker,
-        &BuildRequest {
-            plan: BuildPlan { context: ctx.dir.clone(), builder: Builder::Classic, ..Default::default() },
-            tag,
-            ..Default::default()
-        },
-        &console,
-    )
-    .await
-    .unwrap_err();
+    let err = image::build(&docker, &classic(ctx.dir.clone(), tag), &console).await.unwrap_err();
     let message = format!("{err:#}");
     eprintln!("error: {message}");
     assert!(message.starts_with("failed to build the image: "), "{message}");
@@ -353,17 +320,7 @@ async fn wrong_registry_password_is_a_clear_error() {
     let mut ctx = Scratch::new(&[("Dockerfile", SIMPLE_DOCKERFILE), ("hello.txt", &unique("denied"))]);
     let tag = ctx.image(unique("ebd-e2e-denied") + ":x");
     ctx.image(format!("{registry}/{repo}:v1"));
-    let built = image::build(
-        &docker,
-        &BuildRequest {
-            plan: BuildPlan { context: ctx.dir.clone(), builder: Builder::Classic, ..Default::default() },
-            tag,
-            ..Default::default()
-        },
-        &console,
-    )
-    .await
-    .unwrap();
+    let built = image::build(&docker, &classic(ctx.dir.clone(), tag), &console).await.unwrap();
     let wrong_password = unique("wrong-password");
     console.mask(&wrong_password);
     let wrong = RegistryAuth::new(registry.clone(), "AWS", wrong_password.clone());
@@ -388,33 +345,13 @@ async fn missing_context_or_dockerfile_fails_before_the_daemon() {
     let nowhere = Docker::connect_with_http("tcp://127.0.0.1:1", 5, bollard::API_DEFAULT_VERSION).unwrap();
     let (console, out) = console();
     let missing = std::env::temp_dir().join(unique("no-such-context"));
-    let err = image::build(
-        &nowhere,
-        &BuildRequest {
-            plan: BuildPlan { context: missing.clone(), builder: Builder::Classic, ..Default::default() },
-            tag: "x:y".into(),
-            ..Default::default()
-        },
-        &console,
-    )
-    .await
-    .unwrap_err();
+    let err = image::build(&nowhere, &classic(missing.clone(), "x:y"), &console).await.unwrap_err();
     let message = format!("{err:#}");
     eprintln!("error: {message}");
     assert!(message.contains("input `context`") && message.contains(&*missing.to_string_lossy()), "{message}");
 
     let ctx = Scratch::new(&[("app.txt", "x")]);
-    let err = image::build(
-        &nowhere,
-        &BuildRequest {
-            plan: BuildPlan { context: ctx.dir.clone(), builder: Builder::Classic, ..Default::default() },
-            tag: "x:y".into(),
-            ..Default::default()
-        },
-        &console,
-    )
-    .await
-    .unwrap_err();
+    let err = image::build(&nowhere, &classic(ctx.dir.clone(), "x:y"), &console).await.unwrap_err();
     let message_df = format!("{err:#}");
     eprintln!("error: {message_df}");
     assert!(message_df.contains("input `dockerfile`") && message_df.contains("Dockerfile"), "{message_df}");
@@ -446,17 +383,7 @@ async fn given_image_is_pushed_from_the_daemon_or_refused_when_nowhere() {
     let mut ctx = Scratch::new(&[("Dockerfile", SIMPLE_DOCKERFILE), ("hello.txt", &unique("given"))]);
     let local = ctx.image(unique("ebd-e2e-given") + ":1");
     ctx.image(format!("{registry}/{repo}:from-local"));
-    image::build(
-        &docker,
-        &BuildRequest {
-            plan: BuildPlan { context: ctx.dir.clone(), builder: Builder::Classic, ..Default::default() },
-            tag: local.clone(),
-            ..Default::default()
-        },
-        &console,
-    )
-    .await
-    .unwrap();
+    image::build(&docker, &classic(ctx.dir.clone(), local.clone()), &console).await.unwrap();
     let pushed = registry::ensure_pushed(&docker, &auth, &local, &repo, "from-local", &console).await.unwrap();
     assert_eq!(pushed.reference, format!("{registry}/{repo}:from-local"));
     assert_eq!(Some(pushed.digest.clone()), served_digest(&registry, &repo, "from-local", &password).await);
@@ -488,17 +415,7 @@ async fn cache_from_is_pulled_and_a_missing_one_only_warns() {
     let mut first = Scratch::new(&[("Dockerfile", SIMPLE_DOCKERFILE), ("hello.txt", &content)]);
     let first_tag = first.image(unique("ebd-e2e-cache") + ":1");
     let remote = first.image(format!("{registry}/{repo}:cache"));
-    let built = image::build(
-        &docker,
-        &BuildRequest {
-            plan: BuildPlan { context: first.dir.clone(), builder: Builder::Classic, ..Default::default() },
-            tag: first_tag,
-            ..Default::default()
-        },
-        &console,
-    )
-    .await
-    .unwrap();
+    let built = image::build(&docker, &classic(first.dir.clone(), first_tag), &console).await.unwrap();
     registry::push(&docker, &auth, &built.id, &repo, "cache", &console).await.unwrap();
     // Forget the image locally, so only the registry has it.
     let status = Command::new("docker").args(["rmi", "-f", &built.id]).output().unwrap();
@@ -596,17 +513,7 @@ async fn push_whose_connection_dropped_is_retried() {
     let mut ctx = Scratch::new(&[("Dockerfile", SIMPLE_DOCKERFILE), ("hello.txt", &unique("retry"))]);
     let tag = ctx.image(unique("ebd-e2e-retry") + ":1");
     ctx.image(format!("{proxy}/{repo}:v1"));
-    let built = image::build(
-        &docker,
-        &BuildRequest {
-            plan: BuildPlan { context: ctx.dir.clone(), builder: Builder::Classic, ..Default::default() },
-            tag,
-            ..Default::default()
-        },
-        &console,
-    )
-    .await
-    .unwrap();
+    let built = image::build(&docker, &classic(ctx.dir.clone(), tag), &console).await.unwrap();
     let pushed = registry::push(&docker, &auth, &built.id, &repo, "v1", &console).await.unwrap();
     assert_eq!(dropped.load(std::sync::atomic::Ordering::SeqCst), 1, "the proxy cut one manifest upload");
     let text = out.text();
@@ -637,17 +544,7 @@ async fn large_context_is_streamed_in_flat_memory() {
     fs::File::create(ctx.dir.join("big.bin")).unwrap().set_len(SIZE).unwrap();
     let tag = ctx.image(unique("ebd-e2e-big") + ":1");
     let before = peak_rss_kib();
-    image::build(
-        &docker,
-        &BuildRequest {
-            plan: BuildPlan { context: ctx.dir.clone(), builder: Builder::Classic, ..Default::default() },
-            tag,
-            ..Default::default()
-        },
-        &console,
-    )
-    .await
-    .unwrap();
+    image::build(&docker, &classic(ctx.dir.clone(), tag), &console).await.unwrap();
     let growth_mib = peak_rss_kib().saturating_sub(before) / 1024;
     eprintln!("peak memory grew by {growth_mib} MiB while sending {} MiB", SIZE >> 20);
     let text = out.text();
@@ -663,11 +560,7 @@ async fn request_refused_before_the_upload_does_not_hang() {
     fs::File::create(ctx.dir.join("big.bin")).unwrap().set_len(256 * 1024 * 1024).unwrap();
     let tag = ctx.image("Not A Valid:Tag!");
     let (console, out) = console();
-    let request = BuildRequest {
-        plan: BuildPlan { context: ctx.dir.clone(), builder: Builder::Classic, ..Default::default() },
-        tag,
-        ..Default::default()
-    };
+    let request = classic(ctx.dir.clone(), tag);
     let result = tokio::time::timeout(std::time::Duration::from_secs(120), image::build(&docker, &request, &console))
         .await
         .expect("the build must not hang when the daemon refuses the request");

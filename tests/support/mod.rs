@@ -2,6 +2,8 @@
 //! applications and environments in ebsim, and the eb-deploy binary run the way the Actions runner runs it.
 #![allow(dead_code)]
 
+pub mod console;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -222,29 +222,13 @@ async fn created_meanwhile<I: ImageStage>(e: &Engine<'_, I>, watch: &Watch<'_>, 
     } else {
         match watch.until_ready(&env, e.cfg.wait.timeout).await {
             Ok(env) => env,
-            Err(Verdict::TimedOut { .. }) => {
-                let (outcome, message) = verdict::busy_timeout(name, &e.cfg.wait);
-                e.announce_env(name, outcome, message.clone());
-                return EnvResult {
-                    name: name.to_owned(),
-                    outcome,
-                    message,
-                    moved: false,
-                    previous: None,
-                    env: Some(env),
-                };
-            }
             Err(verdict) => {
-                let (outcome, message) = verdict::conclusion(&verdict, name, label, &e.cfg.wait, None);
-                e.announce_env(name, outcome, message.clone());
-                return EnvResult {
-                    name: name.to_owned(),
-                    outcome,
-                    message,
-                    moved: false,
-                    previous: None,
-                    env: Some(env),
+                let (outcome, message) = match verdict {
+                    Verdict::TimedOut { .. } => verdict::busy_timeout(name, &e.cfg.wait),
+                    verdict => verdict::conclusion(&verdict, name, label, &e.cfg.wait, None),
                 };
+                e.announce_env(name, outcome, message.clone());
+                return EnvResult::untouched(name, outcome, message, None, Some(env));
             }
         }
     };

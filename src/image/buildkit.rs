@@ -149,16 +149,7 @@ pub(super) async fn build(
         }
     };
     renderer.finish();
-    for unused in renderer.unused_cache() {
-        console.warning(
-            format!(
-                "cache source {} could not be used ({}); building without it",
-                unused.reference,
-                unused.error.trim()
-            ),
-            None,
-        );
-    }
+    renderer.warn_unused_cache();
     let upload = upload.await.map_err(|e| anyhow!("the build context task failed: {e}")).and_then(|r| r);
     if let Err(err) = outcome {
         return Err(failure(err, upload.err(), &renderer, prepared));

@@ -107,8 +107,23 @@ impl<'a> Renderer<'a> {
     }
 
     /// Cache sources BuildKit could not use.
+    #[cfg(test)]
     pub(crate) fn unused_cache(&self) -> &[UnusedCacheSource] {
         &self.unused_cache
+    }
+
+    /// One warning per cache source BuildKit could not use: the build went on without it.
+    pub(crate) fn warn_unused_cache(&self) {
+        for unused in &self.unused_cache {
+            self.console.warning(
+                format!(
+                    "cache source {} could not be used ({}); building without it",
+                    unused.reference,
+                    unused.error.trim()
+                ),
+                None,
+            );
+        }
     }
 
     /// Names of the steps BuildKit took from its cache.

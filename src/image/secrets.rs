@@ -108,16 +108,7 @@ pub(super) async fn build(
         // The build is not affected; only its log is incomplete.
         console.warning(format!("could not follow the build's progress: {err:#}"), None);
     }
-    for unused in renderer.unused_cache() {
-        console.warning(
-            format!(
-                "cache source {} could not be used ({}); building without it",
-                unused.reference,
-                unused.error.trim()
-            ),
-            None,
-        );
-    }
+    renderer.warn_unused_cache();
     if let Err(err) = solved {
         let message = match &err {
             bollard::grpc::error::GrpcError::TonicStatus { err } => err.message().to_owned(),

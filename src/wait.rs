@@ -143,8 +143,7 @@ struct State {
     failures: u32,
 }
 
-/// The watch over every environment the step waits for. Run [`Watch::drive`] beside the waits, and
-/// [`Watch::close`] when no more will come.
+/// The watch over every environment the step waits for: [`Watch::serve`] runs the waits and polls for them.
 pub struct Watch<'a> {
     eb: &'a Beanstalk,
     console: &'a Console,

@@ -20,7 +20,10 @@ use crate::verdict::{Failure, Step, Timing, Tracker, Verdict};
 
 /// How often to ask. The defaults keep a wait under ~30 Beanstalk calls a minute (24 for events, 2 for the
 /// environments, a few more around completion), also on deploys of a few seconds, while reaching a verdict
-/// within one event poll (0-2.5 s) of Beanstalk's own.
+/// within one event poll (0-2.5 s) of Beanstalk's own. A fleet whose environments settle at separate polls
+/// needs one environment read per such poll: a wait of a minute or more has room for them; on a wait of
+/// seconds the call budget comes first (it starts empty, so no stretch from the updates on goes above
+/// `calls_per_second`), and a verdict can come a poll or two later.
 #[derive(Debug, Clone, Copy)]
 pub struct Cadence {
     /// The first DescribeEvents after an update was accepted: updates seldom end sooner, and skipping the
@@ -173,7 +176,8 @@ impl<'a> Watch<'a> {
             next_events: None,
             cursor_ms: i64::MIN,
             seen: HashSet::new(),
-            budget: Budget { tokens: 1.0, at: now, rate: cadence.calls_per_second, cap: cadence.burst },
+            // Empty at the start: from the updates on, never more than `calls_per_second` times the time elapsed.
+            budget: Budget { tokens: 0.0, at: now, rate: cadence.calls_per_second, cap: cadence.burst },
             failures: 0,
         };
         Self { eb, console, journal, cadence, application, name_events, state: Mutex::new(state), wake: Notify::new() }

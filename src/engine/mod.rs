@@ -712,10 +712,12 @@ mod tests {
 
     /// A fleet of `n` environments of deploys settling `at` seconds after their update (the last ones a
     /// little later, as real environments do), named `web-00`, `web-01`, …
-    fn fleet(n: usize, at: f64) -> Vec<(String, Scenario)> {
+    /// `n` environments whose deploys settle from `at` seconds on, each of five groups `spread` × `at` later
+    /// than the one before.
+    fn fleet(n: usize, at: f64, spread: f64) -> Vec<(String, Scenario)> {
         (0..n)
             .map(|i| {
-                let settle = at * (1.0 + 0.01 * (i % 5) as f64);
+                let settle = at * (1.0 + spread * (i % 5) as f64);
                 let sc = Scenario {
                     update_events: vec![
                         (secs(0.2), "INFO", "Environment update is starting.", true),
@@ -745,11 +747,13 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn fleets_keep_the_call_budget_and_each_verdict_is_prompt() {
-        for n in [1, 5, 25] {
-            for at in [3.0, 8.0, 40.0, 300.0, 1200.0] {
-                let envs = fleet(n, at);
+        // Settling together, and spread out (each settle then needs its own environment read, which a wait of
+        // a minute or more has room for; on shorter ones the budget delays them: see wait.rs's Cadence).
+        for (n, spread) in [(1, 0.0), (5, 0.01), (25, 0.01), (5, 0.3), (25, 0.3)] {
+            for at in [3.0, 8.0, 40.0, 300.0, 1200.0].into_iter().filter(|&at| spread < 0.1 || at >= 40.0) {
+                let envs = fleet(n, at, spread);
                 let settles: Vec<(String, f64)> =
-                    (0..n).map(|i| (envs[i].0.clone(), at * (1.0 + 0.01 * (i % 5) as f64))).collect();
+                    (0..n).map(|i| (envs[i].0.clone(), at * (1.0 + spread * (i % 5) as f64))).collect();
                 let r = run_fleet(envs, &[("wait-timeout", "1h")]).await;
                 assert_eq!(r.outcome(), Outcome::Deployed, "{n} x {at} s: {}", r.log);
                 assert_eq!(r.fake.count("CreateApplicationVersion"), 1, "one version for the fleet");
@@ -761,6 +765,19 @@ mod tests {
                     let latency = verdict_at(&r, &env).saturating_sub(settled);
                     assert!(latency <= secs(2.6), "{n} x {at} s: {env} verdict {latency:?} after it settled");
                 }
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn short_fleets_settling_one_after_another_keep_the_call_budget() {
+        // One environment read per settle does not fit in a wait of seconds: the budget holds, verdicts wait.
+        for n in [5, 25] {
+            for at in [3.0, 8.0] {
+                let r = run_fleet(fleet(n, at, 0.3), &[("wait-timeout", "1h")]).await;
+                assert_eq!(r.outcome(), Outcome::Deployed, "{n} x {at} s: {}", r.log);
+                let rate = fleet_calls_per_minute(&r);
+                assert!(rate <= 30.0, "{n} x {at} s: {rate:.1} calls/min: {:?}", r.fake.calls());
             }
         }
     }

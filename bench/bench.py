@@ -10,7 +10,11 @@ Run through `scripts/bench` (it starts the stack and builds the binaries). Measu
   6. re-run: a second run for a deployed label, its wall time and what it sends to the registry, S3 and EB;
   7. rebuild on a fresh runner: a code-only change on an emptied daemon, eb-deploy (default settings: BuildKit,
      the running image as cache source) vs the pipeline's `docker build` with BuildKit;
-  8. BuildKit context transfer: the build-context row again, eb-deploy with BuildKit vs `docker build` (BuildKit).
+  8. BuildKit context transfer: the build-context row again, eb-deploy with BuildKit vs `docker build` (BuildKit);
+  9. the most used action's poll cadence as a model on eb-deploy's own runs (wall time, time to verdict);
+ 10. fleets of 1, 5 and 20 environments: one eb-deploy step vs a matrix of as many pipelines in parallel;
+ 11. a failed release: from its going out to the previous version serving again, eb-deploy's check and automatic
+     rollback vs the pipeline plus a hand-written check and rollback step (bench/rollback.sh).
 Prints a results table and writes BENCHMARKS.md. Exit status: 0 when everything ran (targets may be missed,
 which the table says), 1 on errors.
 """
@@ -98,30 +102,19 @@ class RequestLog:
 
 
 class Ebsim:
-    """An ebsim instance of the benchmark's own, on a free port, with fixed timing."""
+    """An ebsim instance of the benchmark's own, on a free port, wired to the stack by
+    `scripts/local-stack ebsim` (the one place that spells ebsim's command line)."""
 
-    def __init__(self, name, stack, workdir, timing_args):
+    def __init__(self, name, workdir, timing_args):
         self.name = name
         self.log_path = os.path.join(workdir, f"ebsim-{name}.log")
-        ecr_host = f"{stack['AWS_ACCOUNT_ID']}.dkr.ecr.{stack['AWS_REGION']}.amazonaws.com"
         args = [
-            os.path.join(ROOT, "target/debug/ebsim"),
+            os.path.join(ROOT, "scripts/local-stack"), "ebsim",
             "--listen", "127.0.0.1:0",
-            "--region", stack["AWS_REGION"],
-            "--account-id", stack["AWS_ACCOUNT_ID"],
-            "--s3-endpoint", stack["AWS_ENDPOINT_URL_S3"],
-            "--ecr-endpoint", stack["AWS_ENDPOINT_URL_ECR"],
-            "--docker-host", stack["DOCKER_HOST"],
-            "--registry-alias", f"{ecr_host}={stack['LOCAL_REGISTRY']}",
             "--instance-label", f"ebsim.bench={workdir}",
             "--request-log", os.path.join(workdir, f"ebsim-{name}-requests.jsonl"),
         ] + timing_args
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION",
-                  "AWS_DEFAULT_REGION"):
-            env[k] = stack[k]
-        env.update(AWS_EC2_METADATA_DISABLED="true", AWS_CONFIG_FILE="/dev/null",
-                   AWS_SHARED_CREDENTIALS_FILE="/dev/null")
         self.log_file = open(self.log_path, "w")
         self.proc = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=self.log_file, text=True)
@@ -133,7 +126,9 @@ class Ebsim:
         self.url = f"http://{m.group(1)}"
         self.requests = RequestLog(f"{self.url}/_ebsim/requests")
         self.config = http_json(f"{self.url}/_ebsim/config")
-        log(f"ebsim {name} on {self.url} ({' '.join(timing_args)})")
+        # ebsim's CNAME proxy: `http://<cname>/` reaches the environment's container through it.
+        self.proxy = f"http://{self.config['proxy']}" if self.config.get("proxy") else None
+        log(f"ebsim {name} on {self.url} ({' '.join(timing_args)}; seed {self.config.get('seed')})")
 
     def stop(self):
         if self.proc.poll() is None:
@@ -243,8 +238,9 @@ class Deployer:
         self.measure_ebsim(r, seq0, app_version)
         return r
 
-    def eb_deploy_env(self, run_dir, tag, app_version, label, registry=None):
-        """The environment of an eb-deploy run as the runner gives it to a container action."""
+    def eb_deploy_env(self, run_dir, tag, app_version, label, registry=None, environments=None, extra=None):
+        """The environment of an eb-deploy run as the runner gives it to a container action; `environments`
+        (a list) deploys a fleet, `extra` adds or overrides inputs."""
         files = os.path.join(run_dir, "files")
         os.makedirs(files)
         env = self.base_env(files)
@@ -253,13 +249,14 @@ class Deployer:
             env[f"INPUT_{name.upper()}"] = str(spec.get("default", ""))
         inputs = {
             "application-name": self.app,
-            "environment-name": self.env_name,
+            "environment-name": "\n".join(environments or [self.env_name]),
             "version-label": label,
             "build-args": f"APP_VERSION={app_version}",
             "dockerrun": ".housekeeping/elasticbeanstalk/Dockerrun.aws.json",
             "ecr-repository": self.tools["repository"],
             "registry": registry or self.stack["LOCAL_REGISTRY"],
         }
+        inputs.update(extra or {})
         for k, v in inputs.items():
             env[f"INPUT_{k.upper()}"] = v
         env.update(
@@ -286,7 +283,8 @@ class Deployer:
         return dict(label=label, start=start, end=end, wait_start=None,
                     build_push=phases["Build and push image"], phases=phases)
 
-    def run_pipeline(self, run_dir, ws, tag, app_version, sha=None, registry=None, may_fail=False):
+    def run_pipeline(self, run_dir, ws, tag, app_version, sha=None, registry=None, may_fail=False, env_name=None,
+                     script="bench/pipeline.sh", extra_env=None):
         home = os.path.join(run_dir, "home")
         os.makedirs(home)
         marks_path = os.path.join(run_dir, "marks")
@@ -295,11 +293,12 @@ class Deployer:
         env.update(
             AWS=self.stack["LOCAL_STACK_AWS_CLI"], PYTHON=self.tools["python"],
             REGISTRY=registry or self.stack["LOCAL_REGISTRY"], ECR_REPOSITORY=self.tools["repository"],
-            REF_NAME=tag, SHA=label, APP_VERSION=app_version, APP=self.app, ENV_NAME=self.env_name,
+            REF_NAME=tag, SHA=label, APP_VERSION=app_version, APP=self.app, ENV_NAME=env_name or self.env_name,
             MARKS=marks_path, DOCKER_CONFIG=os.path.join(home, ".docker"),
+            PIPELINE=os.path.join(ROOT, "bench/pipeline.sh"),
         )
-        script = os.path.join(ROOT, "bench/pipeline.sh")
-        start, end, code, _ = run_measured(["bash", script], env, ws, os.path.join(run_dir, "log"))
+        env.update(extra_env or {})
+        start, end, code, _ = run_measured(["bash", os.path.join(ROOT, script)], env, ws, os.path.join(run_dir, "log"))
         if code != 0 and not may_fail:
             raise BenchError(f"pipeline run {tag} exited {code}: see {run_dir}/log")
         if may_fail:
@@ -333,6 +332,8 @@ class Deployer:
         window_min = (end_ms - update["time_ms"]) / 60000
         r.update(
             total=r["end"] - r["start"],
+            update_at=update["time_ms"] / 1000,
+            settled_at=final["time_ms"] / 1000,
             eb_deploy_time=(final["time_ms"] - updating["time_ms"]) / 1000,
             verdict=(end_ms - final["time_ms"]) / 1000,
             wait_calls=len(after),
@@ -370,6 +371,220 @@ def wait_ready(ebsim, env_name, timeout):
             return
         time.sleep(0.5)
     raise BenchError(f"environment {env_name} on ebsim {ebsim.name} not Ready after {timeout}s")
+
+
+# --- the most used action's cadence (a model) -----------------------------------------------------
+
+# einaregilsson/beanstalk-deploy v22 (reference: peers.md): after UpdateEnvironment it polls DescribeEvents +
+# DescribeEnvironments every 10 s, every 20 s after 5 minutes, every 30 s after 10 minutes.
+PEER_CALLS_PER_POLL = 2
+
+
+def peer_poll_at(settled):
+    """Seconds after its UpdateEnvironment at which the peer's poll first sees an environment that settled
+    `settled` seconds after it, and how many polls it made until then."""
+    t, polls = 0.0, 0
+    while t < settled:
+        t += 10 if t < 300 else 20 if t < 600 else 30
+        polls += 1
+    return t, polls
+
+
+def peer_model(r):
+    """The peer's wait on the same deploy as run `r`: everything before UpdateEnvironment as the run did it (the
+    peer builds nothing, so the user's workflow does that part), then its poll grid from the update on."""
+    settled = r["settled_at"] - r["update_at"]
+    at, polls = peer_poll_at(settled)
+    return dict(total=(r["update_at"] - r["start"]) + at, verdict=at - settled,
+                calls_per_min=PEER_CALLS_PER_POLL * polls / (at / 60))
+
+
+def spread(xs, digits=2):
+    """min / median / max."""
+    return " / ".join(f"{v:.{digits}f}" for v in (min(xs), median(xs), max(xs))) + " s"
+
+
+# --- fleets: one step for N environments vs a matrix of N pipelines ------------------------------------
+
+
+def settled_on(ebsim, name, since, label, app_version, what):
+    """The time (epoch s) environment `name` settled Ready on `label` after `since`; checks it serves
+    `app_version`."""
+    view = ebsim.environment(name)
+    trans = [t for t in view["transitions"] if t["time_ms"] >= since * 1000]
+    final = trans[-1] if trans else None
+    if not final or final["status"] != "Ready" or final.get("version_label") != label:
+        raise BenchError(f"{what}: {name} did not settle on {label}: {trans}")
+    served = http_text(f"http://{view['endpoint']}/version").strip()
+    if served != app_version:
+        raise BenchError(f"{what}: {name} serves {served!r}, not {app_version}")
+    return final["time_ms"] / 1000
+
+
+def fleet_deploy(d, contender, names):
+    """One release to every environment in `names`: eb-deploy once with all of them, or one pipeline per
+    environment at the same time (a job matrix; each job its own checkout, its own label, as a matrix over
+    environments must have, since one label can be created only once)."""
+    d.count += 1
+    tag = f"f{len(names)}-{d.count:02d}-{random.getrandbits(24):06x}"
+    app_version = f"bench-{tag}"
+    seq0 = d.ebsim.requests.last_seq()
+    load_at_start = load1()
+    what = f"fleet of {len(names)} ({contender}, {tag})"
+    if contender == "eb-deploy":
+        run_dir = os.path.join(d.workdir, f"fleet-{tag}-eb")
+        os.makedirs(run_dir)
+        ws = d.workspace(run_dir)
+        label = f"eb-{tag}"
+        env = d.eb_deploy_env(run_dir, tag, app_version, label, environments=names)
+        start, end, code, _ = run_measured([d.tools["eb_deploy"]], env, ws, os.path.join(run_dir, "log"))
+        outputs = parse_file_commands(open(os.path.join(run_dir, "files/output")).read())
+        if code != 0 or outputs.get("result") != "deployed":
+            raise BenchError(f"{what} ended {code} / {outputs.get('result')}: see {run_dir}/log")
+        jobs = [dict(name=n, label=label, end=end) for n in names]
+    else:
+        sha = "%040x" % random.getrandbits(160)
+
+        def job(i, name):
+            run_dir = os.path.join(d.workdir, f"fleet-{tag}-job{i:02d}")
+            os.makedirs(run_dir)
+            ws = d.workspace(run_dir)
+            # Its own image tag too: the local registry answers 500 to concurrent pushes of one tag.
+            r = d.run_pipeline(run_dir, ws, f"{tag}-j{i:02d}", app_version, sha=f"{sha}-{i:02d}", env_name=name)
+            return dict(name=name, label=r["label"], start=r["start"], end=r["end"])
+
+        threads, jobs = [], [None] * len(names)
+
+        def run(i, name):
+            try:
+                jobs[i] = job(i, name)
+            except BaseException as e:  # noqa: BLE001 - reported below
+                jobs[i] = e
+
+        for i, name in enumerate(names):
+            threads.append(threading.Thread(target=run, args=(i, name)))
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        errors = [j for j in jobs if isinstance(j, BaseException)]
+        if errors:
+            raise BenchError(f"{what}: {len(errors)} of {len(names)} jobs failed: {errors[0]}")
+        start, end = min(j["start"] for j in jobs), max(j["end"] for j in jobs)
+    for j in jobs:
+        j["settled"] = settled_on(d.ebsim, j["name"], start, j["label"], app_version, what)
+    reqs = d.ebsim.requests.since(seq0)
+    updates = [q for q in reqs if q["op"] == "UpdateEnvironment" and q["status"] == 200]
+    if len(updates) != len(names):
+        raise BenchError(f"{what}: expected {len(names)} UpdateEnvironment calls, saw {len(updates)}")
+    # As eb-deploy's own fleet test counts them: Describe* calls from the first update to the end.
+    first_update = min(q["time_ms"] for q in updates)
+    waiting = [q for q in reqs if q["time_ms"] >= first_update and (q["op"] or "").startswith("Describe")]
+    window = end - first_update / 1000
+    return dict(
+        contender=contender, size=len(names), tag=tag, load=load_at_start, total=end - start,
+        verdict=end - max(j["settled"] for j in jobs),
+        job_verdicts=[j["end"] - j["settled"] for j in jobs],
+        calls=len(waiting), calls_per_min=len(waiting) / (window / 60),
+        versions=sum(1 for q in reqs if q["op"] == "CreateApplicationVersion" and q["status"] == 200),
+        eb_calls=sum(1 for q in reqs if q["op"]),
+    )
+
+
+def bench_fleets(stack, workdir, tools, sizes, runs, timing):
+    """Fleets of each size in `sizes` on an ebsim of their own: eb-deploy and the matrix alternating."""
+    sim = Ebsim("fleet", workdir, timing)
+    out = []
+    try:
+        suffix = "%06x" % random.getrandbits(24)
+        app = f"bench-fleet-{suffix}"
+        names = [f"fleet-{suffix}-{i:02d}" for i in range(1, max(sizes) + 1)]
+        call = create_environment(stack, sim, app, names[0], workdir)
+        for name in names[1:]:
+            call("elasticbeanstalk", "create-environment", "--application-name", app, "--environment-name", name,
+                 "--solution-stack-name", SOLUTION_STACK)
+        for name in names:
+            wait_ready(sim, name, 120)
+        d = Deployer(stack, sim, app, names[0], workdir, tools)
+        for size in sizes:
+            for i in range(runs):
+                for contender in ("eb-deploy", "matrix") if i % 2 == 0 else ("matrix", "eb-deploy"):
+                    r = fleet_deploy(d, contender, names[:size])
+                    log(f"fleet of {size}, {contender}: total {r['total']:.1f} s, verdict {r['verdict']:.2f} s, "
+                        f"{r['calls']} calls while waiting, {r['calls_per_min']:.1f}/min, "
+                        f"{r['versions']} versions (load {r['load']:.2f})")
+                    out.append(r)
+    finally:
+        sim.stop()
+    return out
+
+
+# --- a failed release and the way back ---------------------------------------------------------------
+
+
+def recover_once(d, contender, good_label, good_version, check_seconds):
+    """Deploys a release whose /health answers 500 (the platform's own check passes): eb-deploy with
+    check-path and rollback-on-failure, the pipeline followed by bench/rollback.sh's hand-written check and
+    rollback steps. Measures from the moment the bad release settled (it is then serving) until the
+    environment settled on the previous version again."""
+    d.count += 1
+    tag = f"r{d.count:02d}-{random.getrandbits(24):06x}"
+    run_dir = os.path.join(d.workdir, f"recover-{tag}-{contender}")
+    os.makedirs(run_dir)
+    ws = d.workspace(run_dir)
+    app_version = f"bench-{tag}"
+    load_at_start = load1()
+    proxy_env = {"HTTP_PROXY": d.ebsim.proxy, "http_proxy": d.ebsim.proxy, "NO_PROXY": "127.0.0.1,localhost",
+                 "no_proxy": "127.0.0.1,localhost"}
+    what = f"failed release ({contender}, {tag})"
+    if contender == "eb-deploy":
+        label = f"eb-{tag}"
+        env = d.eb_deploy_env(run_dir, tag, app_version, label, extra={
+            "build-args": f"APP_VERSION={app_version}\nHEALTH=fail", "check-path": "/health",
+            "check-timeout": f"{check_seconds}s", "rollback-on-failure": "true"})
+        env.update(proxy_env)
+        start, end, code, _ = run_measured([d.tools["eb_deploy"]], env, ws, os.path.join(run_dir, "log"))
+        outputs = parse_file_commands(open(os.path.join(run_dir, "files/output")).read())
+        if code != 1 or outputs.get("result") != "rolled-back" or outputs.get("rolled-back-to") != good_label:
+            raise BenchError(f"{what} ended {code} / {outputs.get('result')} / rolled back to "
+                             f"{outputs.get('rolled-back-to')!r}: see {run_dir}/log")
+    else:
+        extra = dict(proxy_env, HEALTH="fail", CHECK_SECONDS=str(check_seconds))
+        r = d.run_pipeline(run_dir, ws, tag, app_version, may_fail=True, script="bench/rollback.sh",
+                           extra_env=extra)
+        start, end, code, label = r["start"], r["end"], r["code"], r["label"]
+        if code != 1 or "rolled back to" not in r["log"]:
+            raise BenchError(f"{what} exited {code} without its rollback: see {run_dir}/log")
+    view = d.ebsim.environment(d.env_name)
+    trans = [t for t in view["transitions"] if t["time_ms"] >= start * 1000]
+    bad = next((t for t in trans if t["status"] == "Ready" and t.get("version_label") == label), None)
+    if not bad:
+        raise BenchError(f"{what}: the bad release never went out: {trans}")
+    back_at = settled_on(d.ebsim, d.env_name, bad["time_ms"] / 1000, good_label, good_version, what)
+    return dict(contender=contender, tag=tag, load=load_at_start, total=end - start, code=code,
+                recovery=back_at - bad["time_ms"] / 1000, verdict=end - back_at)
+
+
+def bench_recovery(stack, workdir, tools, runs, timing, check_seconds):
+    sim = Ebsim("recover", workdir, timing)
+    out = []
+    try:
+        suffix = "%06x" % random.getrandbits(24)
+        app, env_name = f"bench-recover-{suffix}", f"recover-{suffix}"
+        create_environment(stack, sim, app, env_name, workdir)
+        wait_ready(sim, env_name, 120)
+        d = Deployer(stack, sim, app, env_name, workdir, tools)
+        good = d.deploy("eb-deploy")  # the version every failed release returns to
+        good_version = http_text(f"http://{sim.environment(env_name)['endpoint']}/version").strip()
+        for i in range(runs):
+            for contender in ("eb-deploy", "pipeline") if i % 2 == 0 else ("pipeline", "eb-deploy"):
+                r = recover_once(d, contender, good["label"], good_version, check_seconds)
+                log(f"failed release, {contender}: previous version serving again {r['recovery']:.1f} s after the "
+                    f"bad one went out; total {r['total']:.1f} s (load {r['load']:.2f})")
+                out.append(r)
+    finally:
+        sim.stop()
+    return out
 
 
 # --- start-up and re-run -----------------------------------------------------------------------
@@ -701,7 +916,7 @@ def bench_fresh_rebuild(stack, workdir, tools, runs):
     on an emptied daemon, alternating; eb-deploy deploys each time, so the environment always runs its last
     image, which is what a fresh runner's eb-deploy takes as cache source."""
     docker_env = dict(os.environ, DOCKER_HOST=stack["DOCKER_HOST"], DOCKER_BUILDKIT="1")
-    sim = Ebsim("fresh", stack, workdir, ["--timing", "fast"])
+    sim = Ebsim("fresh", workdir, ["--timing", "fast"])
     try:
         suffix = "%06x" % random.getrandbits(24)
         app, env_name = f"bench-fresh-{suffix}", f"bench-fresh-{suffix}"
@@ -805,19 +1020,30 @@ def context_rows(builds, builder, rows, notes):
     return rss_by_size
 
 
-def build_tables(deploys, long_runs, builds, startup, rerun, meta, fresh=None):
+def build_tables(deploys, long_runs, builds, startup, rerun, meta, fresh=None, fleets=(), recovery=()):
     e = [r for r in deploys if r["contender"] == "eb-deploy"]
     p = [r for r in deploys if r["contender"] == "pipeline"]
     rows, notes = [], []
     oe, op = median([r["overhead"] for r in e]), median([r["overhead"] for r in p])
     ratio = oe / op if op > 0 else float("inf")
-    rows.append(("End to end: median total wall time", fmt(median([r["total"] for r in e])),
-                 fmt(median([r["total"] for r in p])), "—", "—"))
+    te, tp = median([r["total"] for r in e]), median([r["total"] for r in p])
+    rows.append(("End to end: median total wall time", fmt(te), fmt(tp), "eb-deploy below the pipeline",
+                 verdict(te < tp)))
+    # Results from before the model (no `settled_at`) render without its rows.
+    models = [peer_model(r) for r in e if "settled_at" in r]
+    if models:
+        tm = median([m["total"] for m in models])
+        rows.append(("End to end: median total wall time vs the most used action's cadence (model: eb-deploy's "
+                     "runs with its wait replaced by DescribeEvents + DescribeEnvironments every 10 s)", fmt(te),
+                     fmt(tm), "eb-deploy below the model", verdict(te < tm)))
     rows.append(("End to end: median overhead (total − EB deploy − build+push)", fmt(oe), fmt(op),
-                 f"ratio ≤ 0.50 (measured {ratio:.2f})", verdict(ratio <= 0.5)))
+                 f"ratio ≤ 0.25 (measured {ratio:.2f})", verdict(ratio <= 0.25)))
     ve, vp = median([r["verdict"] for r in e]), median([r["verdict"] for r in p])
-    rows.append(("Time to verdict (median)", fmt(ve, digits=2), fmt(vp, digits=2), "eb-deploy ≤ 2 s",
-                 verdict(ve <= 2.0)))
+    rows.append(("Time to verdict (min / median / max)", spread([r["verdict"] for r in e]),
+                 spread([r["verdict"] for r in p]), "eb-deploy median ≤ 2 s", verdict(ve <= 2.0)))
+    if models:
+        rows.append(("Time to verdict, the most used action's cadence (model, same deploys: min / median / max)",
+                     "—", spread([m["verdict"] for m in models]), "—", "—"))
     ce, cp = median([r["calls_per_min"] for r in e]), median([r["calls_per_min"] for r in p])
     if ce > 30:
         notes.append(f"Calls per minute on the short deploys: {median([r['wait_calls'] for r in e]):.0f} calls in a "
@@ -872,11 +1098,14 @@ def build_tables(deploys, long_runs, builds, startup, rerun, meta, fresh=None):
         rows.append(("Rebuild on a fresh runner, code-only change, ~20 s dependency layer: median build time "
                      f"(eb-deploy: Build and push image, dependency layer CACHED in {cached} runs)", fmt(te), fmt(tp),
                      f"ratio ≤ 0.30 (measured {te / tp:.2f})", verdict(te / tp <= 0.3)))
+    fleet_detail = fleet_rows(fleets, rows, notes)
+    recover_detail = recovery_rows(recovery, meta, rows)
     rss_by_size = {}
     for builder in ("classic", "buildkit"):
         rss_by_size.update(context_rows(builds, builder, rows, notes))
 
-    header = "| Measure | eb-deploy | hand-written pipeline / docker CLI | Target | Result |\n|---|---:|---:|---|---|\n"
+    header = ("| Measure | eb-deploy | hand-written pipeline / docker CLI / as the measure says | Target | Result |\n"
+              "|---|---:|---:|---|---|\n")
     table = header + "".join(f"| {' | '.join(row)} |\n" for row in rows)
 
     detail = ("| # | Contender | Total s | EB deploy s | Build+push s | Overhead s | Verdict s | "
@@ -929,11 +1158,63 @@ def build_tables(deploys, long_runs, builds, startup, rerun, meta, fresh=None):
             f"{r['eb_calls']} | {', '.join(r['eb_writes']) or 'none'} | {r['env_status']} on "
             f"{r['env_label'][:16]} |\n"
             for name, r in rerun.items())
-    return table, rows, detail, phase_table, step_table, build_detail, notes, startup_detail, rerun_detail
+    return (table, rows, detail, phase_table, step_table, build_detail, notes, startup_detail, rerun_detail,
+            fleet_detail, recover_detail)
+
+
+def fleet_rows(fleets, rows, notes):
+    """The fleet rows (one group per size) and the fleet runs' detail table."""
+    if not fleets:
+        return ""
+    for size in sorted({r["size"] for r in fleets}):
+        fe = [r for r in fleets if r["size"] == size and r["contender"] == "eb-deploy"]
+        fm = [r for r in fleets if r["size"] == size and r["contender"] == "matrix"]
+        n = f"Fleet of {size}"
+        ce, cm = max(r["calls_per_min"] for r in fe), median([r["calls_per_min"] for r in fm])
+        rows.append((f"{n}: Beanstalk calls/min while waiting (eb-deploy: max of runs; matrix: median)",
+                     fmt(ce, "", 1), fmt(cm, "", 1), "eb-deploy ≤ 30", verdict(ce <= 30)))
+        rows.append((f"{n}: calls/min of a matrix of the most used action (model: 2 calls per 10 s per job)", "—",
+                     fmt(PEER_CALLS_PER_POLL * 6 * size, "", 0), "—", "—"))
+        ve = max(r["verdict"] for r in fe)
+        rows.append((f"{n}: time to verdict, last environment settled → step exits (matrix: → last job exits; "
+                     "eb-deploy: max of runs, matrix: median)", fmt(ve, digits=2),
+                     fmt(median([r["verdict"] for r in fm]), digits=2), "eb-deploy ≤ 2.5 s", verdict(ve <= 2.5)))
+        rows.append((f"{n}: images built, application versions created (per run)", f"1, {fe[0]['versions']}",
+                     f"{size}, {fm[0]['versions']}", "eb-deploy: 1 and 1",
+                     verdict(all(r["versions"] == 1 for r in fe))))
+        rows.append((f"{n}: median wall time (the matrix's jobs share this machine's 2 cores; on GitHub each has a "
+                     "runner)", fmt(median([r["total"] for r in fe])), fmt(median([r["total"] for r in fm])),
+                     "—", "—"))
+    return ("| Fleet run | Size | Contender | Total s | Verdict s | Calls while waiting | Calls/min | "
+            "Versions | Beanstalk calls | Load (1 min) |\n"
+            "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|\n") + "".join(
+        f"| {i} | {r['size']} | {r['contender']} | {r['total']:.1f} | {r['verdict']:.2f} | {r['calls']} | "
+        f"{r['calls_per_min']:.1f} | {r['versions']} | {r['eb_calls']} | {r['load']:.2f} |\n"
+        for i, r in enumerate(fleets, 1))
+
+
+def recovery_rows(recovery, meta, rows):
+    """The failed-release rows and their detail table."""
+    if not recovery:
+        return ""
+    re_ = [r for r in recovery if r["contender"] == "eb-deploy"]
+    rp = [r for r in recovery if r["contender"] == "pipeline"]
+    me, mp = median([r["recovery"] for r in re_]), median([r["recovery"] for r in rp])
+    rows.append((f"Failed release (/health answers 500; both check it for {meta['check_seconds']} s): bad version "
+                 "out → previous version serving again, median", fmt(me), fmt(mp),
+                 "eb-deploy below the pipeline + rollback step", verdict(me < mp)))
+    rows.append(("Failed release: median total wall time (eb-deploy: result `rolled-back`, exit 1; pipeline: "
+                 "exit 1 after its rollback step)", fmt(median([r["total"] for r in re_])),
+                 fmt(median([r["total"] for r in rp])), "—", "—"))
+    return ("| Failed release | Contender | Total s | Bad version out → previous serving s | "
+            "Previous serving → exit s | Exit | Load (1 min) |\n|---|---|---:|---:|---:|---:|---:|\n") + "".join(
+        f"| {i} | {r['contender']} | {r['total']:.1f} | {r['recovery']:.1f} | {r['verdict']:.2f} | {r['code']} | "
+        f"{r['load']:.2f} |\n" for i, r in enumerate(recovery, 1))
 
 
 def write_markdown(path, meta, tables):
-    table, rows, detail, phase_table, step_table, build_detail, notes, startup_detail, rerun_detail = tables
+    (table, rows, detail, phase_table, step_table, build_detail, notes, startup_detail, rerun_detail,
+     fleet_detail, recover_detail) = tables
     missed = [r[0] for r in rows if r[-1] == "FAIL"]
     missed_text = ("All targets are met." if not missed else
                    "**Missed targets:** " + "; ".join(missed) + ".")
@@ -952,9 +1233,12 @@ a script editing `Dockerrun.aws.json`, `zip`, `aws s3 cp`, `create-application-v
   starting figure)
 - Load average (1/5/15 min): {meta['load_start']} at the start, {meta['load_end']} at the end; 1-minute load at the
   start of each measured run: min {meta['load_min']:.2f}, median {meta['load_median']:.2f}, max {meta['load_max']:.2f}
-- Simulated Elastic Beanstalk: the benchmark's own ebsim, `{meta['timing']}` for the deploy runs and
-  `{meta['long_timing']}` for the long deploy
-- Measured runs per contender: {meta['runs']}, alternating, after one untimed warm-up run each
+- Simulated Elastic Beanstalk: the benchmark's own ebsim instances, `{meta['timing']}` for the deploy runs, the
+  fleets and the failed releases (each lifecycle step drawn from a range, so deploys end anywhere on a poller's
+  grid; the seed repeats the draws), and `{meta['long_timing']}` for the long deploy
+- Measured runs per contender: {meta['runs']}, alternating, after one untimed warm-up run each; fleets:
+  {meta.get('fleet_runs', '—')} per size and contender; failed releases: {meta.get('recover_runs', '—')} per
+  contender
 
 ## Results
 
@@ -981,6 +1265,11 @@ a script editing `Dockerrun.aws.json`, `zip`, `aws s3 cp`, `create-application-v
   (`Create version`), which the pipeline does not do.
 - **Time to verdict** = process exit − the time of the environment's last transition in ebsim (the moment it
   settled). The pipeline's waiter is started right after `update-environment`.
+- **The most used action (a model).** einaregilsson/beanstalk-deploy polls DescribeEvents + DescribeEnvironments
+  every 10 s after its UpdateEnvironment (20 s after 5 minutes, 30 s after 10). Its row takes each eb-deploy run
+  as it happened up to the UpdateEnvironment call (the action builds nothing: the workflow around it does that
+  part) and replaces what follows with that poll grid on the same deploy: its verdict is its first poll after
+  the environment settled. A model, not a run: the action itself is JavaScript on GitHub's runners.
 - **Calls per minute** = Beanstalk API calls in ebsim's request log after the `UpdateEnvironment` call, divided by
   the time from that call to the process exit. The long deploy runs on a second ebsim instance with a longer step.
 - **Build context.** A generated context of random (incompressible) files in nested directories, with a
@@ -1011,12 +1300,30 @@ a script editing `Dockerrun.aws.json`, `zip`, `aws s3 cp`, `create-application-v
   the pipeline does not. It is there for the call rate and the time to verdict on a wait of minutes. Its step
   makes the deploy end between two of the CLI waiter's 20 s polls (a deploy of a multiple of 20 s would show the
   waiter's best case); its time-to-verdict row is one run, not a median.
-- **Short deploys and the call rate.** On the ~8 s demo deploys eb-deploy makes a handful of calls: event polls
+- **Short deploys and the call rate.** On the short demo deploys eb-deploy makes a handful of calls: event polls
   4 s after the update and every 2.5 s after that, then one environment read once the final event is seen. Its
-  verdict therefore comes 0–2.5 s after the environment settles; ebsim's fixed timing puts the final event
-  at the same point of that 2.5 s grid in every run, so the median shows where these deploys land, not the
-  average. The long deploy shows the rate over a wait of minutes. The CLI waiter polls every 20 s, so its verdict
-  comes 0–20 s after the environment settles, wherever its poll falls.
+  verdict therefore comes 0–2.5 s after the environment settles; the drawn step durations put the final event
+  anywhere on that grid, so min / median / max show the spread. The long deploy shows the rate over a wait of
+  minutes. The CLI waiter polls every 20 s, so its verdict comes 0–20 s after the environment settles, wherever
+  its poll falls.
+- **Fleets.** One application with 20 environments on an ebsim of its own. eb-deploy deploys one release to the
+  first N of them in one step (`environment-name` with N names, `strategy: parallel`): one build, one version.
+  The matrix runs N copies of `bench/pipeline.sh` at the same time, each with its own checkout and its own
+  version label (one label can be created once, so a matrix over environments needs one per job), each building
+  and pushing the image (under its own tag: the local registry answers 500 to concurrent pushes of one tag).
+  Calls per minute count the `Describe*` calls from the first `UpdateEnvironment` to the last exit (as
+  eb-deploy's fleet test counts them); the verdict is the last exit − the moment the last environment settled. Every environment is checked
+  to end Ready on its label and serve the release. The matrix's model row is the most used action's two calls
+  per 10 s in each job.
+- **Failed release.** A release whose `/health` answers 500 while `/` works (the example app built with
+  `HEALTH=fail`), so Beanstalk's own health check passes and the environment goes Ready on it. eb-deploy runs
+  with `check-path: /health`, `check-timeout` and `rollback-on-failure: true` (and its default
+  `logs-on-failure: true`, which fetches the failed instance's logs before it rolls back); the pipeline runs as
+  `bench/rollback.sh` wraps it: a step that notes the running version first, the pipeline, a check step (`curl`
+  with retries for the same time), and a rollback step (`update-environment` to the noted version, then the
+  waiter). Both reach the environment's CNAME through ebsim's CNAME proxy. The figure is from the moment the bad
+  version settled (it is serving) to the moment the environment settled on the previous version again, from
+  ebsim's transitions; the environment is then checked to serve the previous release.
 - **Start-up.** Process start to the first AWS request: every AWS endpoint points at a loopback server of the
   benchmark's that notes when the first request's first bytes arrive (and which operation it is), answers 503,
   and the process is then killed. eb-deploy is the release binary with the same environment as the deploy runs
@@ -1039,6 +1346,8 @@ Every run, in the order run:
 {step_table}
 {startup_detail}
 {rerun_detail}
+{fleet_detail}
+{recover_detail}
 {build_detail}"""
     with open(path, "w") as f:
         f.write(md)
@@ -1050,7 +1359,15 @@ Every run, in the order run:
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--step-ms", type=int, default=1500, help="ebsim step for the deploy runs (demo timing)")
+    ap.add_argument("--step-ms", default="",
+                    help="ebsim step for the deploy runs, N or MIN-MAX ms (default: demo timing's spread)")
+    ap.add_argument("--seed", type=int, default=None, help="ebsim's seed (default: a fresh one, reported)")
+    ap.add_argument("--fleet-sizes", default="1,5,20", help="fleet sizes, comma-separated; empty skips fleets")
+    ap.add_argument("--fleet-runs", type=int, default=2, help="runs per fleet size and contender")
+    ap.add_argument("--recover-runs", type=int, default=2,
+                    help="failed releases per contender (the way back to the previous version); 0 skips them")
+    ap.add_argument("--check-seconds", type=int, default=15,
+                    help="how long both contenders retry the failed release's health check")
     # 5 steps of 38 s: a ~190 s deploy. Not 36 s: 180 s falls on the CLI waiter's 20 s grid and would show its
     # best case instead of its average one.
     ap.add_argument("--long-step-ms", type=int, default=38000, help="ebsim step for the long deploy; 0 skips it")
@@ -1072,6 +1389,8 @@ def main():
         return 0
 
     stack = read_stack_env(os.path.join(ROOT, ".local-stack/env.json"))
+    seed = opts.seed if opts.seed is not None else random.getrandbits(31)
+    timing = ["--timing", "demo", "--seed", str(seed)] + (["--step-ms", opts.step_ms] if opts.step_ms else [])
     docker_env = dict(os.environ, DOCKER_HOST=stack["DOCKER_HOST"])
     meta = dict(
         command=opts.command,
@@ -1082,7 +1401,7 @@ def main():
         docker=subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"], env=docker_env,
                               capture_output=True, text=True).stdout.strip(),
         load_start=loadavg(), runs=opts.runs,
-        timing=f"--timing demo --step-ms {opts.step_ms}",
+        timing=" ".join(timing),
         long_timing=(f"--timing demo --step-ms {opts.long_step_ms}" if opts.long_step_ms > 0 else "(not run)"),
     )
     tools = dict(
@@ -1094,12 +1413,12 @@ def main():
     )
     workdir = tempfile.mkdtemp(prefix="eb-deploy-bench-")
     log(f"work directory {workdir}; load {meta['load_start']}")
-    ebsims, deploys, long_runs, builds, startup, rerun, fresh = [], [], [], [], None, {}, []
+    ebsims, deploys, long_runs, builds, startup, rerun, fresh, fleets, recovery = [], [], [], [], None, {}, [], [], []
     try:
         if not opts.skip_deploys:
             suffix = "%06x" % random.getrandbits(24)
             app, env_name = f"bench-{suffix}", f"bench-{suffix}-prod"
-            main_sim = Ebsim("main", stack, workdir, ["--timing", "demo", "--step-ms", str(opts.step_ms)])
+            main_sim = Ebsim("main", workdir, timing)
             ebsims.append(main_sim)
             create_environment(stack, main_sim, app, env_name, workdir)
             # The ECR repository exists already in the seed's world; eb-deploy would create it.
@@ -1108,7 +1427,7 @@ def main():
                            capture_output=True)
             long_sim = None
             if opts.long_step_ms > 0:
-                long_sim = Ebsim("long", stack, workdir, ["--timing", "demo", "--step-ms", str(opts.long_step_ms)])
+                long_sim = Ebsim("long", workdir, ["--timing", "demo", "--step-ms", str(opts.long_step_ms)])
                 ebsims.append(long_sim)
                 # Launching takes a few long steps: it happens while the short runs are measured.
                 create_environment(stack, long_sim, app, env_name, workdir)
@@ -1144,6 +1463,13 @@ def main():
             for sim in ebsims:
                 sim.stop()
             ebsims = []
+            sizes = [int(x) for x in opts.fleet_sizes.split(",") if x]
+            if sizes and opts.fleet_runs > 0:
+                log(f"fleets of {', '.join(map(str, sizes))}: eb-deploy vs a matrix of pipelines")
+                fleets = bench_fleets(stack, workdir, tools, sizes, opts.fleet_runs, timing)
+            if opts.recover_runs > 0:
+                log("a failed release: from its going out to the previous version serving again")
+                recovery = bench_recovery(stack, workdir, tools, opts.recover_runs, timing, opts.check_seconds)
         sizes = []
         for s in filter(None, opts.build_sizes.split(",")):
             gib = float(s)
@@ -1167,22 +1493,24 @@ def main():
             if name.startswith("ctx-"):
                 shutil.rmtree(os.path.join(workdir, name), ignore_errors=True)
 
-    loads = [r["load"] for r in deploys + long_runs + builds + fresh]
+    loads = [r["load"] for r in deploys + long_runs + builds + fresh + fleets + recovery]
     meta.update(load_end=loadavg(), load_min=min(loads), load_median=median(loads), load_max=max(loads))
+    meta.update(fleet_runs=opts.fleet_runs, recover_runs=opts.recover_runs, check_seconds=opts.check_seconds)
     results = dict(meta=meta, deploys=deploys, long_runs=long_runs, builds=builds, startup=startup, rerun=rerun,
-                   fresh=fresh)
+                   fresh=fresh, fleets=fleets, recovery=recovery)
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
     with open(RESULTS, "w") as f:
         json.dump(results, f, indent=1)
     log(f"raw results in {RESULTS}")
-    report(results, opts.out, complete=bool(deploys and builds and startup and rerun and fresh))
+    complete = all((deploys, builds, startup, rerun, fresh, fleets, recovery))
+    report(results, opts.out, complete=complete)
     return 0
 
 
 def report(results, out, complete=True):
     meta, deploys, long_runs, builds = (results[k] for k in ("meta", "deploys", "long_runs", "builds"))
     tables = build_tables(deploys, long_runs, builds, results.get("startup"), results.get("rerun") or {}, meta,
-                          results.get("fresh"))
+                          results.get("fresh"), results.get("fleets") or [], results.get("recovery") or [])
     print("\n" + tables[0])
     print(tables[2])
     missed = [r[0] for r in tables[1] if r[-1] == "FAIL"]

@@ -7,8 +7,8 @@
 #   eb-env                 -> zip, aws s3 cp, create-application-version, update-environment,
 #                             aws elasticbeanstalk wait environment-updated
 # The only additions are timestamps (bash's $EPOCHREALTIME, no extra process) written to $MARKS so
-# the benchmark can tell build+push and the waiter apart, and APP_VERSION as a build argument so
-# every run builds something new.
+# the benchmark can tell build+push and the waiter apart, APP_VERSION as a build argument so
+# every run builds something new, and HEALTH (when set) for the failed-release benchmark's broken app.
 #
 # Environment (set by bench/bench.py): AWS_* of the local stack (endpoints included), AWS (the CLI),
 # PYTHON, REGISTRY (what amazon-ecr-login outputs), ECR_REPOSITORY, REF_NAME (the tag), SHA (the
@@ -28,7 +28,8 @@ export DOCKER_BUILDKIT=0
 IMAGE_ADDR="$REGISTRY/$ECR_REPOSITORY:$REF_NAME"
 echo "image=$IMAGE_ADDR"
 mark build_start
-docker build -t "django-docker:$REF_NAME" --build-arg "APP_VERSION=$APP_VERSION" .
+docker build -t "django-docker:$REF_NAME" --build-arg "APP_VERSION=$APP_VERSION" \
+    ${HEALTH:+--build-arg "HEALTH=$HEALTH"} .
 docker tag "django-docker:$REF_NAME" "$IMAGE_ADDR"
 docker push "$IMAGE_ADDR"
 mark build_end

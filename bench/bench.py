@@ -385,25 +385,27 @@ PEER_CALLS_PER_POLL = 2
 
 def peer_poll_at(settled):
     """Seconds after its UpdateEnvironment at which the peer's poll first sees an environment that settled
-    `settled` seconds after it, and how many polls it made until then."""
-    t, polls = 0.0, 0
-    while t < settled:
+    `settled` seconds after it (it also polls once right away, which never sees a deploy settled)."""
+    t = 0.0
+    while t < max(settled, 1e-3):
         t += 10 if t < 300 else 20 if t < 600 else 30
-        polls += 1
-    return t, polls
+    return t
 
 
 def peer_model(r):
     """The peer's wait on the same deploy as run `r`: everything before UpdateEnvironment as the run did it (the
-    peer builds nothing, so the user's workflow does that part), then its poll grid from the update on."""
+    peer builds nothing, so the user's workflow does that part) except eb-deploy's `Create version`, since the
+    peer creates its version without processing, then its poll grid from the update on."""
     settled = r["settled_at"] - r["update_at"]
-    at, polls = peer_poll_at(settled)
-    return dict(total=(r["update_at"] - r["start"]) + at, verdict=at - settled,
-                calls_per_min=PEER_CALLS_PER_POLL * polls / (at / 60))
+    at = peer_poll_at(settled)
+    before = r["update_at"] - r["start"] - r.get("phases", {}).get("Create version", 0.0)
+    return dict(total=before + at, verdict=at - settled)
 
 
 def spread(xs, digits=2):
     """min / median / max."""
+    if not xs:
+        return "—"
     return " / ".join(f"{v:.{digits}f}" for v in (min(xs), median(xs), max(xs))) + " s"
 
 
@@ -1027,11 +1029,12 @@ def build_tables(deploys, long_runs, builds, startup, rerun, meta, fresh=None, f
     if models:
         tm = median([m["total"] for m in models])
         rows.append(("End to end: median total wall time vs the most used action's cadence (model: eb-deploy's "
-                     "runs with its wait replaced by DescribeEvents + DescribeEnvironments every 10 s)", fmt(te),
+                     "runs without version processing, its wait replaced by DescribeEvents + DescribeEnvironments "
+                     "every 10 s)", fmt(te),
                      fmt(tm), "eb-deploy below the model", verdict(te < tm)))
     rows.append(("End to end: median overhead (total − EB deploy − build+push)", fmt(oe), fmt(op),
                  f"ratio ≤ 0.25 (measured {ratio:.3f})", verdict(ratio <= 0.25)))
-    if ratio > 0.25 and all("Create version" in r.get("phases", {}) for r in e):
+    if e and ratio > 0.25 and all("Create version" in r.get("phases", {}) for r in e):
         created = median([r["phases"]["Create version"] for r in e])
         notes.append(f"Overhead: {created:.1f} s of eb-deploy's {oe:.1f} s is `Create version`, mostly waiting for "
                      "Beanstalk to process (validate) the bundle's `.ebextensions`, which the pipeline does not do; "
@@ -1047,7 +1050,8 @@ def build_tables(deploys, long_runs, builds, startup, rerun, meta, fresh=None, f
     if ce > 30:
         notes.append(f"Calls per minute on the short deploys: {median([r['wait_calls'] for r in e]):.0f} calls in a "
                      f"{median([r['wait_window'] for r in e]):.1f} s wait (see \"Short deploys and the call rate\").")
-    rows.append((f"Beanstalk calls/min while waiting (median, ~{median([r['eb_deploy_time'] for r in deploys]):.0f} s deploys)",
+    typical = median([r["eb_deploy_time"] for r in deploys])
+    rows.append((f"Beanstalk calls/min while waiting (median, ~{typical:.0f} s deploys)",
                  fmt(ce, "", 1), fmt(cp, "", 1), "eb-deploy ≤ 30 with verdict ≤ 2 s",
                  verdict(ce <= 30 and ve <= 2.0)))
     le = [r for r in long_runs if r["contender"] == "eb-deploy"]
@@ -1172,7 +1176,8 @@ def fleet_rows(fleets, rows, notes):
         ce, cm = max(r["calls_per_min"] for r in fe), median([r["calls_per_min"] for r in fm])
         rows.append((f"{n}: Beanstalk calls/min while waiting (eb-deploy: max of runs; matrix: median)",
                      fmt(ce, "", 1), fmt(cm, "", 1), "eb-deploy ≤ 30", verdict(ce <= 30)))
-        rows.append((f"{n}: calls/min of a matrix of the most used action (model: 2 calls per 10 s per job)", "—",
+        rows.append((f"{n}: calls/min of a matrix of the most used action while all its jobs wait (model: 2 calls "
+                     "per 10 s per job)", "—",
                      fmt(PEER_CALLS_PER_POLL * 6 * size, "", 0), "—", "—"))
         ve = max(r["verdict"] for r in fe)
         rows.append((f"{n}: time to verdict, last environment settled → step exits (matrix: → last job exits; "
@@ -1215,6 +1220,9 @@ def write_markdown(path, meta, tables):
     (table, rows, detail, phase_table, step_table, build_detail, notes, startup_detail, rerun_detail,
      fleet_detail, recover_detail) = tables
     missed = [r[0] for r in rows if r[-1] == "FAIL"]
+    drawn = ("(fixed steps)" if re.search(r"--step-ms \d+(\s|$)", meta["timing"]) else
+             "(each lifecycle step drawn from a range, so deploys end anywhere on a\n  poller's grid; the seed repeats "
+             "the draws)")
     missed_text = ("All targets are met." if not missed else
                    "**Missed targets:** " + "; ".join(missed) + ".")
     if notes:
@@ -1233,8 +1241,7 @@ a script editing `Dockerrun.aws.json`, `zip`, `aws s3 cp`, `create-application-v
 - Load average (1/5/15 min): {meta['load_start']} at the start, {meta['load_end']} at the end; 1-minute load at the
   start of each measured run: min {meta['load_min']:.2f}, median {meta['load_median']:.2f}, max {meta['load_max']:.2f}
 - Simulated Elastic Beanstalk: the benchmark's own ebsim instances, for the deploy runs, the fleets and the failed
-  releases `{meta['timing']}` (each lifecycle step drawn from a range, so deploys end anywhere on a
-  poller's grid; the seed repeats the draws), and `{meta['long_timing']}` for the long deploy
+  releases `{meta['timing']}` {drawn}, and `{meta['long_timing']}` for the long deploy
 - Measured runs per contender: {meta['runs']}, alternating, after one untimed warm-up run each; fleets:
   {meta.get('fleet_runs', '—')} per size and contender; failed releases: {meta.get('recover_runs', '—')}
   per contender
@@ -1267,8 +1274,9 @@ a script editing `Dockerrun.aws.json`, `zip`, `aws s3 cp`, `create-application-v
 - **The most used action (a model).** einaregilsson/beanstalk-deploy polls DescribeEvents + DescribeEnvironments
   every 10 s after its UpdateEnvironment (20 s after 5 minutes, 30 s after 10). Its row takes each eb-deploy run
   as it happened up to the UpdateEnvironment call (the action builds nothing: the workflow around it does that
-  part) and replaces what follows with that poll grid on the same deploy: its verdict is its first poll after
-  the environment settled. A model, not a run: the action itself is JavaScript on GitHub's runners.
+  part), less eb-deploy's `Create version` phase (the action does not have its version processed), and
+  replaces what follows with that poll grid on the same deploy: its verdict is its first poll after the
+  environment settled. A model, not a run: the action itself is JavaScript on GitHub's runners.
 - **Calls per minute** = Beanstalk API calls in ebsim's request log after the `UpdateEnvironment` call, divided by
   the time from that call to the process exit. The long deploy runs on a second ebsim instance with a longer step.
 - **Build context.** A generated context of random (incompressible) files in nested directories, with a
@@ -1301,8 +1309,8 @@ a script editing `Dockerrun.aws.json`, `zip`, `aws s3 cp`, `create-application-v
   waiter's best case); its time-to-verdict row is one run, not a median.
 - **Short deploys and the call rate.** On the short demo deploys eb-deploy makes a handful of calls: event polls
   4 s after the update and every 2.5 s after that, then one environment read once the final event is seen. Its
-  verdict therefore comes 0–2.5 s after the environment settles; the drawn step durations put the final event
-  anywhere on that grid, so min / median / max show the spread. The long deploy shows the rate over a wait of
+  verdict therefore comes 0–2.5 s after the environment settles; drawn step durations (the default) put the final
+  event anywhere on that grid, so min / median / max show the spread. The long deploy shows the rate over a wait of
   minutes. The CLI waiter polls every 20 s, so its verdict comes 0–20 s after the environment settles, wherever
   its poll falls.
 - **Fleets.** One application with 20 environments on an ebsim of its own. eb-deploy deploys one release to the
@@ -1501,7 +1509,9 @@ def main():
     with open(RESULTS, "w") as f:
         json.dump(results, f, indent=1)
     log(f"raw results in {RESULTS}")
-    complete = all((deploys, builds, startup, rerun, fresh, fleets, recovery))
+    # A part skipped on purpose (an empty size list, 0 runs) does not make the run partial.
+    fleets_done = fleets or not opts.fleet_sizes or opts.fleet_runs <= 0
+    complete = all((deploys, builds, startup, rerun, fresh, fleets_done, recovery or opts.recover_runs <= 0))
     report(results, opts.out, complete=complete)
     return 0
 

@@ -13,18 +13,21 @@ PREVIOUS="$("$AWS" elasticbeanstalk describe-environments --application-name "$A
     --environment-names "$ENV_NAME" --query 'Environments[0].VersionLabel' --output text)"
 
 # - the deploy job's steps
-bash "$PIPELINE"
+deployed=1
+bash "$PIPELINE" || deployed=0
 
 # - name: Check the app answers
-CNAME="$("$AWS" elasticbeanstalk describe-environments --application-name "$APP" \
-    --environment-names "$ENV_NAME" --query 'Environments[0].CNAME' --output text)"
-if curl -fsSL -o /dev/null --retry 100 --retry-delay 1 --retry-all-errors \
-    --retry-max-time "$CHECK_SECONDS" "http://$CNAME/health"; then
-    exit 0
+if ((deployed)); then
+    CNAME="$("$AWS" elasticbeanstalk describe-environments --application-name "$APP" \
+        --environment-names "$ENV_NAME" --query 'Environments[0].CNAME' --output text)"
+    if curl -fsSL -o /dev/null --max-time 5 --retry 100 --retry-delay 1 --retry-all-errors \
+        --retry-max-time "$CHECK_SECONDS" "http://$CNAME/health"; then
+        exit 0
+    fi
 fi
 
 # - name: Roll back (if: failure())
-echo "check failed; rolling back to $PREVIOUS"
+echo "deploy or check failed; rolling back to $PREVIOUS"
 "$AWS" elasticbeanstalk update-environment --application-name "$APP" --environment-name "$ENV_NAME" \
     --version-label "$PREVIOUS"
 "$AWS" elasticbeanstalk wait environment-updated --application-name "$APP" --environment-name "$ENV_NAME"

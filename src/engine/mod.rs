@@ -710,10 +710,8 @@ mod tests {
 
     // --- fleets ----------------------------------------------------------------------------------
 
-    /// A fleet of `n` environments of deploys settling `at` seconds after their update (the last ones a
-    /// little later, as real environments do), named `web-00`, `web-01`, …
-    /// `n` environments whose deploys settle from `at` seconds on, each of five groups `spread` × `at` later
-    /// than the one before.
+    /// A fleet of `n` environments, named `web-00`, `web-01`, …, whose deploys settle from `at` seconds after
+    /// their update on, each of five groups `spread` × `at` later than the one before (as real ones do).
     fn fleet(n: usize, at: f64, spread: f64) -> Vec<(String, Scenario)> {
         (0..n)
             .map(|i| {

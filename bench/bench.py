@@ -1183,6 +1183,12 @@ def fleet_rows(fleets, rows, notes):
         rows.append((f"{n}: time to verdict, last environment settled → step exits (matrix: → last job exits; "
                      "eb-deploy: max of runs, matrix: median)", fmt(ve, digits=2),
                      fmt(median([r["verdict"] for r in fm]), digits=2), "eb-deploy ≤ 2.5 s", verdict(ve <= 2.5)))
+        if ve > 2.5 and ce >= 29.5:
+            notes.append(f"{n}: eb-deploy's wait ran at its budget of 30 Beanstalk calls a minute ({ce:.1f}); each "
+                         "environment that settles needs a read of the environments, and on a wait of seconds "
+                         "the budget has no calls saved up, so the last verdict waited for the budget's next "
+                         f"call (max {ve:.2f} s). The watch keeps the call budget before the verdict "
+                         "(`Cadence` in src/wait.rs).")
         rows.append((f"{n}: images built, application versions created (per run)", f"1, {fe[0]['versions']}",
                      f"{size}, {fm[0]['versions']}", "eb-deploy: 1 and 1",
                      verdict(all(r["versions"] == 1 for r in fe))))

@@ -18,12 +18,12 @@ use crate::gha::{Annotation, Console};
 use crate::journal::Journal;
 use crate::verdict::{Failure, Step, Timing, Tracker, Verdict};
 
-/// How often to ask. The defaults keep a wait under ~30 Beanstalk calls a minute (24 for events, 2 for the
-/// environments, a few more around completion), also on deploys of a few seconds, while reaching a verdict
-/// within one event poll (0-2.5 s) of Beanstalk's own. A fleet whose environments settle at separate polls
-/// needs one environment read per such poll: a wait of a minute or more has room for them; on a wait of
-/// seconds the call budget comes first (it starts empty, so no stretch from the updates on goes above
-/// `calls_per_second`), and a verdict can come a poll or two later.
+/// How often to ask. The defaults keep a wait at or under 30 Beanstalk calls a minute, also on deploys of a
+/// few seconds (the budget starts empty, so no stretch from the updates on goes above `calls_per_second`):
+/// events every 2 s as long as a call stays in reserve, so that the environment read an ending event calls
+/// for goes out at once, and the verdict comes within one event poll (0-2 s) of Beanstalk's own. Environment
+/// reads go before event polls when the budget is short: a fleet whose environments settle at separate polls
+/// has its verdicts first, and its events a little later.
 #[derive(Debug, Clone, Copy)]
 pub struct Cadence {
     /// The first DescribeEvents after an update was accepted: updates seldom end sooner, and skipping the
@@ -44,19 +44,23 @@ pub struct Cadence {
     pub calls_per_second: f64,
     /// Calls saved up in quiet stretches, for the bursts around completions.
     pub burst: f64,
+    /// Calls an event poll leaves in the budget, for the environment reads that its events call for.
+    pub reserve: f64,
 }
 
 impl Default for Cadence {
     fn default() -> Self {
         Self {
             first_events: Duration::from_secs(4),
-            events: Duration::from_millis(2500),
+            events: Duration::from_secs(2),
             environment: Duration::from_secs(30),
             follow_up: Duration::from_secs(1),
             grace: Duration::from_secs(5),
             revert_confirm: Duration::from_secs(10),
-            calls_per_second: 0.5,
+            // A little under 30 a minute, so that a wait measured from the update's answer stays under it.
+            calls_per_second: 0.49,
             burst: 20.0,
+            reserve: 1.0,
         }
     }
 }
@@ -105,14 +109,15 @@ impl Budget {
         self.at = now;
     }
 
-    /// Spends a token when there is one; otherwise when the next one comes.
-    fn take(&mut self, now: Instant) -> Result<(), Instant> {
+    /// Spends a token when `keep` more are left after it; otherwise says when that will be.
+    fn take(&mut self, now: Instant, keep: f64) -> Result<(), Instant> {
         self.refill(now);
-        if self.tokens >= 1.0 {
+        let need = 1.0 + keep;
+        if self.tokens >= need {
             self.tokens -= 1.0;
             Ok(())
         } else {
-            Err(now + Duration::from_secs_f64((1.0 - self.tokens) / self.rate))
+            Err(now + Duration::from_secs_f64((need - self.tokens) / self.rate))
         }
     }
 }
@@ -315,7 +320,7 @@ impl<'a> Watch<'a> {
                 Some(at) if at <= now && !st.entries.is_empty() => {}
                 _ => return,
             }
-            if let Err(later) = st.budget.take(now) {
+            if let Err(later) = st.budget.take(now, self.cadence.reserve) {
                 st.next_events = Some(later);
                 return;
             }
@@ -327,6 +332,7 @@ impl<'a> Watch<'a> {
         let mut st = self.state();
         match result {
             Ok(events) => {
+                let mut ended = false;
                 for e in events {
                     let Some(env_name) = e.environment.clone() else { continue };
                     let Some(i) = st.entries.iter().position(|x| x.name.eq_ignore_ascii_case(&env_name)) else {
@@ -346,6 +352,17 @@ impl<'a> Watch<'a> {
                     {
                         entry.next_env = now;
                         *follow_ups = 3;
+                        ended = true;
+                    }
+                }
+                // The environments updated with it often end within seconds of one another: reading them all
+                // (one call) gives their verdicts without waiting for their own events, on a short budget.
+                if ended {
+                    for entry in &mut st.entries {
+                        if let Want::Verdict { follow_ups, .. } = &mut entry.want {
+                            *follow_ups = (*follow_ups).max(2);
+                            entry.next_env = entry.next_env.min(now + self.cadence.follow_up);
+                        }
                     }
                 }
             }
@@ -365,7 +382,7 @@ impl<'a> Watch<'a> {
             if !st.entries.iter().any(|e| e.next_env <= now) {
                 return;
             }
-            if let Err(later) = st.budget.take(now) {
+            if let Err(later) = st.budget.take(now, 0.0) {
                 for e in st.entries.iter_mut().filter(|e| e.next_env <= now) {
                     e.next_env = later;
                 }
@@ -451,6 +468,15 @@ impl<'a> Watch<'a> {
                         }
                         Err(verdict) => done.push((entry, Some(verdict))),
                     }
+                }
+            }
+        }
+        // Others updated with the ones that just ended are likely to end next: keep reading while reads end some.
+        if done.iter().any(|(e, _)| matches!(e.want, Want::Verdict { .. })) {
+            for entry in &mut kept {
+                if let Want::Verdict { follow_ups, .. } = &mut entry.want {
+                    *follow_ups = (*follow_ups).max(1);
+                    entry.next_env = entry.next_env.min(now + self.cadence.follow_up);
                 }
             }
         }

@@ -1371,7 +1371,7 @@ Every run, in the order run:
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=7, help="end-to-end runs per contender (medians of 7)")
     ap.add_argument("--step-ms", default="",
                     help="ebsim step for the deploy runs, N or MIN-MAX ms (default: demo timing's spread)")
     ap.add_argument("--seed", type=int, default=None, help="ebsim's seed (default: a fresh one, reported)")

@@ -358,12 +358,7 @@ impl<'a> Watch<'a> {
                 // The environments updated with it often end within seconds of one another: reading them all
                 // (one call) gives their verdicts without waiting for their own events, on a short budget.
                 if ended {
-                    for entry in &mut st.entries {
-                        if let Want::Verdict { follow_ups, .. } = &mut entry.want {
-                            *follow_ups = (*follow_ups).max(2);
-                            entry.next_env = entry.next_env.min(now + self.cadence.follow_up);
-                        }
-                    }
+                    read_soon(&mut st.entries, now + self.cadence.follow_up, 2);
                 }
             }
             Err(err) => self.console.debug(format!("could not read events: {err:#}")),
@@ -473,12 +468,7 @@ impl<'a> Watch<'a> {
         }
         // Others updated with the ones that just ended are likely to end next: keep reading while reads end some.
         if done.iter().any(|(e, _)| matches!(e.want, Want::Verdict { .. })) {
-            for entry in &mut kept {
-                if let Want::Verdict { follow_ups, .. } = &mut entry.want {
-                    *follow_ups = (*follow_ups).max(1);
-                    entry.next_env = entry.next_env.min(now + self.cadence.follow_up);
-                }
-            }
+            read_soon(&mut kept, now + self.cadence.follow_up, 1);
         }
         st.entries = kept;
         drop(st);
@@ -505,6 +495,16 @@ impl<'a> Watch<'a> {
 }
 
 /// Ends one wait with `verdict`.
+/// Reads the environments still waiting for a verdict by `at`, and at least `reads` times more.
+fn read_soon(entries: &mut [Entry], at: Instant, reads: u32) {
+    for entry in entries {
+        if let Want::Verdict { follow_ups, .. } = &mut entry.want {
+            *follow_ups = (*follow_ups).max(reads);
+            entry.next_env = entry.next_env.min(at);
+        }
+    }
+}
+
 fn finish(entry: Entry, verdict: Verdict) {
     match entry.want {
         Want::Ready(tx) => {

@@ -712,12 +712,17 @@ mod tests {
 
     // --- fleets ----------------------------------------------------------------------------------
 
+    /// When the `i`th environment of a [`fleet`] settles, in seconds after its update.
+    fn settle_at(at: f64, spread: f64, i: usize) -> f64 {
+        at * (1.0 + spread * (i % 5) as f64)
+    }
+
     /// A fleet of `n` environments, named `web-00`, `web-01`, …, whose deploys settle from `at` seconds after
     /// their update on, each of five groups `spread` × `at` later than the one before (as real ones do).
     fn fleet(n: usize, at: f64, spread: f64) -> Vec<(String, Scenario)> {
         (0..n)
             .map(|i| {
-                let settle = at * (1.0 + spread * (i % 5) as f64);
+                let settle = settle_at(at, spread, i);
                 let sc = Scenario {
                     update_events: vec![
                         (secs(0.2), "INFO", "Environment update is starting.", true),
@@ -753,7 +758,7 @@ mod tests {
             for at in [3.0, 8.0, 40.0, 300.0, 1200.0].into_iter().filter(|&at| spread < 0.1 || at >= 40.0) {
                 let envs = fleet(n, at, spread);
                 let settles: Vec<(String, f64)> =
-                    (0..n).map(|i| (envs[i].0.clone(), at * (1.0 + spread * (i % 5) as f64))).collect();
+                    (0..n).map(|i| (envs[i].0.clone(), settle_at(at, spread, i))).collect();
                 let r = run_fleet(envs, &[("wait-timeout", "1h")]).await;
                 assert_eq!(r.outcome(), Outcome::Deployed, "{n} x {at} s: {}", r.log);
                 assert_eq!(r.fake.count("CreateApplicationVersion"), 1, "one version for the fleet");
@@ -785,7 +790,7 @@ mod tests {
                     .iter()
                     .enumerate()
                     .map(|(i, env)| {
-                        let settled = r.fake.updated_at_env(env).unwrap() + secs(at * (1.0 + 0.3 * (i % 5) as f64));
+                        let settled = r.fake.updated_at_env(env).unwrap() + secs(settle_at(at, 0.3, i));
                         verdict_at(&r, env).saturating_sub(settled)
                     })
                     .max()

@@ -1303,9 +1303,8 @@ a script editing `Dockerrun.aws.json`, `zip`, `aws s3 cp`, `create-application-v
   included); the pipeline's is the `docker build` alone. The environment's running container keeps its image's
   layers in the daemon: on a runner eb-deploy downloads the matching layers from ECR instead (the step's
   output here is a few bytes; a real dependency layer adds its download time, still far below rebuilding it).
-- **BuildKit context transfer.** The build-context contexts again, eb-deploy with `builder: buildkit` (its tar
-  context over `/build`, as the classic builder, with a session for credentials) vs `docker build` with BuildKit
-  (the session's file sync). The daemon's build cache is emptied before each build: `docker build` keeps the
+- **BuildKit context transfer.** The build-context contexts again, eb-deploy with `builder: buildkit` vs `docker
+  build` with BuildKit, both sending the context through the build session's file sync. The daemon's build cache is emptied before each build: `docker build` keeps the
   last transfer of a directory and sends only what changed, which a fresh runner never has. Log lines count
   eb-deploy's and the CLI's whole output for the build.
 - **Long deploy.** Its ebsim step (every lifecycle step, also processing a new version) is long, so its totals and

@@ -41,6 +41,7 @@ fn main() -> ExitCode {
     let request = BuildRequest {
         plan: BuildPlan { context, dockerfile, no_cache: true, builder, ..Default::default() },
         tag,
+        docker_host: docker_host.clone(),
         ..BuildRequest::default()
     };
     let result = runtime.block_on(async {

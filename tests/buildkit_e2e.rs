@@ -190,8 +190,13 @@ async fn failing_run_is_annotated_at_its_line_and_nothing_is_deployed() {
     assert!(mutations.is_empty(), "a failed build changes nothing in Beanstalk: {mutations:?}");
 }
 
+/// The daemon's address, for the connections a BuildKit build opens itself (its session).
+fn docker_host() -> Option<String> {
+    std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty())
+}
+
 async fn docker() -> bollard::Docker {
-    let host = std::env::var("DOCKER_HOST").ok();
+    let host = docker_host();
     eb_deploy::docker::connect(host.as_deref()).await.expect("the local Docker daemon must be running")
 }
 
@@ -218,6 +223,7 @@ async fn the_classic_builder_refuses_them_with_the_daemons_message() {
         let tag = app.image(unique("ebd-classic") + ":x");
         let (console, out) = console();
         let request = BuildRequest {
+            docker_host: docker_host(),
             plan: BuildPlan { context: app.dir.clone(), builder: Builder::Classic, ..Default::default() },
             tag,
             ..Default::default()
@@ -238,6 +244,7 @@ async fn the_classic_builder_refuses_them_with_the_daemons_message() {
     let tag = app.image(unique("ebd-classic-link") + ":x");
     let (console, out) = console();
     let request = BuildRequest {
+        docker_host: docker_host(),
         plan: BuildPlan { context: app.dir.clone(), builder: Builder::Classic, ..Default::default() },
         tag,
         ..Default::default()
@@ -286,6 +293,7 @@ async fn buildkit_keeps_every_classic_input_working() {
     let tag = app.image(format!("{registry}/{repo}:local"));
     let labels = oci_labels(Some("https://github.com/team/shop"), Some("abc123"), "v1", "2026-12-01T10:00:00Z");
     let request = BuildRequest {
+        docker_host: docker_host(),
         plan: BuildPlan {
             context: app.dir.join("ctx"),
             dockerfile: Some(app.dir.join("Dockerfile.outside")),
@@ -322,6 +330,8 @@ async fn buildkit_keeps_every_classic_input_working() {
     assert_eq!(files, ["hello from a build arg", "kept"]);
     let listing = image_files(&built.id, &["/ctx"]).await;
     assert!(!listing[0].contains("secret.env") && !listing[0].contains("big"), "{}", listing[0]);
+    // The Dockerfile from outside travels apart from the context, as with `docker build`: COPY . misses it.
+    assert!(!listing[0].contains("dockerfile") && !listing[0].contains("Dockerfile"), "{}", listing[0]);
 
     // The digest comes from the push, and the registry serves it.
     let pushed = registry::push(&docker, &auth, &built.id, &repo, "v1", &console).await.unwrap();
@@ -336,6 +346,45 @@ async fn buildkit_keeps_every_classic_input_working() {
 
     let shown = out.text().replace(&format!("::add-mask::{password}"), "");
     assert!(!shown.contains(&password), "the registry password leaked into the log");
+}
+
+/// The context goes through the build's session: a second build of the same directory sends only the file
+/// that changed (the daemon keeps the rest), and the image has the change.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rebuild_sends_only_the_files_that_changed() {
+    let _cache = BUILD_CACHE.lock().await;
+    let docker = docker().await;
+    let mut app = App::new(&[
+        (
+            "Dockerfile",
+            "FROM scratch\nCOPY --chmod=755 busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+             COPY app/ /app/\n",
+        ),
+        ("app/version", "one"),
+    ]);
+    let noise: Vec<u8> = (0..(3u32 << 20)).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    fs::write(app.dir.join("app/data.bin"), noise).unwrap();
+    let tag = app.image(unique("eb-deploy-e2e/resync").to_lowercase() + ":local");
+    let request = BuildRequest {
+        docker_host: docker_host(),
+        plan: BuildPlan { context: app.dir.clone(), builder: Builder::BuildKit, ..Default::default() },
+        tag: tag.clone(),
+        ..Default::default()
+    };
+    let (first_console, out) = console();
+    image::build(&docker, &request, &first_console).await.expect("first build");
+    let first = out.text();
+    let built_line = |text: &str| text.lines().find(|l| l.starts_with("Built ")).map(str::to_owned).unwrap_or_default();
+    // Nothing of this directory was on the daemon: all of it went, and the line says no more than its size.
+    assert!(!built_line(&first).contains("sent"), "{first}");
+
+    app.write("app/version", "two");
+    let (again, out) = console();
+    let built = image::build(&docker, &request, &again).await.expect("second build");
+    let second = built_line(&out.text());
+    assert!(second.contains(" MB context (3 B of it sent, the rest was in the daemon's cache)"), "{}", out.text());
+    let files = image_files(&built.id, &["/app/version"]).await;
+    assert_eq!(files, ["two"]);
 }
 
 /// Reads files of an image by running busybox `cat` (or `ls` for directories) in a throwaway container.

@@ -439,29 +439,14 @@ fn mask_generated_names(content: &[u8]) -> Vec<u8> {
 const BUILDKIT_CLI_EMPTIES: &[(&str, &str)] = &[("repeated-pattern-after-reinclude", "a/f")];
 
 /// The differences between eb-deploy under BuildKit and `docker build` with BuildKit that are known and
-/// deliberate; each is checked to be exactly that, then taken out of the comparison.
-///
-/// BuildKit reads the Dockerfile from eb-deploy's tar context (the Engine API has no other way to hand
-/// it over), so the Dockerfile is part of the context even where `.dockerignore` leaves it out or it
-/// lives outside the context; `docker build` sends it apart, through its session.
+/// deliberate; each is checked to be exactly that, then taken out of the comparison. (The Dockerfile is
+/// not one: both send it apart from the context, through the build's session.)
 fn buildkit_known_differences(
     case: &Case,
     ours: &BTreeMap<String, Listed>,
     cli: &mut BTreeMap<String, Listed>,
     failures: &mut Vec<String>,
 ) {
-    let sent_dockerfile = |path: &str| match case.dockerfile {
-        DockerfileAt::Default => path == "Dockerfile",
-        DockerfileAt::Inside(rel) => path == rel || Path::new(rel).ancestors().any(|a| a == Path::new(path)),
-        DockerfileAt::Outside => {
-            path.strip_prefix(".dockerfile.").is_some_and(|h| h.len() == 20 && h.bytes().all(|b| b.is_ascii_hexdigit()))
-        }
-    };
-    for (path, listed) in ours {
-        if !cli.contains_key(path) && sent_dockerfile(path) {
-            cli.insert(path.clone(), listed.clone());
-        }
-    }
     for (name, path) in BUILDKIT_CLI_EMPTIES {
         if *name != case.name {
             continue;
@@ -549,6 +534,7 @@ async fn conformance(builder: Builder) {
         let ours = format!("ebd-conformance-{run}-{}:ours", case.name);
         let theirs = format!("ebd-conformance-{run}-{}:cli", case.name);
         let request = BuildRequest {
+            docker_host: docker_host.clone(),
             plan: BuildPlan { context: ctx.clone(), dockerfile: dockerfile.clone(), builder, ..Default::default() },
             tag: ours.clone(),
             ..Default::default()

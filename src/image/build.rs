@@ -59,8 +59,13 @@ pub struct BuiltImage {
 pub(super) struct Prepared {
     /// The context as the classic builder takes it.
     pub spec: ContextSpec,
-    /// The context as BuildKit takes it (see [`prepare`]).
+    /// The context as BuildKit takes it in one upload (a build with secrets; see [`prepare`]).
     pub buildkit_spec: ContextSpec,
+    /// `.dockerignore` as written: what a BuildKit session lists of the context.
+    pub ignore: Matcher,
+    /// The Dockerfile's file name and bytes, which a BuildKit session serves apart from the context.
+    pub dockerfile_name: String,
+    pub dockerfile_bytes: Vec<u8>,
     /// The `dockerfile` parameter: a path inside the context tar.
     pub dockerfile_param: String,
     /// The Dockerfile's text, to map steps to lines.
@@ -133,7 +138,7 @@ pub async fn build(docker: &Docker, request: &BuildRequest, console: &Console) -
     let outcome = if choice.buildkit && !request.plan.secrets.is_empty() {
         super::secrets::build(&docker, request, &prepared, console).await
     } else if choice.buildkit {
-        super::buildkit::build(&docker, request, &prepared, console).await
+        super::buildkit::build(request, &prepared, console).await
     } else if !request.plan.secrets.is_empty() {
         drop(group);
         bail!(
@@ -163,12 +168,7 @@ pub async fn build(docker: &Docker, request: &BuildRequest, console: &Console) -
     };
     drop(group);
     let note = finished.note.map(|n| format!("; {n}")).unwrap_or_default();
-    console.info(format!(
-        "Built {} ({}) from a {} context{note}",
-        request.tag,
-        short_id(&id),
-        describe_stats(finished.stats)
-    ));
+    console.info(format!("Built {} ({}) from {}{note}", request.tag, short_id(&id), describe_stats(finished.stats)));
     Ok(BuiltImage { id })
 }
 
@@ -307,8 +307,10 @@ pub(super) fn prepare(plan: &BuildPlan) -> Result<Prepared> {
         Err(err) if err.kind() == io::ErrorKind::NotFound => Matcher::default(),
         Err(err) => return Err(err).with_context(|| format!("failed to read {}", ignore_path.display())),
     };
-    // BuildKit reads the Dockerfile from a tar context but applies no `.dockerignore` to it (the patterns
-    // are applied here): there only the Dockerfile must stay, as `docker build` leaves out the rest.
+    // A BuildKit build with secrets reads the Dockerfile from a tar context but applies no `.dockerignore` to
+    // it (the patterns are applied here): there only the Dockerfile must stay, as `docker build` leaves out
+    // the rest. A BuildKit session lists the context with the rules as written and serves the Dockerfile apart.
+    let ignore = matcher.clone();
     let mut buildkit_matcher = matcher.clone();
     matcher.keep(".dockerignore");
     let mut dockerfile_in_context = false;
@@ -324,9 +326,11 @@ pub(super) fn prepare(plan: &BuildPlan) -> Result<Prepared> {
         _ => {
             // As the docker CLI does: send it under a name nothing in the context can clash with.
             let name = format!(".dockerfile.{}", random_hex(10));
-            (name.clone(), Some(ExtraDockerfile { name, contents: dockerfile_bytes }))
+            (name.clone(), Some(ExtraDockerfile { name, contents: dockerfile_bytes.clone() }))
         }
     };
+    let dockerfile_name =
+        canonical.file_name().map_or_else(|| "Dockerfile".to_owned(), |n| n.to_string_lossy().into_owned());
     Ok(Prepared {
         buildkit_spec: ContextSpec {
             root: root.clone(),
@@ -335,7 +339,10 @@ pub(super) fn prepare(plan: &BuildPlan) -> Result<Prepared> {
             hide_outside_dockerfile: false,
         },
         spec: ContextSpec { root, matcher, outside_dockerfile, hide_outside_dockerfile: true },
+        ignore,
         dockerfile_param,
+        dockerfile_name,
+        dockerfile_bytes,
         dockerfile_text,
         dockerfile_display: display_path(&dockerfile_path),
         dockerfile_in_context,
@@ -478,8 +485,16 @@ pub(super) fn short_id(id: &str) -> &str {
     hex.get(..12).unwrap_or(hex)
 }
 
+/// "a 12-entry, 5.1 MB context", and what of it the daemon already had.
 fn describe_stats(stats: ContextStats) -> String {
-    format!("{}-entry, {}", stats.entries, human_bytes(stats.bytes))
+    let sent = match stats.sent {
+        // Worth a word when the daemon had most of it (a rebuild of the same directory on the same daemon).
+        Some(sent) if sent < stats.bytes / 10 * 9 => {
+            format!(" ({} of it sent, the rest was in the daemon's cache)", human_bytes(sent))
+        }
+        _ => String::new(),
+    };
+    format!("a {}-entry, {} context{sent}", stats.entries, human_bytes(stats.bytes))
 }
 
 pub(super) fn display_path(path: &Path) -> String {
@@ -672,7 +687,10 @@ mod tests {
                 outside_dockerfile: None,
                 hide_outside_dockerfile: false,
             },
+            ignore: Matcher::default(),
             dockerfile_param: "Dockerfile".into(),
+            dockerfile_name: "Dockerfile".into(),
+            dockerfile_bytes: Vec::new(),
             dockerfile_text: "FROM scratch\n# c\nCOPY a /a\nRUN a \\\n  b\nRUN false\n".into(),
             dockerfile_display: "app/Dockerfile".into(),
             dockerfile_in_context: true,

@@ -1,22 +1,25 @@
-//! BuildKit builds through the Engine API: `POST /build?version=2&session=…` with the same streamed tar
-//! context as the classic builder, while bollard holds a session over the daemon's `/session` and
-//! `/grpc` endpoints that serves registry credentials (for cache sources). Progress arrives as
-//! `moby.buildkit.trace` messages, which [`Renderer`] turns into a readable log.
+//! BuildKit builds through the Engine API as `docker build` makes them: `POST /build?version=2&session=…
+//! &remote=client-session` with no body, while this build's session (see `session`) serves the context and
+//! the Dockerfile through BuildKit's file sync, and the registry credentials of the cache sources. Progress
+//! arrives as `moby.buildkit.trace` messages, which [`Renderer`] turns into a readable log.
 
 use std::collections::HashMap;
 
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
 use anyhow::anyhow;
-use bollard::Docker;
 use bollard::auth::DockerCredentials;
-use bollard::errors::Error as DockerError;
-use bollard::models::BuildInfoAux;
+use bollard::models::{BuildInfo, BuildInfoAux};
 use bollard::query_parameters::{BuildImageOptions, BuilderVersion};
-use futures_util::StreamExt;
+use http_body_util::BodyExt;
+use sha2::{Digest, Sha256};
 
 use super::build::{BuildRequest, Failure, Finished, Prepared, random_hex};
-use super::context;
+use super::context::ContextStats;
 use super::dockerfile;
 use super::progress::Renderer;
+use super::{conn, filesync, session};
 use crate::build_plan::CacheTo;
 use crate::gha::Console;
 use crate::names::reference_host;
@@ -77,12 +80,7 @@ fn session_credentials(request: &BuildRequest, sources: &[CacheSource]) -> HashM
 }
 
 /// Runs a BuildKit build to its end.
-pub(super) async fn build(
-    docker: &Docker,
-    request: &BuildRequest,
-    prepared: &Prepared,
-    console: &Console,
-) -> Result<Finished, Failure> {
+pub(super) async fn build(request: &BuildRequest, prepared: &Prepared, console: &Console) -> Result<Finished, Failure> {
     let (sources, note) = if request.plan.no_cache { (Vec::new(), None) } else { cache_sources(request) };
     if let Some(note) = note {
         console.info(note);
@@ -96,9 +94,12 @@ pub(super) async fn build(
         build_args.entry(INLINE_CACHE_ARG.to_owned()).or_insert_with(|| "1".to_owned());
     }
     let credentials = session_credentials(request, &sources);
+    // The daemon finds this build's session by its id; one per build.
+    let session_id = format!("eb-deploy-{}", random_hex(12));
     let options = BuildImageOptions {
-        dockerfile: prepared.dockerfile_param.clone(),
+        dockerfile: prepared.dockerfile_name.clone(),
         t: (!request.tag.is_empty()).then(|| request.tag.clone()),
+        remote: Some(SESSION_REMOTE.to_owned()),
         nocache: request.plan.no_cache,
         cachefrom: (!sources.is_empty()).then(|| sources.iter().map(|s| s.reference.clone()).collect()),
         pull: request.plan.pull.then(|| "1".to_owned()),
@@ -107,55 +108,149 @@ pub(super) async fn build(
         platform: request.plan.platform.clone().unwrap_or_default(),
         target: request.plan.target.clone().unwrap_or_default(),
         version: BuilderVersion::BuilderBuildKit,
-        // The daemon finds our session (credentials) by this id; one per build.
-        session: Some(format!("eb-deploy-{}", random_hex(12))),
+        session: Some(session_id.clone()),
         ..Default::default()
     };
 
-    if !prepared.dockerfile_in_context {
-        console.info(
-            "Note: BuildKit reads the Dockerfile from the context eb-deploy sends (the Engine API has no other \
-             way), so it is part of the context although it lies outside it or .dockerignore leaves it out: \
-             `COPY .` copies it too",
-        );
-    }
-    let (body, upload) = context::stream_context(prepared.buildkit_spec.clone());
+    let root = prepared.buildkit_spec.root.clone();
+    let ignore = prepared.ignore.clone();
+    let (context, stats) = tokio::task::spawn_blocking(move || filesync::list_context(&root, &ignore))
+        .await
+        .map_err(|e| Failure::Other(anyhow!("listing the build context failed: {e}")))?
+        .map_err(|e| Failure::Other(e.context("failed to read the build context")))?;
+    let dockerfile = filesync::single_file(&prepared.dockerfile_name, &prepared.dockerfile_bytes);
+    let files = filesync::Served::new(HashMap::from([
+        (filesync::CONTEXT.to_owned(), Arc::new(context)),
+        (filesync::DOCKERFILE.to_owned(), Arc::new(dockerfile)),
+    ]));
+    let (unreadable, sent) = (files.failed.clone(), files.sent.clone());
+    let host = request.docker_host.as_deref();
+    // One key per context directory, as the docker CLI keys it: a rebuild of the same directory on the same
+    // daemon sends only the files that changed.
+    let shared_key = hex::encode(&Sha256::digest(prepared.buildkit_spec.root.as_os_str().as_encoded_bytes())[..16]);
+    let session = session::start(host, session_id, shared_key, files, credentials)
+        .await
+        .map_err(|e| Failure::Other(e.context("failed to open a BuildKit session with the Docker daemon")))?;
+
     let mut renderer = Renderer::new(console, prepared.dockerfile_display.clone());
     let mut image_id = None;
-    let outcome = {
-        let mut stream = docker.build_image(
-            options,
-            (!credentials.is_empty()).then_some(credentials),
-            Some(bollard::body_try_stream(body)),
-        );
-        loop {
-            match stream.next().await {
-                None => break Ok(()),
-                Some(Ok(info)) => {
-                    match &info.aux {
-                        Some(BuildInfoAux::BuildKit(status)) => renderer.handle(status),
-                        Some(BuildInfoAux::Default(aux)) => image_id = aux.id.clone().or(image_id),
-                        None => {}
-                    }
-                    // The daemon's own notes (rare with BuildKit) are kept, one per line.
-                    for line in info.stream.iter().chain(info.status.iter()).flat_map(|t| t.lines()) {
-                        if !line.trim().is_empty() {
-                            console.info(line.trim_end());
-                        }
-                    }
-                }
-                Some(Err(err)) => break Err(err),
+    let outcome = follow_build(host, &options, |info| {
+        match &info.aux {
+            Some(BuildInfoAux::BuildKit(status)) => renderer.handle(status),
+            Some(BuildInfoAux::Default(aux)) => image_id = aux.id.clone().or(image_id.take()),
+            None => {}
+        }
+        // The daemon's own notes (rare with BuildKit) are kept, one per line.
+        for line in info.stream.iter().chain(info.status.iter()).flat_map(|t| t.lines()) {
+            if !line.trim().is_empty() {
+                console.info(line.trim_end());
             }
         }
-    };
+    })
+    .await;
+    drop(session);
     renderer.finish();
     renderer.warn_unused_cache();
-    let upload = upload.await.map_err(|e| anyhow!("the build context task failed: {e}")).and_then(|r| r);
-    if let Err(err) = outcome {
-        return Err(failure(err, upload.err(), &renderer, prepared));
+    if let Err(ended) = outcome {
+        let unreadable = unreadable.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        return Err(failure(ended, unreadable, &renderer, prepared));
     }
-    let stats = upload.map_err(|e| Failure::Other(e.context("failed to send the build context")))?;
+    let stats = ContextStats { sent: Some(sent.load(Ordering::Relaxed)), ..stats };
     Ok(Finished { image_id, stats, note: cached_note(&renderer) })
+}
+
+/// How the build's `remote` parameter names a context that comes through the session.
+const SESSION_REMOTE: &str = "client-session";
+
+/// Why a build's answer ended in error.
+#[derive(Debug)]
+enum Ended {
+    /// The daemon's message: the request refused, or an error in the build's stream.
+    Daemon(String),
+    /// No answer, or one that is not the Engine API's.
+    Lost(anyhow::Error),
+}
+
+/// `POST /build` on a connection of our own (bollard would also send a context body), handing each
+/// message of the answer to `each`.
+async fn follow_build(
+    docker_host: Option<&str>,
+    options: &BuildImageOptions,
+    mut each: impl FnMut(&BuildInfo),
+) -> Result<(), Ended> {
+    let query = serde_urlencoded::to_string(options).map_err(|e| Ended::Lost(e.into()))?;
+    let stream = conn::connect(docker_host).await.map_err(|e| Ended::Lost(e.context("failed to reach the daemon")))?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+        .await
+        .map_err(|e| Ended::Lost(e.into()))?;
+    let driver = tokio::spawn(connection);
+    let request = hyper::Request::post(format!("/build?{query}"))
+        .header(hyper::header::HOST, "docker")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .map_err(|e| Ended::Lost(e.into()))?;
+    let response = sender.send_request(request).await.map_err(|e| Ended::Lost(e.into()))?;
+    let status = response.status();
+    let mut body = response.into_body();
+    let mut pending = Vec::new();
+    let mut refused = Vec::new();
+    let result = loop {
+        let Some(frame) = body.frame().await else { break Ok(()) };
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(err) => break Err(Ended::Lost(err.into())),
+        };
+        let Some(data) = frame.data_ref() else { continue };
+        if !status.is_success() {
+            refused.extend_from_slice(data);
+            continue;
+        }
+        pending.extend_from_slice(data);
+        if let Err(ended) = take_messages(&mut pending, &mut each) {
+            break Err(ended);
+        }
+    };
+    driver.abort();
+    result?;
+    if !status.is_success() {
+        #[derive(serde::Deserialize)]
+        struct Refusal {
+            message: String,
+        }
+        let message = serde_json::from_slice::<Refusal>(&refused)
+            .map(|r| r.message)
+            .unwrap_or_else(|_| format!("{status}: {}", String::from_utf8_lossy(&refused).trim()));
+        return Err(Ended::Daemon(message));
+    }
+    take_messages(&mut pending, &mut each)?;
+    if !pending.iter().all(u8::is_ascii_whitespace) {
+        take_message(&pending, &mut each)?;
+    }
+    Ok(())
+}
+
+/// Hands every complete line of `pending` to `each`, keeping what follows the last newline.
+fn take_messages(pending: &mut Vec<u8>, each: &mut impl FnMut(&BuildInfo)) -> Result<(), Ended> {
+    while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+        let line: Vec<u8> = pending.drain(..=end).collect();
+        if !line.iter().all(u8::is_ascii_whitespace) {
+            take_message(&line, each)?;
+        }
+    }
+    Ok(())
+}
+
+fn take_message(line: &[u8], each: &mut impl FnMut(&BuildInfo)) -> Result<(), Ended> {
+    let info: BuildInfo = serde_json::from_slice(line).map_err(|e| {
+        Ended::Lost(anyhow!(
+            "the daemon sent a build message eb-deploy cannot read ({e}): {}",
+            String::from_utf8_lossy(line).trim()
+        ))
+    })?;
+    if let Some(message) = info.error_detail.as_ref().and_then(|d| d.message.clone()) {
+        return Err(Ended::Daemon(message));
+    }
+    each(&info);
+    Ok(())
 }
 
 /// "3 steps CACHED", counting the Dockerfile's own steps.
@@ -166,21 +261,17 @@ pub(super) fn cached_note(renderer: &Renderer<'_>) -> Option<String> {
 }
 
 /// What a failed BuildKit build means: the failed step and its line, a Dockerfile parse error's line,
-/// or the upload's error.
-fn failure(
-    err: DockerError,
-    upload_error: Option<anyhow::Error>,
-    renderer: &Renderer<'_>,
-    prepared: &Prepared,
-) -> Failure {
-    let message = match &err {
-        DockerError::DockerStreamError { error } => error.clone(),
-        DockerError::DockerResponseServerError { message, .. } => message.clone(),
-        _ => {
-            return Failure::Other(match upload_error {
-                Some(upload) => upload.context("failed to send the build context"),
-                None => anyhow::Error::new(err).context("lost the connection to the Docker daemon during the build"),
-            });
+/// or a context file that could not be read.
+fn failure(ended: Ended, unreadable: Option<String>, renderer: &Renderer<'_>, prepared: &Prepared) -> Failure {
+    if let Some(unreadable) = unreadable {
+        return Failure::Other(
+            anyhow!("{unreadable}: check its permissions").context("failed to send the build context"),
+        );
+    }
+    let message = match ended {
+        Ended::Daemon(message) => message,
+        Ended::Lost(err) => {
+            return Failure::Other(err.context("lost the connection to the Docker daemon during the build"));
         }
     };
     let step = renderer.failed().map(|f| f.name.clone());

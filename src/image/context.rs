@@ -45,11 +45,14 @@ pub(crate) struct ExtraDockerfile {
     pub contents: Vec<u8>,
 }
 
-/// What was sent.
+/// What the context holds, and what of it was sent.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct ContextStats {
     pub entries: u64,
     pub bytes: u64,
+    /// File content sent, when the daemon asked for files one by one (BuildKit's file sync takes only what
+    /// its cache lacks); None when the whole context went as a tar.
+    pub sent: Option<u64>,
 }
 
 /// Starts writing the context tar on a blocking thread; returns the byte stream for the request
@@ -86,7 +89,7 @@ pub(crate) fn write_context<W: Write>(spec: &ContextSpec, out: W) -> Result<(W, 
     if !meta.is_dir() {
         bail!("the build context {} is not a directory", spec.root.display());
     }
-    writer.walk(&spec.root, Path::new(""), "", &ParentMatches::default())?;
+    walk(&spec.root, &spec.matcher, &mut |abs, rel, meta| writer.entry(abs, Path::new(rel), rel, meta))?;
     if let Some(extra) = &spec.outside_dockerfile {
         if spec.hide_outside_dockerfile && !writer.saw_dockerignore {
             // The CLI creates one that hides itself and the generated Dockerfile from COPY.
@@ -102,6 +105,51 @@ pub(crate) fn write_context<W: Write>(spec: &ContextSpec, out: W) -> Result<(W, 
     Ok((counting.inner, ContextStats { bytes: counting.bytes, ..stats }))
 }
 
+/// Visits what `.dockerignore` keeps under `root`, in the order Go's walk visits it (names in byte order,
+/// each directory before what it holds), with each entry's path relative to `root`. A directory that is left
+/// out but may hold re-included paths is not visited itself; what it holds is.
+pub(crate) fn walk(
+    root: &Path,
+    matcher: &Matcher,
+    visit: &mut dyn FnMut(&Path, &str, &Metadata) -> Result<()>,
+) -> Result<()> {
+    walk_dir(root, "", matcher, &ParentMatches::default(), visit)
+}
+
+fn walk_dir(
+    dir: &Path,
+    rel_dir: &str,
+    matcher: &Matcher,
+    parent: &ParentMatches,
+    visit: &mut dyn FnMut(&Path, &str, &Metadata) -> Result<()>,
+) -> Result<()> {
+    let mut names: Vec<OsString> = fs::read_dir(dir)
+        .and_then(|entries| entries.map(|e| e.map(|e| e.file_name())).collect())
+        .with_context(|| format!("failed to list {} in the build context", dir.display()))?;
+    // Byte order, as Go's directory walk uses: the context is the same on every machine.
+    names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    for name in names {
+        let abs = dir.join(&name);
+        let name_str = name.to_string_lossy();
+        let rel = if rel_dir.is_empty() { name_str.into_owned() } else { format!("{rel_dir}/{name_str}") };
+        let meta = fs::symlink_metadata(&abs)
+            .with_context(|| format!("failed to read {} in the build context", abs.display()))?;
+        let (excluded, matches) = matcher.matches(&rel, parent);
+        if excluded {
+            if meta.is_dir() && matcher.may_include_beneath(&rel) {
+                // Not visited itself; whatever is re-included inside is.
+                walk_dir(&abs, &rel, matcher, &matches, visit)?;
+            }
+            continue;
+        }
+        visit(&abs, &rel, &meta)?;
+        if meta.is_dir() {
+            walk_dir(&abs, &rel, matcher, &matches, visit)?;
+        }
+    }
+    Ok(())
+}
+
 struct TarWriter<'a, W: Write> {
     spec: &'a ContextSpec,
     tar: tar::Builder<CountingWriter<W>>,
@@ -113,37 +161,6 @@ struct TarWriter<'a, W: Write> {
 }
 
 impl<W: Write> TarWriter<'_, W> {
-    fn walk(&mut self, dir: &Path, rel_dir: &Path, rel_dir_str: &str, parent: &ParentMatches) -> Result<()> {
-        let mut names: Vec<OsString> = fs::read_dir(dir)
-            .and_then(|entries| entries.map(|e| e.map(|e| e.file_name())).collect())
-            .with_context(|| format!("failed to list {} in the build context", dir.display()))?;
-        // Byte order, as Go's directory walk uses: the tar is the same on every machine.
-        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-        for name in names {
-            let abs = dir.join(&name);
-            let rel = rel_dir.join(&name);
-            let name_str = name.to_string_lossy();
-            let rel_str =
-                if rel_dir_str.is_empty() { name_str.into_owned() } else { format!("{rel_dir_str}/{name_str}") };
-            let meta = fs::symlink_metadata(&abs)
-                .with_context(|| format!("failed to read {} in the build context", abs.display()))?;
-            let (excluded, matches) = self.spec.matcher.matches(&rel_str, parent);
-            let is_dir = meta.is_dir();
-            if excluded {
-                if is_dir && self.spec.matcher.may_include_beneath(&rel_str) {
-                    // Not sent itself; the daemon creates it for whatever is re-included inside.
-                    self.walk(&abs, &rel, &rel_str, &matches)?;
-                }
-                continue;
-            }
-            self.entry(&abs, &rel, &rel_str, &meta)?;
-            if is_dir {
-                self.walk(&abs, &rel, &rel_str, &matches)?;
-            }
-        }
-        Ok(())
-    }
-
     fn entry(&mut self, abs: &Path, rel: &Path, rel_str: &str, meta: &Metadata) -> Result<()> {
         let file_type = meta.file_type();
         if file_type.is_socket() {
@@ -247,11 +264,11 @@ impl<W: Write> TarWriter<'_, W> {
     }
 }
 
-fn dev_major(rdev: u64) -> u32 {
+pub(super) fn dev_major(rdev: u64) -> u32 {
     (((rdev >> 8) & 0xfff) | ((rdev >> 32) & !0xfff)) as u32
 }
 
-fn dev_minor(rdev: u64) -> u32 {
+pub(super) fn dev_minor(rdev: u64) -> u32 {
     ((rdev & 0xff) | ((rdev >> 12) & !0xff)) as u32
 }
 

@@ -17,7 +17,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, anyhow};
 use bollard::Docker;
 use bollard::auth::DockerCredentials;
 use bollard::grpc::BuildRef;
@@ -27,10 +27,10 @@ use bollard::grpc::driver::moby::Moby;
 use bollard::moby::buildkit::v1::control_client::ControlClient;
 use bollard::moby::buildkit::v1::{CacheOptionsEntry, StatusRequest};
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::build::{BuildRequest, Failure, Finished, Prepared};
 use super::buildkit::{CacheSource, cache_sources};
+use super::conn::{self, Conn};
 use super::context::{self, ContextStats};
 use super::dockerfile;
 use super::progress::Renderer;
@@ -87,6 +87,12 @@ pub(super) async fn build(
         crate::format::human_bytes(stats.bytes)
     ));
 
+    if !prepared.dockerfile_in_context {
+        console.info(
+            "Note: with secrets, BuildKit reads the Dockerfile from the context upload, so it is part of the \
+             context although it lies outside it or .dockerignore leaves it out: `COPY .` copies it too",
+        );
+    }
     let build_ref = BuildRef::random();
     let status_ref = build_ref.as_ref().to_owned();
     let credentials = credentials(request, &sources);
@@ -222,7 +228,7 @@ impl Write for Limited {
 /// Follows a build's progress: `Control.Status` for its ref, over a gRPC channel of our own to the daemon's
 /// `/grpc` endpoint. BuildKit waits a few seconds for a ref it does not know yet, so this may start first.
 async fn follow_status(docker_host: Option<&str>, build_ref: String, renderer: &mut Renderer<'_>) -> Result<()> {
-    let stream = upgrade_to_grpc(docker_host).await?;
+    let stream = conn::upgrade(docker_host, "/grpc", &[]).await?;
     let connector = OneConnection(Arc::new(Mutex::new(Some(stream))));
     let channel =
         tonic::transport::Endpoint::try_from("http://docker.invalid")?.connect_with_connector(connector).await?;
@@ -234,49 +240,12 @@ async fn follow_status(docker_host: Option<&str>, build_ref: String, renderer: &
     Ok(())
 }
 
-/// A connection to the daemon, upgraded to HTTP/2 on `POST /grpc` as the docker CLI does.
-type Upgraded = Box<dyn Io>;
-trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
-
-async fn upgrade_to_grpc(docker_host: Option<&str>) -> Result<Upgraded> {
-    let host = docker_host.map(str::trim).filter(|h| !h.is_empty()).unwrap_or(crate::docker::DEFAULT_DOCKER_HOST);
-    let mut stream: Upgraded = if let Some(path) = host.strip_prefix("unix://") {
-        Box::new(tokio::net::UnixStream::connect(path).await?)
-    } else if let Some(addr) = host.strip_prefix("tcp://").or_else(|| host.strip_prefix("http://")) {
-        Box::new(tokio::net::TcpStream::connect(addr.trim_end_matches('/')).await?)
-    } else {
-        bail!("DOCKER_HOST={host} uses a scheme eb-deploy does not support");
-    };
-    stream
-        .write_all(
-            b"POST /grpc HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: h2c\r\nContent-Length: 0\r\n\r\n",
-        )
-        .await?;
-    // Byte by byte up to the blank line: what follows is the HTTP/2 connection, not ours to read.
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        stream.read_exact(&mut byte).await?;
-        head.push(byte[0]);
-        if head.len() > 16 * 1024 {
-            bail!("the daemon's answer to POST /grpc has no end");
-        }
-    }
-    let status = String::from_utf8_lossy(&head);
-    let first = status.lines().next().unwrap_or_default();
-    if !first.contains(" 101 ") {
-        bail!("the daemon answered POST /grpc with {first:?} instead of switching protocols");
-    }
-    Ok(stream)
-}
-
 /// A tonic connector that hands out one already-upgraded connection.
 #[derive(Clone)]
-struct OneConnection(Arc<Mutex<Option<Upgraded>>>);
+struct OneConnection(Arc<Mutex<Option<Conn>>>);
 
 impl tower_service::Service<tonic::transport::Uri> for OneConnection {
-    type Response = TokioIo<Upgraded>;
+    type Response = TokioIo<Conn>;
     type Error = io::Error;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
 

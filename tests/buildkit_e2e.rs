@@ -387,6 +387,64 @@ async fn a_rebuild_sends_only_the_files_that_changed() {
     assert_eq!(files, ["two"]);
 }
 
+/// With no `COPY .`, BuildKit asks the session for the COPY sources alone, as patterns: globs and symlinks
+/// among them arrive as with `docker build`.
+#[tokio::test(flavor = "multi_thread")]
+async fn copy_sources_by_glob_and_through_a_symlink_arrive() {
+    let docker = docker().await;
+    let mut app = App::new(&[
+        (
+            "Dockerfile",
+            "FROM scratch\nCOPY --chmod=755 busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+             COPY app/*.txt /g/\nCOPY current /current\n",
+        ),
+        ("app/a.txt", "a"),
+        ("app/b.txt", "b"),
+        ("app/c.bin", "c"),
+        ("releases/v2/version", "v2"),
+    ]);
+    std::os::unix::fs::symlink("releases/v2", app.dir.join("current")).unwrap();
+    let tag = app.image(unique("ebd-follow") + ":x");
+    let (console, out) = console();
+    let request = BuildRequest {
+        docker_host: docker_host(),
+        plan: BuildPlan { context: app.dir.clone(), builder: Builder::BuildKit, ..Default::default() },
+        tag,
+        ..Default::default()
+    };
+    let built = image::build(&docker, &request, &console).await.unwrap_or_else(|e| panic!("{e:#}\n{}", out.text()));
+    let files = image_files(&built.id, &["/g", "/current/version"]).await;
+    assert_eq!(files[0].split_whitespace().collect::<Vec<_>>(), [".", "..", "a.txt", "b.txt"]);
+    assert_eq!(files[1], "v2");
+}
+
+/// A secret the `secrets` input does not name: the mount is absent (BuildKit's default) and the build goes
+/// on; with `required=true` the step fails at its line, saying which secret.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secret_the_input_does_not_name_is_absent_or_fails_a_required_mount() {
+    let docker = docker().await;
+    let base = "FROM scratch\nCOPY --chmod=755 busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n";
+    let mut app = App::new(&[(
+        "Dockerfile",
+        &format!("{base}RUN --mount=type=secret,id=pip test ! -e /run/secrets/pip && echo {}\n", unique("optional")),
+    )]);
+    let tag = app.image(unique("ebd-secret-opt") + ":x");
+    let (optional, out) = console();
+    let request = BuildRequest {
+        docker_host: docker_host(),
+        plan: BuildPlan { context: app.dir.clone(), builder: Builder::BuildKit, ..Default::default() },
+        tag,
+        ..Default::default()
+    };
+    image::build(&docker, &request, &optional).await.unwrap_or_else(|e| panic!("{e:#}\n{}", out.text()));
+
+    app.write("Dockerfile", &format!("{base}RUN --mount=type=secret,id=pip,required=true cat /run/secrets/pip\n"));
+    let (console, out) = console();
+    let err = format!("{:#}", image::build(&docker, &request, &console).await.unwrap_err());
+    assert!(err.contains("secret pip: not found"), "{err}\n{}", out.text());
+    assert!(err.contains("/Dockerfile:4); the step mounts secret pip with required=true: name it"), "{err}");
+}
+
 /// Reads files of an image by running busybox `cat` (or `ls` for directories) in a throwaway container.
 async fn image_files(image: &str, paths: &[&str]) -> Vec<String> {
     let mut out = Vec::new();

@@ -26,7 +26,7 @@ use crate::names::reference_host;
 
 /// The classic builder answers only once the whole context is uploaded, and the client timeout
 /// covers that wait; builds of big contexts over slow sockets need far more than the default.
-const BUILD_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+pub(super) const BUILD_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 
 /// What to build: the plan config made of the inputs, and what the image stage adds once it knows it.
 #[derive(Debug, Clone, Default)]
@@ -59,8 +59,6 @@ pub struct BuiltImage {
 pub(super) struct Prepared {
     /// The context as the classic builder takes it.
     pub spec: ContextSpec,
-    /// The context as BuildKit takes it in one upload (a build with secrets; see [`prepare`]).
-    pub buildkit_spec: ContextSpec,
     /// `.dockerignore` as written: what a BuildKit session lists of the context.
     pub ignore: Matcher,
     /// The Dockerfile's file name and bytes, which a BuildKit session serves apart from the context.
@@ -72,8 +70,6 @@ pub(super) struct Prepared {
     pub dockerfile_text: String,
     /// The Dockerfile path for annotations (relative to the working directory when possible).
     pub dockerfile_display: String,
-    /// The Dockerfile is in the context and `.dockerignore` does not leave it out.
-    pub dockerfile_in_context: bool,
 }
 
 /// What a builder ran to the end.
@@ -135,9 +131,7 @@ pub async fn build(docker: &Docker, request: &BuildRequest, console: &Console) -
     let group = console.group(format!("Build image {}", request.tag));
     console.info(choice.to_string());
     let docker = docker.clone().with_timeout(BUILD_TIMEOUT);
-    let outcome = if choice.buildkit && !request.plan.secrets.is_empty() {
-        super::secrets::build(&docker, request, &prepared, console).await
-    } else if choice.buildkit {
+    let outcome = if choice.buildkit {
         super::buildkit::build(request, &prepared, console).await
     } else if !request.plan.secrets.is_empty() {
         drop(group);
@@ -307,20 +301,15 @@ pub(super) fn prepare(plan: &BuildPlan) -> Result<Prepared> {
         Err(err) if err.kind() == io::ErrorKind::NotFound => Matcher::default(),
         Err(err) => return Err(err).with_context(|| format!("failed to read {}", ignore_path.display())),
     };
-    // A BuildKit build with secrets reads the Dockerfile from a tar context but applies no `.dockerignore` to
-    // it (the patterns are applied here): there only the Dockerfile must stay, as `docker build` leaves out
-    // the rest. A BuildKit session lists the context with the rules as written and serves the Dockerfile apart.
+    // A BuildKit session lists the context with the rules as written and serves the Dockerfile apart; the
+    // classic daemon reads both files from the tar and leaves them out of the context itself.
     let ignore = matcher.clone();
-    let mut buildkit_matcher = matcher.clone();
     matcher.keep(".dockerignore");
-    let mut dockerfile_in_context = false;
 
     let (dockerfile_param, outside_dockerfile) = match canonical.strip_prefix(&root) {
         Ok(rel) if !rel.as_os_str().is_empty() => {
             let rel = rel.to_string_lossy().into_owned();
-            dockerfile_in_context = !excluded(&buildkit_matcher, &rel);
             matcher.keep(&rel);
-            buildkit_matcher.keep(&rel);
             (rel, None)
         }
         _ => {
@@ -332,38 +321,14 @@ pub(super) fn prepare(plan: &BuildPlan) -> Result<Prepared> {
     let dockerfile_name =
         canonical.file_name().map_or_else(|| "Dockerfile".to_owned(), |n| n.to_string_lossy().into_owned());
     Ok(Prepared {
-        buildkit_spec: ContextSpec {
-            root: root.clone(),
-            matcher: buildkit_matcher,
-            outside_dockerfile: outside_dockerfile.clone(),
-            hide_outside_dockerfile: false,
-        },
-        spec: ContextSpec { root, matcher, outside_dockerfile, hide_outside_dockerfile: true },
+        spec: ContextSpec { root, matcher, outside_dockerfile },
         ignore,
         dockerfile_param,
         dockerfile_name,
         dockerfile_bytes,
         dockerfile_text,
         dockerfile_display: display_path(&dockerfile_path),
-        dockerfile_in_context,
     })
-}
-
-/// Whether `.dockerignore` leaves `path` out, directly or through one of its directories.
-fn excluded(matcher: &Matcher, path: &str) -> bool {
-    let mut parent = super::dockerignore::ParentMatches::default();
-    let mut so_far = String::new();
-    let mut out = false;
-    for part in path.split('/') {
-        if !so_far.is_empty() {
-            so_far.push('/');
-        }
-        so_far.push_str(part);
-        let (is_excluded, matches) = matcher.matches(&so_far, &parent);
-        out = is_excluded;
-        parent = matches;
-    }
-    out
 }
 
 /// Pulls each cache source so the classic builder can use it; returns the list to pass on.
@@ -630,33 +595,33 @@ mod tests {
     }
 
     #[test]
-    fn buildkit_contexts_keep_only_the_dockerfile_from_dockerignore() {
+    fn buildkit_sessions_serve_the_dockerfile_apart_from_the_context() {
         let dir = temp_dir("bkctx");
         fs::write(dir.join("Dockerfile"), "FROM scratch\n").unwrap();
         fs::write(dir.join("app.txt"), "a").unwrap();
         fs::write(dir.join(".dockerignore"), ".dockerignore\nDockerfile\n").unwrap();
         let prepared = prepare(&BuildPlan { context: dir.clone(), ..Default::default() }).unwrap();
-        // The classic daemon reads both and removes them itself; BuildKit reads no .dockerignore from a tar.
+        // The classic daemon reads both and removes them itself; a session lists what `.dockerignore` keeps.
         assert_eq!(sent(&prepared.spec), [".dockerignore", "Dockerfile", "app.txt"]);
-        assert_eq!(sent(&prepared.buildkit_spec), ["Dockerfile", "app.txt"]);
-        assert!(!prepared.dockerfile_in_context);
+        let listed = |p: &Prepared| {
+            let (entries, _) = super::super::filesync::list_context(&p.spec.root, &p.ignore).unwrap();
+            entries.into_iter().map(|e| e.stat.path).collect::<Vec<_>>()
+        };
+        assert_eq!(listed(&prepared), ["app.txt"]);
+        assert_eq!(
+            (prepared.dockerfile_name.as_str(), prepared.dockerfile_bytes.as_slice()),
+            ("Dockerfile", &b"FROM scratch\n"[..])
+        );
 
-        fs::write(dir.join(".dockerignore"), "*.txt\n").unwrap();
-        let prepared = prepare(&BuildPlan { context: dir.clone(), ..Default::default() }).unwrap();
-        assert_eq!(sent(&prepared.buildkit_spec), [".dockerignore", "Dockerfile"]);
-        assert!(prepared.dockerfile_in_context);
-
-        // Outside the context: no `.dockerignore` is made up to hide it (BuildKit would not read it).
+        // Outside the context: served under its own name, not part of the context.
         fs::remove_file(dir.join(".dockerignore")).unwrap();
         fs::write(dir.join("../Dockerfile.bkctx"), "FROM scratch\n").unwrap();
         let outside =
             BuildPlan { context: dir.clone(), dockerfile: Some(dir.join("../Dockerfile.bkctx")), ..Default::default() };
         let prepared = prepare(&outside).unwrap();
-        let paths = sent(&prepared.buildkit_spec);
-        assert_eq!(paths.len(), 3, "{paths:?}");
-        assert!(paths[0].starts_with(".dockerfile.") && paths[1] == "Dockerfile", "{paths:?}");
+        assert_eq!(listed(&prepared), ["Dockerfile", "app.txt"]);
+        assert_eq!(prepared.dockerfile_name, "Dockerfile.bkctx");
         assert!(sent(&prepared.spec).contains(&".dockerignore".to_owned()));
-        assert!(!prepared.dockerfile_in_context);
         fs::remove_file(dir.join("../Dockerfile.bkctx")).unwrap();
         fs::remove_dir_all(dir).unwrap();
     }
@@ -675,25 +640,13 @@ mod tests {
     fn failures_point_at_the_dockerfile_line() {
         let (console, buf) = Console::captured(true, false);
         let prepared = Prepared {
-            spec: ContextSpec {
-                root: PathBuf::from("/"),
-                matcher: Matcher::default(),
-                outside_dockerfile: None,
-                hide_outside_dockerfile: true,
-            },
-            buildkit_spec: ContextSpec {
-                root: PathBuf::from("/"),
-                matcher: Matcher::default(),
-                outside_dockerfile: None,
-                hide_outside_dockerfile: false,
-            },
+            spec: ContextSpec { root: PathBuf::from("/"), matcher: Matcher::default(), outside_dockerfile: None },
             ignore: Matcher::default(),
             dockerfile_param: "Dockerfile".into(),
             dockerfile_name: "Dockerfile".into(),
             dockerfile_bytes: Vec::new(),
             dockerfile_text: "FROM scratch\n# c\nCOPY a /a\nRUN a \\\n  b\nRUN false\n".into(),
             dockerfile_display: "app/Dockerfile".into(),
-            dockerfile_in_context: true,
         };
         let err = DockerError::DockerStreamError { error: "The command 'false' returned a non-zero code: 1".into() };
         let err = report_failure(err, None, Some(4), &prepared, &console);

@@ -15,11 +15,11 @@ use bollard::query_parameters::{BuildImageOptions, BuilderVersion};
 use http_body_util::BodyExt;
 use sha2::{Digest, Sha256};
 
-use super::build::{BuildRequest, Failure, Finished, Prepared, random_hex};
+use super::build::{BUILD_TIMEOUT, BuildRequest, Failure, Finished, Prepared, random_hex};
 use super::context::ContextStats;
 use super::dockerfile;
 use super::progress::Renderer;
-use super::{conn, filesync, session};
+use super::{conn, filesync, secrets, session};
 use crate::build_plan::CacheTo;
 use crate::gha::Console;
 use crate::names::reference_host;
@@ -81,6 +81,11 @@ fn session_credentials(request: &BuildRequest, sources: &[CacheSource]) -> HashM
 
 /// Runs a BuildKit build to its end.
 pub(super) async fn build(request: &BuildRequest, prepared: &Prepared, console: &Console) -> Result<Finished, Failure> {
+    secrets::mask_values(&request.plan.secrets, console).map_err(Failure::Other)?;
+    if !request.plan.secrets.is_empty() {
+        let ids: Vec<&str> = request.plan.secrets.iter().map(|s| s.id.as_str()).collect();
+        console.info(format!("Secrets: {} (served by this build's session when a step mounts them)", ids.join(", ")));
+    }
     let (sources, note) = if request.plan.no_cache { (Vec::new(), None) } else { cache_sources(request) };
     if let Some(note) = note {
         console.info(note);
@@ -112,7 +117,7 @@ pub(super) async fn build(request: &BuildRequest, prepared: &Prepared, console: 
         ..Default::default()
     };
 
-    let root = prepared.buildkit_spec.root.clone();
+    let root = prepared.spec.root.clone();
     let ignore = prepared.ignore.clone();
     let (context, stats) = tokio::task::spawn_blocking(move || filesync::list_context(&root, &ignore))
         .await
@@ -127,14 +132,15 @@ pub(super) async fn build(request: &BuildRequest, prepared: &Prepared, console: 
     let host = request.docker_host.as_deref();
     // One key per context directory, as the docker CLI keys it: a rebuild of the same directory on the same
     // daemon sends only the files that changed.
-    let shared_key = hex::encode(&Sha256::digest(prepared.buildkit_spec.root.as_os_str().as_encoded_bytes())[..16]);
-    let session = session::start(host, session_id, shared_key, files, credentials)
+    let shared_key = hex::encode(&Sha256::digest(prepared.spec.root.as_os_str().as_encoded_bytes())[..16]);
+    let secrets = secrets::Served::new(&request.plan.secrets);
+    let session = session::start(host, session_id, shared_key, files, credentials, secrets)
         .await
         .map_err(|e| Failure::Other(e.context("failed to open a BuildKit session with the Docker daemon")))?;
 
     let mut renderer = Renderer::new(console, prepared.dockerfile_display.clone());
     let mut image_id = None;
-    let outcome = follow_build(host, &options, |info| {
+    let follow = follow_build(host, &options, |info| {
         match &info.aux {
             Some(BuildInfoAux::BuildKit(status)) => renderer.handle(status),
             Some(BuildInfoAux::Default(aux)) => image_id = aux.id.clone().or(image_id.take()),
@@ -146,8 +152,10 @@ pub(super) async fn build(request: &BuildRequest, prepared: &Prepared, console: 
                 console.info(line.trim_end());
             }
         }
-    })
-    .await;
+    });
+    let outcome = tokio::time::timeout(BUILD_TIMEOUT, follow).await.unwrap_or_else(|_| {
+        Err(Ended::Lost(anyhow!("the build did not end within {} minutes", BUILD_TIMEOUT.as_secs() / 60)))
+    });
     drop(session);
     renderer.finish();
     renderer.warn_unused_cache();
@@ -183,7 +191,8 @@ async fn follow_build(
     let (mut sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
         .await
         .map_err(|e| Ended::Lost(e.into()))?;
-    let driver = tokio::spawn(connection);
+    // Ends the connection however this function ends (a dropped build cancels it on the daemon).
+    let _connection = AbortOnDrop(tokio::spawn(connection));
     let request = hyper::Request::post(format!("/build?{query}"))
         .header(hyper::header::HOST, "docker")
         .body(http_body_util::Empty::<bytes::Bytes>::new())
@@ -191,62 +200,105 @@ async fn follow_build(
     let response = sender.send_request(request).await.map_err(|e| Ended::Lost(e.into()))?;
     let status = response.status();
     let mut body = response.into_body();
-    let mut pending = Vec::new();
-    let mut refused = Vec::new();
-    let result = loop {
-        let Some(frame) = body.frame().await else { break Ok(()) };
-        let frame = match frame {
-            Ok(frame) => frame,
-            Err(err) => break Err(Ended::Lost(err.into())),
-        };
+    let mut lines = Lines::default();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| Ended::Lost(e.into()))?;
         let Some(data) = frame.data_ref() else { continue };
-        if !status.is_success() {
-            refused.extend_from_slice(data);
-            continue;
+        lines.push(data);
+        if status.is_success() {
+            while let Some(line) = lines.next_line() {
+                take_message(&line, &mut each)?;
+            }
         }
-        pending.extend_from_slice(data);
-        if let Err(ended) = take_messages(&mut pending, &mut each) {
-            break Err(ended);
-        }
-    };
-    driver.abort();
-    result?;
+    }
+    let rest = lines.rest();
     if !status.is_success() {
         #[derive(serde::Deserialize)]
         struct Refusal {
             message: String,
         }
-        let message = serde_json::from_slice::<Refusal>(&refused)
+        let message = serde_json::from_slice::<Refusal>(&rest)
             .map(|r| r.message)
-            .unwrap_or_else(|_| format!("{status}: {}", String::from_utf8_lossy(&refused).trim()));
+            .unwrap_or_else(|_| format!("{status}: {}", String::from_utf8_lossy(&rest).trim()));
         return Err(Ended::Daemon(message));
     }
-    take_messages(&mut pending, &mut each)?;
-    if !pending.iter().all(u8::is_ascii_whitespace) {
-        take_message(&pending, &mut each)?;
+    if !rest.iter().all(u8::is_ascii_whitespace) {
+        take_message(&rest, &mut each)?;
     }
     Ok(())
 }
 
-/// Hands every complete line of `pending` to `each`, keeping what follows the last newline.
-fn take_messages(pending: &mut Vec<u8>, each: &mut impl FnMut(&BuildInfo)) -> Result<(), Ended> {
-    while let Some(end) = pending.iter().position(|&b| b == b'\n') {
-        let line: Vec<u8> = pending.drain(..=end).collect();
-        if !line.iter().all(u8::is_ascii_whitespace) {
-            take_message(&line, each)?;
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Newline-separated messages arriving in pieces.
+#[derive(Default)]
+struct Lines {
+    buf: Vec<u8>,
+    /// Where the next line starts.
+    start: usize,
+    /// How far the buffer has been searched for a newline.
+    searched: usize,
+}
+
+impl Lines {
+    fn push(&mut self, data: &[u8]) {
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.searched -= self.start;
+            self.start = 0;
+        }
+        self.buf.extend_from_slice(data);
+    }
+
+    /// The next complete, non-blank line.
+    fn next_line(&mut self) -> Option<Vec<u8>> {
+        loop {
+            let Some(at) = self.buf[self.searched..].iter().position(|&b| b == b'\n') else {
+                self.searched = self.buf.len();
+                return None;
+            };
+            let end = self.searched + at;
+            let line = self.buf[self.start..end].to_vec();
+            self.start = end + 1;
+            self.searched = self.start;
+            if !line.iter().all(u8::is_ascii_whitespace) {
+                return Some(line);
+            }
         }
     }
-    Ok(())
+
+    /// What follows the last newline (all of it when nothing was taken).
+    fn rest(mut self) -> Vec<u8> {
+        self.buf.drain(..self.start);
+        self.buf
+    }
 }
 
 fn take_message(line: &[u8], each: &mut impl FnMut(&BuildInfo)) -> Result<(), Ended> {
-    let info: BuildInfo = serde_json::from_slice(line).map_err(|e| {
+    /// The Engine's older error field, which `BuildInfo` does not carry.
+    #[derive(serde::Deserialize)]
+    struct Error {
+        error: Option<String>,
+    }
+    let unreadable = |e: serde_json::Error| {
         Ended::Lost(anyhow!(
             "the daemon sent a build message eb-deploy cannot read ({e}): {}",
             String::from_utf8_lossy(line).trim()
         ))
-    })?;
-    if let Some(message) = info.error_detail.as_ref().and_then(|d| d.message.clone()) {
+    };
+    let info: BuildInfo = serde_json::from_slice(line).map_err(unreadable)?;
+    let error = info
+        .error_detail
+        .as_ref()
+        .and_then(|d| d.message.clone())
+        .or_else(|| serde_json::from_slice::<Error>(line).ok().and_then(|e| e.error));
+    if let Some(message) = error {
         return Err(Ended::Daemon(message));
     }
     each(&info);
@@ -282,9 +334,14 @@ fn failure(ended: Ended, unreadable: Option<String>, renderer: &Renderer<'_>, pr
     let hint = if message.contains("no active session") {
         Some(
             "the daemon lost the build's session; retry, and check that nothing between eb-deploy and the daemon \
-              blocks connection upgrades (/session, /grpc)"
+              blocks connection upgrades (/session)"
                 .to_owned(),
         )
+    } else if let Some(id) = missing_secret(&message) {
+        Some(format!(
+            "the step mounts secret {id} with required=true: name it in the `secrets` input (id={id},env=VAR or \
+             id={id},src=PATH)"
+        ))
     } else if message.contains("failed to resolve source metadata") && message.contains("docker/dockerfile") {
         Some(
             "a `# syntax=` line makes the daemon pull that frontend image from its registry: allow that, or \
@@ -297,9 +354,24 @@ fn failure(ended: Ended, unreadable: Option<String>, renderer: &Renderer<'_>, pr
     Failure::Daemon { message, step, line, hint }
 }
 
+/// The id in BuildKit's "secret ID: not found".
+fn missing_secret(message: &str) -> Option<&str> {
+    let (before, _) = message.split_once(": not found")?;
+    let id = before.rsplit_once("secret ")?.1;
+    (!id.is_empty() && !id.contains(char::is_whitespace)).then_some(id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_secret_is_named() {
+        let message =
+            "[stage-0 3/3] RUN --mount=type=secret,id=pip,required=true cat /run/secrets/pip: secret pip: not found";
+        assert_eq!(missing_secret(message), Some("pip"));
+        assert_eq!(missing_secret("failed to compute cache key: \"/app\": not found"), None);
+    }
     use crate::build_plan::BuildPlan;
     use crate::docker::RegistryAuth;
 
@@ -343,5 +415,53 @@ mod tests {
         let (sources, note) = cache_sources(&request);
         assert_eq!(sources.len(), 2);
         assert!(note.unwrap().contains("not on the registry this deploy pushes to"));
+    }
+
+    #[test]
+    fn messages_split_anywhere_are_read_whole_and_errors_end_the_build() {
+        let stream = b"{\"stream\":\"one\"}\n\n{\"aux\":{\"ID\":\"sha256:abc\"}}\r\n{\"stream\":\"tail\"}";
+        for split in 1..stream.len() {
+            let mut lines = Lines::default();
+            let mut got = Vec::new();
+            for piece in [&stream[..split], &stream[split..]] {
+                lines.push(piece);
+                while let Some(line) = lines.next_line() {
+                    got.push(line);
+                }
+            }
+            got.push(lines.rest());
+            assert_eq!(got.len(), 3, "split at {split}: {got:?}");
+            assert_eq!(got[2], b"{\"stream\":\"tail\"}");
+        }
+        let mut seen = Vec::new();
+        take_message(br#"{"aux":{"ID":"sha256:abc"}}"#, &mut |i| seen.push(i.clone())).unwrap();
+        assert!(matches!(&seen[0].aux, Some(BuildInfoAux::Default(id)) if id.id.as_deref() == Some("sha256:abc")));
+        for failed in [&br#"{"errorDetail":{"message":"boom"},"error":"boom"}"#[..], br#"{"error":"boom"}"#] {
+            match take_message(failed, &mut |_| panic!("an error is not a message")) {
+                Err(Ended::Daemon(message)) => assert_eq!(message, "boom"),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(matches!(take_message(b"<html>", &mut |_| {}), Err(Ended::Lost(_))));
+    }
+
+    #[test]
+    fn the_build_query_names_the_session_and_its_context() {
+        let options = BuildImageOptions {
+            dockerfile: "Dockerfile.prod".into(),
+            t: Some("app:1".into()),
+            remote: Some(SESSION_REMOTE.into()),
+            buildargs: Some(HashMap::from([("A".to_owned(), "b c".to_owned())])),
+            version: BuilderVersion::BuilderBuildKit,
+            session: Some("eb-deploy-1".into()),
+            ..Default::default()
+        };
+        let query = serde_urlencoded::to_string(&options).unwrap();
+        for part in
+            ["dockerfile=Dockerfile.prod", "t=app%3A1", "remote=client-session", "version=2", "session=eb-deploy-1"]
+        {
+            assert!(query.split('&').any(|p| p == part), "{part} in {query}");
+        }
+        assert!(query.contains("buildargs=%7B%22A%22%3A%22b+c%22%7D"), "{query}");
     }
 }

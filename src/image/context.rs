@@ -30,11 +30,9 @@ pub(crate) struct ContextSpec {
     pub root: PathBuf,
     /// `.dockerignore` rules, with the build files already kept.
     pub matcher: Matcher,
-    /// A Dockerfile from outside the context, added under a generated name as the CLI does.
+    /// A Dockerfile from outside the context, added under a generated name as the CLI does, and hidden from
+    /// COPY as the CLI hides it: its name is added to `.dockerignore` (one is made when there is none).
     pub outside_dockerfile: Option<ExtraDockerfile>,
-    /// Hide an outside Dockerfile from COPY as the CLI does for the classic builder: its name is added to
-    /// `.dockerignore` (one is made when there is none). BuildKit reads no `.dockerignore` from a tar context.
-    pub hide_outside_dockerfile: bool,
 }
 
 /// A Dockerfile that lives outside the context directory.
@@ -91,7 +89,7 @@ pub(crate) fn write_context<W: Write>(spec: &ContextSpec, out: W) -> Result<(W, 
     }
     walk(&spec.root, &spec.matcher, &mut |abs, rel, meta| writer.entry(abs, Path::new(rel), rel, meta))?;
     if let Some(extra) = &spec.outside_dockerfile {
-        if spec.hide_outside_dockerfile && !writer.saw_dockerignore {
+        if !writer.saw_dockerignore {
             // The CLI creates one that hides itself and the generated Dockerfile from COPY.
             let contents = format!(".dockerignore\n{}\n", extra.name);
             writer.synthetic(".dockerignore", contents.as_bytes())?;
@@ -196,8 +194,7 @@ impl<W: Write> TarWriter<'_, W> {
             header.set_entry_type(EntryType::Regular);
             if rel_str == ".dockerignore" {
                 self.saw_dockerignore = true;
-                if let Some(extra) = self.spec.outside_dockerfile.as_ref().filter(|_| self.spec.hide_outside_dockerfile)
-                {
+                if let Some(extra) = &self.spec.outside_dockerfile {
                     let mut contents = fs::read(abs).with_context(|| {
                         format!("failed to read {} in the build context: check its permissions", abs.display())
                     })?;
@@ -416,12 +413,7 @@ mod tests {
         if let Some(d) = dockerfile {
             matcher.keep(d);
         }
-        let spec = ContextSpec {
-            root: dir.to_path_buf(),
-            matcher,
-            outside_dockerfile: outside,
-            hide_outside_dockerfile: true,
-        };
+        let spec = ContextSpec { root: dir.to_path_buf(), matcher, outside_dockerfile: outside };
         let (bytes, stats) = write_context(&spec, Vec::new()).unwrap();
         assert_eq!(stats.bytes, bytes.len() as u64);
         let listed = list(&bytes);
@@ -541,12 +533,7 @@ mod tests {
             // Running as root: permissions do not stop reads, nothing to test here.
             return;
         }
-        let spec = ContextSpec {
-            root: t.0.clone(),
-            matcher: Matcher::default(),
-            outside_dockerfile: None,
-            hide_outside_dockerfile: true,
-        };
+        let spec = ContextSpec { root: t.0.clone(), matcher: Matcher::default(), outside_dockerfile: None };
         let err = write_context(&spec, Vec::new()).unwrap_err();
         assert!(format!("{err:#}").contains("secret"), "{err:#}");
     }
@@ -558,12 +545,7 @@ mod tests {
         for i in 0..40 {
             t.file(&format!("f{i:02}"), &"x".repeat(10_000 + i));
         }
-        let spec = ContextSpec {
-            root: t.0.clone(),
-            matcher: Matcher::default(),
-            outside_dockerfile: None,
-            hide_outside_dockerfile: true,
-        };
+        let spec = ContextSpec { root: t.0.clone(), matcher: Matcher::default(), outside_dockerfile: None };
         let (direct, _) = write_context(&spec, Vec::new()).unwrap();
         let (stream, task) = stream_context(spec);
         let chunks: Vec<Bytes> = stream.try_collect().await.unwrap();

@@ -108,8 +108,9 @@ pub(super) fn list_context(root: &Path, matcher: &Matcher) -> Result<(Vec<Entry>
             stats.bytes += meta.len();
             match (meta.nlink() > 1).then(|| first_names.get(&(meta.dev(), meta.ino()))).flatten() {
                 Some(first) => {
+                    // The receiver links it to the first name; the content stays at hand should it be asked.
                     stat.linkname = first.clone();
-                    Content::None
+                    Content::File(abs.to_path_buf())
                 }
                 None => {
                     if meta.nlink() > 1 {
@@ -202,9 +203,13 @@ fn packet(kind: PacketType) -> Packet {
     Packet { r#type: kind as i32, ..Default::default() }
 }
 
-/// The paths `followpaths` asks for: each of them, what lies beneath, and their directories.
-fn follow(entries: &Listing, paths: &[String]) -> Listing {
-    if paths.is_empty() {
+/// What the daemon asks for with `followpaths` (the `.dockerignore` probe, the sources of the COPY lines
+/// when no step copies the whole context): each path, what lies beneath, and its directories. The paths
+/// are patterns to BuildKit, and it follows symlinks among them; for a glob, an encoded path or a symlink
+/// on the way, the whole listing is served instead, which the daemon narrows down itself.
+fn follow(entries: &Listing, paths: &[String], encoded: bool) -> Listing {
+    let plain = |p: &String| !p.contains(['*', '?', '[', '\\']);
+    if paths.is_empty() || encoded || !paths.iter().all(plain) {
         return entries.clone();
     }
     let wanted = |path: &str| {
@@ -215,7 +220,28 @@ fn follow(entries: &Listing, paths: &[String]) -> Listing {
                 || path.strip_prefix(p).is_some_and(|rest| rest.starts_with('/'))
         })
     };
-    Arc::new(entries.iter().filter(|e| wanted(&e.stat.path)).cloned().collect())
+    let mut kept: Vec<Entry> = entries.iter().filter(|e| wanted(&e.stat.path)).cloned().collect();
+    if kept.iter().any(|e| e.stat.mode & GO_SYMLINK != 0) {
+        return entries.clone();
+    }
+    // A hard link whose first name is not served becomes a file of its own.
+    let names: HashSet<String> = kept.iter().map(|e| e.stat.path.clone()).collect();
+    for entry in &mut kept {
+        let hard_link = entry.stat.mode & GO_DIR == 0 && matches!(entry.content, Content::File(_));
+        if hard_link && !entry.stat.linkname.is_empty() && !names.contains(&entry.stat.linkname) {
+            entry.stat.linkname.clear();
+        }
+    }
+    Arc::new(kept)
+}
+
+/// Why a file could not be sent.
+#[derive(Debug)]
+enum NotSent {
+    /// The daemon stopped listening (it had what it needed, or the build was cancelled).
+    Closed,
+    /// The file could not be read (or the daemon asked for something never listed).
+    Failed(Status),
 }
 
 #[tonic::async_trait]
@@ -233,7 +259,7 @@ impl FileSync for Served {
         let paths: Vec<String> =
             metadata.get_all("followpaths").iter().filter_map(|v| v.to_str().ok()).map(str::to_owned).collect();
         // `exclude-patterns` come from the same `.dockerignore` the listing already applies.
-        let entries = follow(listing, &paths);
+        let entries = follow(listing, &paths, metadata.get("followpaths-encoded").is_some());
         let mut inbound = request.into_inner();
         let (out, packets) = mpsc::channel::<Result<Packet, Status>>(QUEUE);
 
@@ -262,13 +288,17 @@ impl FileSync for Served {
             tokio::spawn(async move {
                 loop {
                     let Some(id) = wanted.lock().await.recv().await else { return };
-                    if let Err(status) = send_file(id, &entries, &out, &sent).await {
-                        {
-                            let mut first = failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                            first.get_or_insert_with(|| status.message().to_owned());
+                    match send_file(id, &entries, &out, &sent).await {
+                        Ok(()) => {}
+                        Err(NotSent::Closed) => return,
+                        Err(NotSent::Failed(status)) => {
+                            {
+                                let mut first = failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                                first.get_or_insert_with(|| status.message().to_owned());
+                            }
+                            let _ = out.send(Err(status)).await;
+                            return;
                         }
-                        let _ = out.send(Err(status)).await;
-                        return;
                     }
                 }
             });
@@ -307,19 +337,22 @@ async fn send_file(
     entries: &[Entry],
     out: &mpsc::Sender<Result<Packet, Status>>,
     sent: &AtomicU64,
-) -> Result<(), Status> {
-    let entry = entries
-        .get(id as usize)
-        .ok_or_else(|| Status::invalid_argument(format!("the daemon asked for entry {id}, which was not listed")))?;
+) -> Result<(), NotSent> {
+    let entry = entries.get(id as usize).ok_or_else(|| {
+        NotSent::Failed(Status::invalid_argument(format!("the daemon asked for entry {id}, which was not listed")))
+    })?;
     let data = |bytes: &[u8]| {
         sent.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         Packet { r#type: PacketType::PacketData as i32, id, data: bytes.to_vec(), ..Default::default() }
     };
-    let closed = |_| Status::cancelled("the daemon stopped reading");
+    let closed = |_| NotSent::Closed;
     match &entry.content {
         Content::File(path) => {
             let unreadable = |e: std::io::Error| {
-                Status::internal(format!("failed to read {} in the build context: {e}", path.display()))
+                NotSent::Failed(Status::internal(format!(
+                    "failed to read {} in the build context: {e}",
+                    path.display()
+                )))
             };
             let mut file = tokio::fs::File::open(path).await.map_err(unreadable)?;
             let mut buf = vec![0u8; CHUNK];
@@ -371,15 +404,23 @@ mod tests {
         assert_eq!(by_path("a.txt").mode, GO_SETUID | 0o755);
         assert_eq!((by_path("a.txt").size, by_path("a.txt").uid), (1, 0));
         assert_eq!((by_path("link").mode & GO_SYMLINK, by_path("link").linkname.as_str()), (GO_SYMLINK, "a.txt"));
-        // The second name of a hard link points at the first; its content is never asked for.
+        // The second name of a hard link points at the first.
         assert_eq!(by_path("z").linkname, "a.txt");
         assert_eq!(by_path("skip").mode & GO_DIR, GO_DIR);
 
         let listing: Listing = Arc::new(entries);
-        assert_eq!(paths(&follow(&listing, &["skip/keep/y".into()])), ["skip", "skip/keep", "skip/keep/y"]);
-        assert_eq!(paths(&follow(&listing, &["a/".into()])), ["a", "a/b", "a/b/f"]);
-        assert_eq!(paths(&follow(&listing, &[".dockerignore".into()])), Vec::<&str>::new());
-        assert_eq!(follow(&listing, &[]).len(), 9);
+        let follow = |paths: &[&str]| follow(&listing, &paths.iter().map(|p| p.to_string()).collect::<Vec<_>>(), false);
+        assert_eq!(paths(&follow(&["skip/keep/y"])), ["skip", "skip/keep", "skip/keep/y"]);
+        assert_eq!(paths(&follow(&["a/"])), ["a", "a/b", "a/b/f"]);
+        assert_eq!(paths(&follow(&[".dockerignore"])), Vec::<&str>::new());
+        assert_eq!(follow(&[]).len(), 9);
+        // A hard link served without its first name is a file of its own; with it, a link.
+        assert_eq!(follow(&["z"])[0].stat.linkname, "");
+        assert_eq!(follow(&["a.txt", "z"])[1].stat.linkname, "a.txt");
+        // Globs, symlinks and encoded paths: everything, for the daemon to narrow down.
+        assert_eq!(follow(&["a/*/f"]).len(), 9);
+        assert_eq!(follow(&["link"]).len(), 9);
+        assert_eq!(super::follow(&listing, &["a.txt".into()], true).len(), 9);
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -401,11 +442,19 @@ mod tests {
         assert_eq!(sizes, [CHUNK, CHUNK, 5, 0]);
         assert_eq!(got, contents);
         assert_eq!(sent.into_inner(), contents.len() as u64);
-        let err = send_file(1, &entries, &mpsc::channel(1).0, &AtomicU64::new(0)).await.unwrap_err();
+        let failed = |result: Result<(), NotSent>| match result {
+            Err(NotSent::Failed(status)) => status,
+            other => panic!("{other:?}"),
+        };
+        let err = failed(send_file(1, &entries, &mpsc::channel(1).0, &AtomicU64::new(0)).await);
         assert!(err.message().contains("entry 1"), "{err}");
         // A file gone since it was listed: the daemon's error would not name it, ours does.
         let gone = vec![Entry { stat: Stat::default(), content: Content::File("/nonexistent/ctx/app.py".into()) }];
-        let err = send_file(0, &gone, &mpsc::channel(4).0, &AtomicU64::new(0)).await.unwrap_err();
+        let err = failed(send_file(0, &gone, &mpsc::channel(4).0, &AtomicU64::new(0)).await);
         assert!(err.message().contains("failed to read /nonexistent/ctx/app.py in the build context"), "{err}");
+        // The daemon gone is not a file's fault.
+        let (out, packets) = mpsc::channel(4);
+        drop(packets);
+        assert!(matches!(send_file(0, &entries, &out, &AtomicU64::new(0)).await, Err(NotSent::Closed)));
     }
 }

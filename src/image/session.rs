@@ -1,9 +1,11 @@
 //! A BuildKit session of our own, as the docker CLI holds one: `POST /session` upgraded to HTTP/2, over
 //! which the daemon calls us. It serves the build context and the Dockerfile (file sync), the registry
-//! credentials of the cache sources (auth), and the health check BuildKit makes every few seconds.
+//! credentials of the cache sources (auth), build secrets, and the health check BuildKit makes every few
+//! seconds.
 //!
 //! bollard's session serves credentials only and takes the context as a tar body, which the daemon stores
-//! and then unpacks; through the session the daemon writes each file once and skips those it has.
+//! and then unpacks; through the session the daemon writes each file once and skips those it has. (bollard
+//! serves secrets only on a path that takes the context in one piece, in memory, and gives no progress.)
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -13,6 +15,7 @@ use bollard::auth::DockerCredentials;
 use bollard::health::health_check_response::ServingStatus;
 use bollard::health::health_server::{Health, HealthServer};
 use bollard::health::{HealthCheckRequest, HealthCheckResponse, HealthListRequest, HealthListResponse};
+use bollard::moby::buildkit::secrets::v1::secrets_server::SecretsServer;
 use bollard::moby::filesync::packet::file_sync_server::FileSyncServer;
 use bollard::moby::filesync::v1::auth_server::{Auth, AuthServer};
 use bollard::moby::filesync::v1::{
@@ -20,29 +23,32 @@ use bollard::moby::filesync::v1::{
     GetTokenAuthorityResponse, VerifyTokenAuthorityRequest, VerifyTokenAuthorityResponse,
 };
 use futures_util::{Stream, StreamExt};
-use tokio::task::JoinHandle;
+use tokio::sync::oneshot;
 use tonic::{Request, Response, Status};
 
-use super::conn;
 use super::filesync::Served;
+use super::{conn, secrets};
 
 /// The methods the daemon may call; it calls nothing else.
 const METHODS: &[&str] =
     &["/grpc.health.v1.Health/Check", "/moby.filesync.v1.FileSync/DiffCopy", "/moby.filesync.v1.Auth/Credentials"];
 
-/// A session the daemon can call while it lives; dropping it ends the session.
+/// A session the daemon can call while it lives; dropping it ends the session: the connection is closed
+/// once the calls under way have ended, and the daemon forgets the session.
 pub(super) struct Session {
-    server: JoinHandle<()>,
+    end: Option<oneshot::Sender<()>>,
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
-        self.server.abort();
+        if let Some(end) = self.end.take() {
+            let _ = end.send(());
+        }
     }
 }
 
 /// Opens the session `id` on the daemon at `docker_host`, serving `files` and `credentials` (by registry
-/// host). BuildKit keeps the files of sessions with the same `shared_key` between builds, and asks a later
+/// host) and `secrets`. BuildKit keeps the files of sessions with the same `shared_key` between builds, and asks a later
 /// one only for what changed.
 pub(super) async fn start(
     docker_host: Option<&str>,
@@ -50,6 +56,7 @@ pub(super) async fn start(
     shared_key: String,
     files: Served,
     credentials: HashMap<String, DockerCredentials>,
+    secrets: secrets::Served,
 ) -> Result<Session> {
     let mut headers = vec![
         ("X-Docker-Expose-Session-Uuid", id),
@@ -61,17 +68,22 @@ pub(super) async fn start(
     let router = tonic::transport::Server::builder()
         .add_service(HealthServer::new(Healthy))
         .add_service(FileSyncServer::new(files))
-        .add_service(AuthServer::new(Credentials(credentials)));
+        .add_service(AuthServer::new(Credentials(credentials)))
+        .add_service(SecretsServer::new(secrets));
     // One connection, then none: the server must not end when its incoming connections do, or the
     // daemon's next call finds the session closed.
     let incoming = futures_util::stream::iter([Ok::<_, std::io::Error>(conn::Accepted(stream))])
         .chain(futures_util::stream::pending());
-    let server = tokio::spawn(async move {
-        if let Err(err) = router.serve_with_incoming(incoming).await {
+    let (end, ended) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let ended = async {
+            let _ = ended.await;
+        };
+        if let Err(err) = router.serve_with_incoming_shutdown(incoming, ended).await {
             tracing::debug!(error = %err, "the build session ended");
         }
     });
-    Ok(Session { server })
+    Ok(Session { end: Some(end) })
 }
 
 struct Healthy;

@@ -9,6 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::Metadata;
+use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -20,7 +21,6 @@ use bollard::fsutil::types::packet::PacketType;
 use bollard::fsutil::types::{Packet, Stat};
 use bollard::moby::filesync::packet::file_sync_server::FileSync;
 use futures_util::Stream;
-use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -278,25 +278,27 @@ impl FileSync for Served {
         });
 
         // Requests are taken off the connection as they come (HTTP/2 limits how many small frames may wait
-        // unread) and handed to a few readers.
-        let (wants, wanted) = mpsc::unbounded_channel::<u32>();
-        let wanted = Arc::new(tokio::sync::Mutex::new(wanted));
+        // unread) and handed to a few readers, each a thread of the blocking pool that reads and sends whole
+        // files (one hop per request, not one per read).
+        let (wants, wanted) = std::sync::mpsc::channel::<u32>();
+        let wanted = Arc::new(Mutex::new(wanted));
         for _ in 0..READERS {
             let (wanted, out, entries) = (wanted.clone(), out.clone(), entries.clone());
             let failed = self.failed.clone();
             let sent = if dir == CONTEXT { self.sent.clone() } else { Arc::default() };
-            tokio::spawn(async move {
+            tokio::task::spawn_blocking(move || {
                 loop {
-                    let Some(id) = wanted.lock().await.recv().await else { return };
-                    match send_file(id, &entries, &out, &sent).await {
+                    let next = wanted.lock().unwrap_or_else(std::sync::PoisonError::into_inner).recv();
+                    let Ok(id) = next else { return };
+                    match send_file(id, &entries, &out, &sent) {
                         Ok(()) => {}
                         Err(NotSent::Closed) => return,
                         Err(NotSent::Failed(status)) => {
-                            {
-                                let mut first = failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                                first.get_or_insert_with(|| status.message().to_owned());
-                            }
-                            let _ = out.send(Err(status)).await;
+                            failed
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                .get_or_insert_with(|| status.message().to_owned());
+                            let _ = out.blocking_send(Err(status));
                             return;
                         }
                     }
@@ -331,8 +333,9 @@ impl FileSync for Served {
     }
 }
 
-/// Answers one `REQ`: the file's content in chunks, then an empty `DATA`.
-async fn send_file(
+/// Answers one `REQ`: the file's content in chunks, then an empty `DATA`. Blocks: run it on a thread of
+/// its own.
+fn send_file(
     id: u32,
     entries: &[Entry],
     out: &mpsc::Sender<Result<Packet, Status>>,
@@ -341,11 +344,11 @@ async fn send_file(
     let entry = entries.get(id as usize).ok_or_else(|| {
         NotSent::Failed(Status::invalid_argument(format!("the daemon asked for entry {id}, which was not listed")))
     })?;
-    let data = |bytes: &[u8]| {
+    let send = |bytes: &[u8]| {
         sent.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        Packet { r#type: PacketType::PacketData as i32, id, data: bytes.to_vec(), ..Default::default() }
+        let packet = Packet { r#type: PacketType::PacketData as i32, id, data: bytes.to_vec(), ..Default::default() };
+        out.blocking_send(Ok(packet)).map_err(|_| NotSent::Closed)
     };
-    let closed = |_| NotSent::Closed;
     match &entry.content {
         Content::File(path) => {
             let unreadable = |e: std::io::Error| {
@@ -354,24 +357,28 @@ async fn send_file(
                     path.display()
                 )))
             };
-            let mut file = tokio::fs::File::open(path).await.map_err(unreadable)?;
+            let mut file = std::fs::File::open(path).map_err(unreadable)?;
             let mut buf = vec![0u8; CHUNK];
             loop {
-                let n = file.read(&mut buf).await.map_err(unreadable)?;
+                let n = match file.read(&mut buf) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(unreadable(e)),
+                };
                 if n == 0 {
                     break;
                 }
-                out.send(Ok(data(&buf[..n]))).await.map_err(closed)?;
+                send(&buf[..n])?;
             }
         }
         Content::Memory(bytes) => {
             for chunk in bytes.chunks(CHUNK) {
-                out.send(Ok(data(chunk))).await.map_err(closed)?;
+                send(chunk)?;
             }
         }
         Content::None => {}
     }
-    out.send(Ok(data(&[]))).await.map_err(closed)
+    send(&[])
 }
 
 #[cfg(test)]
@@ -424,17 +431,17 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
-    #[tokio::test]
-    async fn files_go_in_chunks_closed_by_an_empty_packet() {
+    #[test]
+    fn files_go_in_chunks_closed_by_an_empty_packet() {
         let contents: Vec<u8> = (0..CHUNK * 2 + 5).map(|i| i as u8).collect();
         let entries = single_file("Dockerfile", &contents);
         let (out, mut packets) = mpsc::channel(QUEUE);
         let sent = AtomicU64::new(0);
-        send_file(0, &entries, &out, &sent).await.unwrap();
+        send_file(0, &entries, &out, &sent).unwrap();
         drop(out);
         let mut sizes = Vec::new();
         let mut got = Vec::new();
-        while let Some(Ok(p)) = packets.recv().await {
+        while let Some(Ok(p)) = packets.blocking_recv() {
             assert_eq!((p.r#type, p.id), (PacketType::PacketData as i32, 0));
             sizes.push(p.data.len());
             got.extend(p.data);
@@ -446,15 +453,15 @@ mod tests {
             Err(NotSent::Failed(status)) => status,
             other => panic!("{other:?}"),
         };
-        let err = failed(send_file(1, &entries, &mpsc::channel(1).0, &AtomicU64::new(0)).await);
+        let err = failed(send_file(1, &entries, &mpsc::channel(1).0, &AtomicU64::new(0)));
         assert!(err.message().contains("entry 1"), "{err}");
         // A file gone since it was listed: the daemon's error would not name it, ours does.
         let gone = vec![Entry { stat: Stat::default(), content: Content::File("/nonexistent/ctx/app.py".into()) }];
-        let err = failed(send_file(0, &gone, &mpsc::channel(4).0, &AtomicU64::new(0)).await);
+        let err = failed(send_file(0, &gone, &mpsc::channel(4).0, &AtomicU64::new(0)));
         assert!(err.message().contains("failed to read /nonexistent/ctx/app.py in the build context"), "{err}");
         // The daemon gone is not a file's fault.
         let (out, packets) = mpsc::channel(4);
         drop(packets);
-        assert!(matches!(send_file(0, &entries, &out, &AtomicU64::new(0)).await, Err(NotSent::Closed)));
+        assert!(matches!(send_file(0, &entries, &out, &AtomicU64::new(0)), Err(NotSent::Closed)));
     }
 }

@@ -387,35 +387,35 @@ async fn a_rebuild_sends_only_the_files_that_changed() {
     assert_eq!(files, ["two"]);
 }
 
-/// With no `COPY .`, BuildKit asks the session for the COPY sources alone, as patterns: globs and symlinks
-/// among them arrive as with `docker build`.
+/// With no `COPY .`, BuildKit asks the session for the COPY sources alone, as patterns: a glob, a symlink
+/// and a hard link whose first name is not asked for arrive as with `docker build`.
 #[tokio::test(flavor = "multi_thread")]
-async fn copy_sources_by_glob_and_through_a_symlink_arrive() {
+async fn copy_sources_by_glob_through_a_symlink_and_by_a_second_name_arrive() {
     let docker = docker().await;
-    let mut app = App::new(&[
-        (
-            "Dockerfile",
-            "FROM scratch\nCOPY --chmod=755 busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
-             COPY app/*.txt /g/\nCOPY current /current\n",
-        ),
-        ("app/a.txt", "a"),
-        ("app/b.txt", "b"),
-        ("app/c.bin", "c"),
-        ("releases/v2/version", "v2"),
-    ]);
+    let base = "FROM scratch\nCOPY --chmod=755 busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n";
+    let mut app =
+        App::new(&[("app/a.txt", "a"), ("app/b.txt", "b"), ("app/c.bin", "c"), ("releases/v2/version", "v2")]);
     std::os::unix::fs::symlink("releases/v2", app.dir.join("current")).unwrap();
+    // `app/c.bin` comes first in the walk: `second` is sent as a link to it unless it is not asked for.
+    fs::hard_link(app.dir.join("app/c.bin"), app.dir.join("second")).unwrap();
     let tag = app.image(unique("ebd-follow") + ":x");
-    let (console, out) = console();
     let request = BuildRequest {
         docker_host: docker_host(),
         plan: BuildPlan { context: app.dir.clone(), builder: Builder::BuildKit, ..Default::default() },
         tag,
         ..Default::default()
     };
-    let built = image::build(&docker, &request, &console).await.unwrap_or_else(|e| panic!("{e:#}\n{}", out.text()));
-    let files = image_files(&built.id, &["/g", "/current/version"]).await;
-    assert_eq!(files[0].split_whitespace().collect::<Vec<_>>(), [".", "..", "a.txt", "b.txt"]);
-    assert_eq!(files[1], "v2");
+    for (copy, path, expected) in [
+        ("COPY app/*.txt /g/", "/g", ". .. a.txt b.txt"),
+        ("COPY current /current", "/current/version", "v2"),
+        ("COPY second /second", "/second", "c"),
+    ] {
+        app.write("Dockerfile", &format!("{base}{copy}\n"));
+        let (console, out) = console();
+        let built = image::build(&docker, &request, &console).await.unwrap_or_else(|e| panic!("{e:#}\n{}", out.text()));
+        let files = image_files(&built.id, &[path]).await;
+        assert_eq!(files[0].split_whitespace().collect::<Vec<_>>().join(" "), expected, "{copy}");
+    }
 }
 
 /// A secret the `secrets` input does not name: the mount is absent (BuildKit's default) and the build goes

@@ -153,9 +153,7 @@ pub(super) async fn build(request: &BuildRequest, prepared: &Prepared, console: 
             }
         }
     });
-    let outcome = tokio::time::timeout(BUILD_TIMEOUT, follow).await.unwrap_or_else(|_| {
-        Err(Ended::Lost(anyhow!("the build did not end within {} minutes", BUILD_TIMEOUT.as_secs() / 60)))
-    });
+    let outcome = tokio::time::timeout(BUILD_TIMEOUT, follow).await.unwrap_or(Err(Ended::TimedOut));
     drop(session);
     renderer.finish();
     renderer.warn_unused_cache();
@@ -177,6 +175,8 @@ enum Ended {
     Daemon(String),
     /// No answer, or one that is not the Engine API's.
     Lost(anyhow::Error),
+    /// Still building when the build's time was up.
+    TimedOut,
 }
 
 /// `POST /build` on a connection of our own (bollard would also send a context body), handing each
@@ -280,6 +280,8 @@ impl Lines {
     }
 }
 
+const ERROR_KEY: &[u8] = b"\"error\"";
+
 fn take_message(line: &[u8], each: &mut impl FnMut(&BuildInfo)) -> Result<(), Ended> {
     /// The Engine's older error field, which `BuildInfo` does not carry.
     #[derive(serde::Deserialize)]
@@ -293,11 +295,11 @@ fn take_message(line: &[u8], each: &mut impl FnMut(&BuildInfo)) -> Result<(), En
         ))
     };
     let info: BuildInfo = serde_json::from_slice(line).map_err(unreadable)?;
-    let error = info
-        .error_detail
-        .as_ref()
-        .and_then(|d| d.message.clone())
-        .or_else(|| serde_json::from_slice::<Error>(line).ok().and_then(|e| e.error));
+    let error = info.error_detail.as_ref().and_then(|d| d.message.clone()).or_else(|| {
+        // Read again only when the field may be there: progress lines are long.
+        let mentioned = line.windows(ERROR_KEY.len()).any(|w| w == ERROR_KEY);
+        mentioned.then(|| serde_json::from_slice::<Error>(line).ok().and_then(|e| e.error)).flatten()
+    });
     if let Some(message) = error {
         return Err(Ended::Daemon(message));
     }
@@ -324,6 +326,12 @@ fn failure(ended: Ended, unreadable: Option<String>, renderer: &Renderer<'_>, pr
         Ended::Daemon(message) => message,
         Ended::Lost(err) => {
             return Failure::Other(err.context("lost the connection to the Docker daemon during the build"));
+        }
+        Ended::TimedOut => {
+            return Failure::Other(anyhow!(
+                "the build did not end within {} minutes; look for a step that waits (the log's last lines)",
+                BUILD_TIMEOUT.as_secs() / 60
+            ));
         }
     };
     let step = renderer.failed().map(|f| f.name.clone());

@@ -1,6 +1,6 @@
 //! Connections of our own to the daemon, for what bollard keeps to itself: a BuildKit session (`POST
-//! /session`), a gRPC channel to BuildKit (`POST /grpc`), both upgraded to HTTP/2 as the docker CLI does,
-//! and a `POST /build` whose context travels through that session.
+//! /session`, upgraded to HTTP/2 as the docker CLI does) and a `POST /build` whose context travels through
+//! that session.
 
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};

@@ -7,24 +7,33 @@
 
 use std::collections::HashMap;
 
-use anyhow::{Result, anyhow};
+use anyhow::{Result, anyhow, bail};
 use bollard::moby::buildkit::secrets::v1::secrets_server::Secrets;
 use bollard::moby::buildkit::secrets::v1::{GetSecretRequest, GetSecretResponse};
 use tonic::{Request, Response, Status};
 
-use crate::build_plan::{BuildSecret, SecretFrom};
+use crate::build_plan::{BuildSecret, MAX_SECRET_BYTES, SecretFrom};
 use crate::gha::Console;
 
 /// A secret's value, read from where its spec says.
 fn read(secret: &BuildSecret) -> Result<Vec<u8>> {
     match &secret.from {
-        SecretFrom::Env(var) => std::env::var(var).map(String::into_bytes).map_err(|_| {
-            anyhow!(
-                "input `secrets`: the environment variable {var} (secret {}) is not set; give it to the step with \
-                 `env: {var}: ${{{{ secrets.… }}}}`",
-                secret.id
-            )
-        }),
+        SecretFrom::Env(var) => {
+            let value = std::env::var(var).map_err(|_| {
+                anyhow!(
+                    "input `secrets`: the environment variable {var} (secret {}) is not set; give it to the step \
+                     with `env: {var}: ${{{{ secrets.… }}}}`",
+                    secret.id
+                )
+            })?;
+            if value.len() as u64 > MAX_SECRET_BYTES {
+                bail!(
+                    "input `secrets`: the environment variable {var} (secret {}) is larger than BuildKit's 500 KB limit for a secret",
+                    secret.id
+                );
+            }
+            Ok(value.into_bytes())
+        }
         SecretFrom::File(path) => std::fs::read(path)
             .map_err(|e| anyhow!("failed to read {} (input `secrets`, secret {}): {e}", path.display(), secret.id)),
     }

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
+use std::time::Duration;
 
 use anyhow::Result;
 use bollard::auth::DockerCredentials;
@@ -29,9 +30,17 @@ use tonic::{Request, Response, Status};
 use super::filesync::Served;
 use super::{conn, secrets};
 
-/// The methods the daemon may call; it calls nothing else.
-const METHODS: &[&str] =
-    &["/grpc.health.v1.Health/Check", "/moby.filesync.v1.FileSync/DiffCopy", "/moby.filesync.v1.Auth/Credentials"];
+/// The methods the daemon may call, announced when the session opens.
+const METHODS: &[&str] = &[
+    "/grpc.health.v1.Health/Check",
+    "/moby.filesync.v1.FileSync/DiffCopy",
+    "/moby.filesync.v1.Auth/Credentials",
+    "/moby.buildkit.secrets.v1.Secrets/GetSecret",
+];
+
+/// How often the connection is pinged, and how long an answer may take: a daemon that vanished without
+/// closing it (a remote `DOCKER_HOST` cut off) ends the session instead of holding its transfers open.
+const KEEPALIVE: Duration = Duration::from_secs(20);
 
 /// A session the daemon can call while it lives; dropping it ends the session: the connection is closed
 /// once the calls under way have ended, and the daemon forgets the session.
@@ -66,6 +75,8 @@ pub(super) async fn start(
     headers.extend(METHODS.iter().map(|m| ("X-Docker-Expose-Session-Grpc-Method", (*m).to_owned())));
     let stream = conn::upgrade(docker_host, "/session", &headers).await?;
     let router = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(KEEPALIVE))
+        .http2_keepalive_timeout(Some(KEEPALIVE))
         .add_service(HealthServer::new(Healthy))
         .add_service(FileSyncServer::new(files))
         .add_service(AuthServer::new(Credentials(credentials)))

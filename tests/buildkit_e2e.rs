@@ -59,6 +59,16 @@ impl App {
         fs::write(self.dir.join(rel), contents).unwrap();
     }
 
+    /// A build of this app's directory, tagged `tag`.
+    fn request(&self, builder: Builder, tag: String) -> BuildRequest {
+        BuildRequest {
+            docker_host: docker_host(),
+            plan: BuildPlan { context: self.dir.clone(), builder, ..Default::default() },
+            tag,
+            ..Default::default()
+        }
+    }
+
     fn image(&mut self, reference: impl Into<String>) -> String {
         let reference = reference.into();
         self.images.push(reference.clone());
@@ -222,12 +232,7 @@ async fn the_classic_builder_refuses_them_with_the_daemons_message() {
         let mut app = App::new(&[("Dockerfile", dockerfile)]);
         let tag = app.image(unique("ebd-classic") + ":x");
         let (console, out) = console();
-        let request = BuildRequest {
-            docker_host: docker_host(),
-            plan: BuildPlan { context: app.dir.clone(), builder: Builder::Classic, ..Default::default() },
-            tag,
-            ..Default::default()
-        };
+        let request = app.request(Builder::Classic, tag);
         let err = image::build(&docker, &request, &console).await.unwrap_err();
         let message = format!("{err:#}");
         eprintln!("error: {message}");
@@ -243,12 +248,7 @@ async fn the_classic_builder_refuses_them_with_the_daemons_message() {
     let mut app = App::new(&[("Dockerfile", "FROM scratch\nCOPY --link busybox /bin/busybox\n")]);
     let tag = app.image(unique("ebd-classic-link") + ":x");
     let (console, out) = console();
-    let request = BuildRequest {
-        docker_host: docker_host(),
-        plan: BuildPlan { context: app.dir.clone(), builder: Builder::Classic, ..Default::default() },
-        tag,
-        ..Default::default()
-    };
+    let request = app.request(Builder::Classic, tag);
     match image::build(&docker, &request, &console).await {
         Ok(_) => {
             let text = out.text();
@@ -365,12 +365,7 @@ async fn a_rebuild_sends_only_the_files_that_changed() {
     let noise: Vec<u8> = (0..(3u32 << 20)).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
     fs::write(app.dir.join("app/data.bin"), noise).unwrap();
     let tag = app.image(unique("eb-deploy-e2e/resync").to_lowercase() + ":local");
-    let request = BuildRequest {
-        docker_host: docker_host(),
-        plan: BuildPlan { context: app.dir.clone(), builder: Builder::BuildKit, ..Default::default() },
-        tag: tag.clone(),
-        ..Default::default()
-    };
+    let request = app.request(Builder::BuildKit, tag.clone());
     let (first_console, out) = console();
     image::build(&docker, &request, &first_console).await.expect("first build");
     let first = out.text();
@@ -399,12 +394,7 @@ async fn copy_sources_by_glob_through_a_symlink_and_by_a_second_name_arrive() {
     // `app/c.bin` comes first in the walk: `second` is sent as a link to it unless it is not asked for.
     fs::hard_link(app.dir.join("app/c.bin"), app.dir.join("second")).unwrap();
     let tag = app.image(unique("ebd-follow") + ":x");
-    let request = BuildRequest {
-        docker_host: docker_host(),
-        plan: BuildPlan { context: app.dir.clone(), builder: Builder::BuildKit, ..Default::default() },
-        tag,
-        ..Default::default()
-    };
+    let request = app.request(Builder::BuildKit, tag);
     for (copy, path, expected) in [
         ("COPY app/*.txt /g/", "/g", ". .. a.txt b.txt"),
         ("COPY current /current", "/current/version", "v2"),
@@ -430,12 +420,7 @@ async fn a_secret_the_input_does_not_name_is_absent_or_fails_a_required_mount() 
     )]);
     let tag = app.image(unique("ebd-secret-opt") + ":x");
     let (optional, out) = console();
-    let request = BuildRequest {
-        docker_host: docker_host(),
-        plan: BuildPlan { context: app.dir.clone(), builder: Builder::BuildKit, ..Default::default() },
-        tag,
-        ..Default::default()
-    };
+    let request = app.request(Builder::BuildKit, tag);
     image::build(&docker, &request, &optional).await.unwrap_or_else(|e| panic!("{e:#}\n{}", out.text()));
 
     app.write("Dockerfile", &format!("{base}RUN --mount=type=secret,id=pip,required=true cat /run/secrets/pip\n"));

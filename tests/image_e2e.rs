@@ -539,7 +539,9 @@ async fn large_context_is_streamed_in_flat_memory() {
     const SIZE: u64 = 768 * 1024 * 1024;
     let docker = docker().await;
     let (console, out) = console();
-    let mut ctx = Scratch::new(&[("Dockerfile", "FROM scratch\nCOPY small.txt /small.txt\n"), ("small.txt", "s")]);
+    // Content of its own, so the COPY step cannot be taken from an image another run left (or is deleting).
+    let small = unique("s");
+    let mut ctx = Scratch::new(&[("Dockerfile", "FROM scratch\nCOPY small.txt /small.txt\n"), ("small.txt", &small)]);
     // Sparse: cheap to create, but every byte is read and sent.
     fs::File::create(ctx.dir.join("big.bin")).unwrap().set_len(SIZE).unwrap();
     let tag = ctx.image(unique("ebd-e2e-big") + ":1");

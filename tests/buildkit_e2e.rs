@@ -4,16 +4,13 @@
 //! the image stage's inputs under BuildKit; build secrets; and a rebuild on an emptied daemon that takes its
 //! expensive layer from the image the environment runs.
 //!
-//! Every test that empties the daemon's build cache (`docker builder prune -af`) or needs it to persist
-//! between two builds lives in this file and holds [`BUILD_CACHE`]; no other test file prunes.
+//! No test prunes the stack's daemon: a fresh runner is a daemon of its own (`scripts/fresh-daemon`), so tests
+//! that need the build cache to persist between two builds can run beside the others.
 #![cfg(feature = "e2e")]
 
 mod support;
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use eb_deploy::build_plan::{BuildPlan, Builder, oci_labels};
@@ -21,71 +18,8 @@ use eb_deploy::image::{self, BuildRequest};
 use eb_deploy::registry;
 use stackkit::MUTATING;
 use support::console::console;
+use support::image::{App, FreshDaemon, RegistryLog, SERVE, docker, docker_host, image_files, registry_get, sparse};
 use support::{Stack, unique};
-
-/// Held by every test that prunes the daemon's build cache or needs it to persist between two builds.
-static BUILD_CACHE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn busybox() -> PathBuf {
-    ["/bin/busybox", "/usr/bin/busybox"]
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .expect("busybox-static is installed (scripts/local-stack installs it)")
-}
-
-/// An app directory: `files` plus a static busybox that is *not* executable, so only `COPY --chmod`
-/// makes it runnable. Removed when dropped, with the images the test names.
-struct App {
-    dir: PathBuf,
-    images: Vec<String>,
-}
-
-impl App {
-    fn new(files: &[(&str, &str)]) -> Self {
-        let dir = std::env::temp_dir().join(unique("buildkit-e2e"));
-        for (rel, contents) in files {
-            let path = dir.join(rel);
-            fs::create_dir_all(path.parent().unwrap()).unwrap();
-            fs::write(path, contents).unwrap();
-        }
-        let target = dir.join("busybox");
-        fs::copy(busybox(), &target).unwrap();
-        fs::set_permissions(&target, fs::Permissions::from_mode(0o644)).unwrap();
-        Self { dir, images: Vec::new() }
-    }
-
-    fn write(&self, rel: &str, contents: &str) {
-        fs::write(self.dir.join(rel), contents).unwrap();
-    }
-
-    /// A build of this app's directory, tagged `tag`.
-    fn request(&self, builder: Builder, tag: String) -> BuildRequest {
-        BuildRequest {
-            docker_host: docker_host(),
-            plan: BuildPlan { context: self.dir.clone(), builder, ..Default::default() },
-            tag,
-            ..Default::default()
-        }
-    }
-
-    fn image(&mut self, reference: impl Into<String>) -> String {
-        let reference = reference.into();
-        self.images.push(reference.clone());
-        reference
-    }
-}
-
-impl Drop for App {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.dir);
-        if !self.images.is_empty() {
-            let _ = Command::new("docker").args(["rmi", "-f"]).args(&self.images).output();
-        }
-    }
-}
-
-const SERVE: &str = r#"CMD ["/bin/sh", "-c", "httpd -f -v -p 80 -h /www & trap 'kill $!; exit 0' TERM INT; wait"]"#;
 
 /// Each line needs BuildKit: `--chmod` (busybox arrives not executable), a cache mount that outlives the
 /// build, a heredoc, `--link`, and a last stage that would fail if `target: app` were not honoured.
@@ -130,7 +64,6 @@ fn deploy_inputs<'a>(app: &'a str, env: &'a str, label: &'a str, args: &'a str) 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn modern_dockerfile_is_built_with_buildkit_deployed_and_served() {
-    let _cache = BUILD_CACHE.lock().await;
     let stack = Stack::load();
     let (name, env) = (unique("modern"), unique("web"));
     stack.create_environment(&name, &env).await;
@@ -200,16 +133,6 @@ async fn failing_run_is_annotated_at_its_line_and_nothing_is_deployed() {
     assert!(mutations.is_empty(), "a failed build changes nothing in Beanstalk: {mutations:?}");
 }
 
-/// The daemon's address, for the connections a BuildKit build opens itself (its session).
-fn docker_host() -> Option<String> {
-    std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty())
-}
-
-async fn docker() -> bollard::Docker {
-    let host = docker_host();
-    eb_deploy::docker::connect(host.as_deref()).await.expect("the local Docker daemon must be running")
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_classic_builder_refuses_them_with_the_daemons_message() {
     let docker = docker().await;
@@ -257,10 +180,6 @@ async fn the_classic_builder_refuses_them_with_the_daemons_message() {
         }
         Err(err) => assert!(format!("{err:#}").contains("Unknown flag: link"), "{err:#}"),
     }
-}
-
-fn sparse(path: &Path, bytes: u64) {
-    fs::File::create(path).unwrap().set_len(bytes).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -352,7 +271,6 @@ async fn buildkit_keeps_every_classic_input_working() {
 /// that changed (the daemon keeps the rest), and the image has the change.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rebuild_sends_only_the_files_that_changed() {
-    let _cache = BUILD_CACHE.lock().await;
     let docker = docker().await;
     let mut app = App::new(&[
         (
@@ -430,45 +348,12 @@ async fn a_secret_the_input_does_not_name_is_absent_or_fails_a_required_mount() 
     assert!(err.contains("/Dockerfile:4); the step mounts secret pip with required=true: name it"), "{err}");
 }
 
-/// Reads files of an image by running busybox `cat` (or `ls` for directories) in a throwaway container.
-async fn image_files(image: &str, paths: &[&str]) -> Vec<String> {
-    let mut out = Vec::new();
-    for path in paths {
-        let output = Command::new("docker")
-            .args(["run", "--rm", "--network", "none", "--entrypoint", "/bin/sh", image, "-c"])
-            .arg(format!("if [ -d {path} ]; then ls -a {path}; else cat {path}; fi"))
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-        out.push(String::from_utf8_lossy(&output.stdout).trim().to_owned());
-    }
-    out
-}
-
-/// A GET on the local registry's API with the ECR password: the response head and body.
-fn registry_get(registry: &str, path: &str, password: &str) -> (String, String) {
-    use base64::Engine as _;
-    use std::io::Read;
-    let mut stream = std::net::TcpStream::connect(registry).unwrap();
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!("AWS:{password}"));
-    write!(
-        stream,
-        "GET {path} HTTP/1.0\r\nHost: {registry}\r\nAuthorization: Basic {auth}\r\n\
-         Accept: application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no HTTP answer: {answer}"));
-    assert!(head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"), "GET {path}: {head}");
-    (head.to_owned(), body.to_owned())
-}
-
-/// A fresh runner: the build cache emptied and the image removed, then a code-only change. The expensive
-/// layer comes from the image the environment runs (inline cache through the registry), not a rerun.
+/// A fresh runner: a daemon with nothing of the app (`scripts/fresh-daemon`: no image, layer, build cache or
+/// build history), then a code-only change. The expensive layer is downloaded from the registry, from the image
+/// the environment runs (inline cache, with the credentials served through the build's session: the fresh
+/// daemon has none), not built again.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fresh_daemon_reuses_the_running_images_layers() {
-    let _cache = BUILD_CACHE.lock().await;
     let stack = Stack::load();
     let (name, env) = (unique("fresh"), unique("web"));
     stack.create_environment(&name, &env).await;
@@ -486,39 +371,51 @@ async fn a_fresh_daemon_reuses_the_running_images_layers() {
     let deps = stack.fetch(&env, "/deps").await;
     assert_eq!(deps.trim().len(), 32, "{deps}");
 
+    // The dependency layer's blob, the third layer of what v1 pushed.
+    let registry_host = std::env::var("LOCAL_REGISTRY").expect("LOCAL_REGISTRY: source .local-stack/env");
+    let repo = eb_deploy::names::ecr_repository_name(&name);
+    let password = registry_password(&registry_host).await;
+    let (_, manifest) = registry_get(&registry_host, &format!("/v2/{repo}/manifests/v1"), &password);
+    let manifest: serde_json::Value = serde_json::from_str(&manifest).expect("manifest JSON");
+    let deps_layer = manifest["layers"][2]["digest"].as_str().expect("a third layer").to_owned();
+
     // Twice: v2 takes the layer from v1's image; v3 too, although v2's image (which only took it from the
     // cache) cannot serve it: the Engine's inline cache links only the layers a build made itself, so eb-deploy
     // also offers the application's recent versions' images.
-    let repo = eb_deploy::names::ecr_repository_name(&name);
     for version in ["v2", "v3"] {
-        empty_daemon(&repo);
+        let fresh = FreshDaemon::start();
         app.write("www/index.html", &format!("<p>code {version}</p>\n"));
-        let run =
-            stack.run(&app.dir, &[("application-name", &name), ("environment-name", &env), ("version-label", version)]);
+        let log = RegistryLog::mark();
+        let files = support::scratch_dir("fresh");
+        let mut command = stack.command(
+            &app.dir,
+            &[("application-name", &name), ("environment-name", &env), ("version-label", version)],
+            &files,
+        );
+        command.env("DOCKER_HOST", &fresh.host);
+        let run = stack.finish(command.spawn().expect("start eb-deploy"), &files);
         assert_eq!(run.code, Some(0), "{}", run.dump());
         assert!(run.stdout.contains("(the image the environment runs now)"), "{}", run.stdout);
         assert!(run.stdout.contains("importing cache manifest from"), "{}", run.stdout);
         let expensive = run.stdout.lines().find(|l| l.contains("&& sleep 3")).expect("the dependency step in the log");
         assert!(expensive.ends_with(" CACHED"), "{version}: {expensive}\n{}", run.stdout);
         assert!(!run.stdout.contains(&format!(" {marker}\n")), "its command did not run:\n{}", run.stdout);
+        let fetched = log.requests();
+        assert!(
+            fetched.contains(&format!("GET /v2/{repo}/blobs/{deps_layer}")),
+            "{version}: the fresh daemon downloaded the dependency layer {deps_layer}: {fetched:#?}"
+        );
         assert!(stack.fetch(&env, "/").await.contains(&format!("code {version}")));
         assert_eq!(stack.fetch(&env, "/deps").await, deps, "{version}: the dependency step did not run again");
     }
 }
 
-/// What a fresh runner's daemon has of the app: no build cache, and no tag of the app's images.
-fn empty_daemon(repository: &str) {
-    let pruned = Command::new("docker").args(["builder", "prune", "-af"]).output().unwrap();
-    assert!(pruned.status.success(), "{}", String::from_utf8_lossy(&pruned.stderr));
-    let listed = Command::new("docker").args(["image", "ls", "--format", "{{.Repository}}:{{.Tag}}"]).output().unwrap();
-    let ours: Vec<String> = String::from_utf8_lossy(&listed.stdout)
-        .lines()
-        .filter(|l| l.contains(&format!("/{repository}:")))
-        .map(str::to_owned)
-        .collect();
-    assert!(!ours.is_empty(), "the app's image was tagged in the daemon");
-    let removed = Command::new("docker").args(["rmi", "-f"]).args(&ours).output().unwrap();
-    assert!(removed.status.success(), "{}", String::from_utf8_lossy(&removed.stderr));
+/// The local registry's password: the one in moto's ECR token, as eb-deploy logs in.
+async fn registry_password(registry_host: &str) -> String {
+    let ecr = aws_sdk_ecr::Client::new(&aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await);
+    let (console, _) = console();
+    let auth = registry::ecr_login(&ecr, Some(registry_host), &console).await.expect("ECR login against moto");
+    auth.expose_password().to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread")]

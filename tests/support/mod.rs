@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod console;
+pub mod image;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,234 @@
+//! BuildKit's inputs end to end on the local stack: what the classic builder refuses (with the daemon's
+//! message), every input the classic builder takes kept working under BuildKit, and build secrets.
+#![cfg(feature = "e2e")]
+
+mod support;
+
+use std::fs;
+use std::process::Command;
+
+use eb_deploy::build_plan::{BuildPlan, Builder, oci_labels};
+use eb_deploy::image::{self, BuildRequest};
+use eb_deploy::registry;
+use support::console::console;
+use support::image::{App, SERVE, docker, docker_host, image_files, registry_get, sparse};
+use support::{Stack, unique};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_classic_builder_refuses_them_with_the_daemons_message() {
+    let docker = docker().await;
+    let cases = [
+        (
+            "FROM scratch\nCOPY --chmod=755 busybox /bin/busybox\n",
+            "the --chmod option requires BuildKit",
+            2,
+            "COPY --chmod",
+        ),
+        (
+            "FROM scratch\nCOPY busybox /bin/busybox\nRUN --mount=type=cache,target=/cache [\"/bin/busybox\", \"true\"]\n",
+            "the --mount option requires BuildKit",
+            3,
+            "RUN --mount",
+        ),
+        ("FROM scratch\nCOPY <<EOF /hello.txt\nhello\nEOF\n", "no source files were specified", 2, "a heredoc in COPY"),
+    ];
+    for (dockerfile, daemon_says, line, feature) in cases {
+        let mut app = App::new(&[("Dockerfile", dockerfile)]);
+        let tag = app.image(unique("ebd-classic") + ":x");
+        let (console, out) = console();
+        let request = app.request(Builder::Classic, tag);
+        let err = image::build(&docker, &request, &console).await.unwrap_err();
+        let message = format!("{err:#}");
+        eprintln!("error: {message}");
+        assert!(message.starts_with("failed to build the image: "), "{message}");
+        assert!(message.contains(daemon_says), "the daemon's message is named: {message}");
+        assert!(message.contains(&format!("Dockerfile:{line})")), "{message}");
+        assert!(message.contains(&format!("{feature} (line {line}) needs BuildKit: set `builder: auto`")), "{message}");
+        assert!(out.text().contains("Builder: classic builder (builder: classic)"), "{}", out.text());
+        assert!(out.text().contains(&format!("/Dockerfile,line={line},title=Docker build failed::")), "{}", out.text());
+    }
+    // `COPY --link` is accepted and ignored by the classic builder of Engine 23 and later (20.10 refused
+    // it as an unknown flag): the build goes through, with a warning at its line.
+    let mut app = App::new(&[("Dockerfile", "FROM scratch\nCOPY --link busybox /bin/busybox\n")]);
+    let tag = app.image(unique("ebd-classic-link") + ":x");
+    let (console, out) = console();
+    let request = app.request(Builder::Classic, tag);
+    match image::build(&docker, &request, &console).await {
+        Ok(_) => {
+            let text = out.text();
+            let warning = text.lines().find(|l| l.starts_with("::warning")).expect("a warning for --link");
+            assert!(warning.contains("line=2") && warning.contains("is ignored by the classic builder"), "{warning}");
+        }
+        Err(err) => assert!(format!("{err:#}").contains("Unknown flag: link"), "{err:#}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn buildkit_keeps_every_classic_input_working() {
+    let docker = docker().await;
+    let registry = std::env::var("LOCAL_REGISTRY").expect("LOCAL_REGISTRY: source .local-stack/env");
+    let ecr = aws_sdk_ecr::Client::new(&aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await);
+    let (console, out) = console();
+    let auth = registry::ecr_login(&ecr, Some(&registry), &console).await.expect("ECR login against moto");
+    let password = auth.expose_password().to_owned();
+    let repo = unique("eb-deploy-e2e/buildkit");
+
+    // The Dockerfile lives outside the context; `.dockerignore` keeps a file and a big tree out.
+    let mut app = App::new(&[
+        ("ctx/keep.txt", "kept"),
+        ("ctx/secret.env", "TOKEN=nope"),
+        ("ctx/.dockerignore", "secret.env\nbig/\n"),
+        (
+            "Dockerfile.outside",
+            "FROM scratch AS base\nCOPY --chmod=755 busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+             ARG GREETING\nRUN echo \"$GREETING\" > /greeting && ls / > /listing\nCOPY . /ctx/\n\
+             FROM base AS extra\nRUN exit 1\nFROM base\n",
+        ),
+    ]);
+    fs::rename(app.dir.join("busybox"), app.dir.join("ctx/busybox")).unwrap();
+    fs::create_dir_all(app.dir.join("ctx/big")).unwrap();
+    for i in 0..200 {
+        sparse(&app.dir.join(format!("ctx/big/file-{i}.bin")), 1 << 20);
+    }
+    let tag = app.image(format!("{registry}/{repo}:local"));
+    let labels = oci_labels(Some("https://github.com/team/shop"), Some("abc123"), "v1", "2026-12-01T10:00:00Z");
+    let request = BuildRequest {
+        docker_host: docker_host(),
+        plan: BuildPlan {
+            context: app.dir.join("ctx"),
+            dockerfile: Some(app.dir.join("Dockerfile.outside")),
+            build_args: vec![("GREETING".into(), "hello from a build arg".into())],
+            labels,
+            target: Some("base".into()),
+            platform: Some("linux/amd64".into()),
+            no_cache: true,
+            pull: true,
+            builder: Builder::BuildKit,
+            ..Default::default()
+        },
+        tag: tag.clone(),
+        registry_auth: Some(auth.clone()),
+        ..Default::default()
+    };
+    let built = image::build(&docker, &request, &console).await.expect("BuildKit build");
+    let text = out.text();
+    assert!(text.contains("Builder: BuildKit (builder: buildkit;"), "{text}");
+    assert!(!text.contains("RUN exit 1"), "target stops at base:\n{text}");
+    // No progress ticks: a handful of lines per step.
+    let build_lines = text.lines().skip_while(|l| !l.starts_with("::group::Build image")).count();
+    assert!(build_lines < 60, "{build_lines} log lines for a 5-step build:\n{text}");
+
+    let inspect = docker.inspect_image(&built.id).await.unwrap();
+    assert_eq!(inspect.architecture.as_deref(), Some("amd64"));
+    let config = inspect.config.unwrap();
+    assert_eq!(
+        config.labels.unwrap_or_default().get("org.opencontainers.image.revision").map(String::as_str),
+        Some("abc123")
+    );
+    // What the image holds: the build arg's value, the kept file, nothing .dockerignore excludes.
+    let files = image_files(&built.id, &["/greeting", "/ctx/keep.txt"]).await;
+    assert_eq!(files, ["hello from a build arg", "kept"]);
+    let listing = image_files(&built.id, &["/ctx"]).await;
+    assert!(!listing[0].contains("secret.env") && !listing[0].contains("big"), "{}", listing[0]);
+    // The Dockerfile from outside travels apart from the context, as with `docker build`: COPY . misses it.
+    assert!(!listing[0].contains("dockerfile") && !listing[0].contains("Dockerfile"), "{}", listing[0]);
+
+    // The digest comes from the push, and the registry serves it.
+    let pushed = registry::push(&docker, &auth, &built.id, &repo, "v1", &console).await.unwrap();
+    app.image(format!("{registry}/{repo}:v1"));
+    let (head, manifest) = registry_get(&registry, &format!("/v2/{repo}/manifests/v1"), &password);
+    assert!(head.to_ascii_lowercase().contains(&format!("docker-content-digest: {}", pushed.digest)), "{head}");
+    // cache-to: inline (the default) puts BuildKit's cache metadata into the pushed image's config.
+    let manifest: serde_json::Value = serde_json::from_str(&manifest).expect("manifest JSON");
+    let config_digest = manifest["config"]["digest"].as_str().expect("config digest");
+    let (_, config) = registry_get(&registry, &format!("/v2/{repo}/blobs/{config_digest}"), &password);
+    assert!(config.contains("moby.buildkit.cache.v0"), "no inline cache metadata in {config}");
+
+    let shown = out.text().replace(&format!("::add-mask::{password}"), "");
+    assert!(!shown.contains(&password), "the registry password leaked into the log");
+}
+
+/// A secret the `secrets` input does not name: the mount is absent (BuildKit's default) and the build goes
+/// on; with `required=true` the step fails at its line, saying which secret.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secret_the_input_does_not_name_is_absent_or_fails_a_required_mount() {
+    let docker = docker().await;
+    let base = "FROM scratch\nCOPY --chmod=755 busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n";
+    let mut app = App::new(&[(
+        "Dockerfile",
+        &format!("{base}RUN --mount=type=secret,id=pip test ! -e /run/secrets/pip && echo {}\n", unique("optional")),
+    )]);
+    let tag = app.image(unique("ebd-secret-opt") + ":x");
+    let (optional, out) = console();
+    let request = app.request(Builder::BuildKit, tag);
+    image::build(&docker, &request, &optional).await.unwrap_or_else(|e| panic!("{e:#}\n{}", out.text()));
+
+    app.write("Dockerfile", &format!("{base}RUN --mount=type=secret,id=pip,required=true cat /run/secrets/pip\n"));
+    let (console, out) = console();
+    let err = format!("{:#}", image::build(&docker, &request, &console).await.unwrap_err());
+    assert!(err.contains("secret pip: not found"), "{err}\n{}", out.text());
+    assert!(err.contains("/Dockerfile:4); the step mounts secret pip with required=true: name it"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_reach_the_build_and_nothing_else() {
+    use sha2::Digest as _;
+    let stack = Stack::load();
+    let (name, env) = (unique("secrets"), unique("web"));
+    stack.create_environment(&name, &env).await;
+    // Secret values are not part of a step's cache key: the step names the run so no earlier one serves it.
+    let token = unique("s3cr3t-token-value");
+    let config = format!("password={}\nuser=app\n", unique("file-secret"));
+    let dockerfile = format!(
+        "FROM scratch\nCOPY --chmod=755 busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+         RUN --mount=type=secret,id=token --mount=type=secret,id=config mkdir -p /www \\\n \
+         && echo \"token sha $(sha256sum < /run/secrets/token | cut -c1-16)\" > /www/secrets.txt \\\n \
+         && echo \"config $(wc -l < /run/secrets/config) lines\" >> /www/secrets.txt \\\n \
+         && echo \"the build used its secrets ({name})\"\nCOPY www/ /www/\n{SERVE}\n"
+    );
+    let app = App::new(&[
+        ("Dockerfile", &dockerfile),
+        ("www/index.html", "<p>with secrets</p>\n"),
+        ("config.txt", &config),
+        (".dockerignore", "config.txt\n"),
+    ]);
+    let files = support::scratch_dir("secrets");
+    let inputs = [
+        ("application-name", name.as_str()),
+        ("environment-name", env.as_str()),
+        ("version-label", "v1"),
+        ("secrets", "id=token,env=APP_TOKEN\nid=config,src=config.txt"),
+    ];
+    let mut command = stack.command(&app.dir, &inputs, &files);
+    command.env("APP_TOKEN", &token);
+    let run = stack.finish(command.spawn().expect("start eb-deploy"), &files);
+    assert_eq!(run.code, Some(0), "{}", run.dump());
+    assert!(run.stdout.contains("Secrets: token, config"), "{}", run.stdout);
+    assert!(run.stdout.contains("the build used its secrets"), "the step's output is in the log:\n{}", run.stdout);
+    let step = run.stdout.lines().find(|l| l.contains("3/4] RUN --mount=type=secret,id=token")).expect(&run.stdout);
+    let number = step.split(' ').next().unwrap();
+    assert!(run.stdout.contains(&format!("{number} DONE ")), "{}", run.stdout);
+
+    // The build saw both values: the page names the token's hash and the file's line count.
+    let digest = hex::encode(sha2::Sha256::digest(token.as_bytes()));
+    let served = stack.fetch(&env, "/secrets.txt").await;
+    assert_eq!(served, format!("token sha {}\nconfig 2 lines\n", &digest[..16]));
+
+    // Neither value is anywhere but in the runner's mask commands: not in the log, the outputs, the summary,
+    // the image's history or config.
+    let secret_line = config.lines().next().unwrap().to_owned();
+    for value in [&token, &secret_line] {
+        for line in run.stdout.lines().chain(run.stderr.lines()) {
+            assert!(line.starts_with("::add-mask::") || !line.contains(value.as_str()), "{value} leaked: {line}");
+        }
+        assert!(!format!("{:?}{}", run.outputs, run.summary).contains(value.as_str()));
+    }
+    let image =
+        format!("{}/{}:v1", std::env::var("LOCAL_REGISTRY").unwrap(), eb_deploy::names::ecr_repository_name(&name));
+    for args in [["history", "--no-trunc"], ["image", "inspect"]] {
+        let out = Command::new("docker").args(args).arg(&image).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(!text.contains(&token) && !text.contains(&secret_line), "a secret is in the image: {text}");
+    }
+}

@@ -1,6 +1,7 @@
 //! The Docker Engine connection (`DOCKER_HOST` or the local socket, API version negotiated), how its
 //! errors read, and the registry credentials it takes per request. A leaf: it imports nothing of the crate.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 use std::time::Duration;
@@ -134,6 +135,18 @@ impl RegistryAuth {
         }
     }
 
+    /// The credentials for each host this login covers, as a build takes them (`X-Registry-Config` for the
+    /// classic builder, the session's `Auth` service for BuildKit): a `FROM` an image of this registry pulls
+    /// with them, as after `docker login`.
+    pub fn credentials_by_host(&self) -> HashMap<String, DockerCredentials> {
+        std::iter::once(&self.registry)
+            .chain(&self.aliases)
+            .map(|host| {
+                (host.clone(), DockerCredentials { serveraddress: Some(host.clone()), ..self.docker_credentials() })
+            })
+            .collect()
+    }
+
     /// `text` with the password replaced by `***` (registry errors may echo it).
     pub(crate) fn redact(&self, text: &str) -> String {
         if self.password.is_empty() { text.to_owned() } else { text.replace(&self.password, "***") }
@@ -175,5 +188,19 @@ mod tests {
         let err = connect(Some("unix:///nonexistent/docker.sock")).await.unwrap_err();
         let text = format!("{err:#}");
         assert!(text.contains("/nonexistent/docker.sock") && text.contains("DOCKER_HOST"), "{text}");
+    }
+
+    #[test]
+    fn a_build_gets_the_login_for_the_registry_and_its_aliases_only() {
+        let auth = RegistryAuth::new("127.0.0.1:5000", "AWS", "pw")
+            .with_aliases(vec!["123456789012.dkr.ecr.eu-west-1.amazonaws.com".into()]);
+        let by_host = auth.credentials_by_host();
+        let mut hosts: Vec<&String> = by_host.keys().collect();
+        hosts.sort();
+        assert_eq!(hosts, ["123456789012.dkr.ecr.eu-west-1.amazonaws.com", "127.0.0.1:5000"]);
+        for (host, creds) in &by_host {
+            assert_eq!(creds.serveraddress.as_deref(), Some(host.as_str()));
+            assert_eq!((creds.username.as_deref(), creds.password.as_deref()), (Some("AWS"), Some("pw")));
+        }
     }
 }

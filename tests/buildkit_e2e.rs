@@ -253,6 +253,49 @@ async fn a_fresh_daemon_reuses_the_running_images_layers() {
     }
 }
 
+/// A `FROM` an image of the registry eb-deploy pushes to (a team's base image in its ECR), on a daemon that
+/// never logged in to it: the classic builder gets the login with the build request, BuildKit through the
+/// session, as `docker build` after `docker login` gets them.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_base_image_from_the_registry_pushed_to_is_pulled_with_its_login() {
+    let registry_host = std::env::var("LOCAL_REGISTRY").expect("LOCAL_REGISTRY: source .local-stack/env");
+    let ecr = aws_sdk_ecr::Client::new(&aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await);
+    let (login, out) = console();
+    let auth = registry::ecr_login(&ecr, Some(&registry_host), &login).await.expect("ECR login against moto");
+    let base_repo = unique("eb-deploy-e2e/base");
+    let marker = unique("base");
+    let mut base = App::new(&[
+        ("Dockerfile", "FROM scratch\nCOPY --chmod=755 busybox /bin/busybox\nCOPY marker /marker\n"),
+        ("marker", &marker),
+    ]);
+    let local = base.image(unique("ebd-base") + ":x");
+    let built = image::build(&docker().await, &base.request(Builder::BuildKit, local), &login)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", out.text()));
+    registry::push(&docker().await, &auth, &built.id, &base_repo, "1", &login).await.expect("push the base image");
+    base.image(format!("{registry_host}/{base_repo}:1"));
+
+    for builder in [Builder::Classic, Builder::BuildKit] {
+        let fresh = FreshDaemon::start();
+        let mut app = App::new(&[(
+            "Dockerfile",
+            &format!("FROM {registry_host}/{base_repo}:1\nRUN [\"/bin/busybox\", \"cp\", \"/marker\", \"/copied\"]\n"),
+        )]);
+        let tag = app.image(unique("ebd-from-ecr") + ":x");
+        let mut request = app.request(builder, tag);
+        request.docker_host = Some(fresh.host.clone());
+        request.registry_auth = Some(auth.clone());
+        let (console, out) = console();
+        let fresh_docker = fresh.docker().await;
+        let built = image::build(&fresh_docker, &request, &console)
+            .await
+            .unwrap_or_else(|e| panic!("{builder:?}: {e:#}\n{}", out.text()));
+        // The step ran on the base's files: the pull went through with the login.
+        let inspect = fresh_docker.inspect_image(&built.id).await.expect("the image is on the fresh daemon");
+        assert_eq!(inspect.root_fs.and_then(|r| r.layers).map(|l| l.len()), Some(3), "{builder:?}");
+    }
+}
+
 /// The local registry's password: the one in moto's ECR token, as eb-deploy logs in.
 async fn registry_password(registry_host: &str) -> String {
     let ecr = aws_sdk_ecr::Client::new(&aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await);

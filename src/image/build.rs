@@ -214,7 +214,9 @@ async fn build_classic(
     let mut log = BuildLog::new(console);
     let mut image_id = None;
     let outcome = {
-        let mut stream = docker.build_image(options, None, Some(bollard::body_try_stream(body)));
+        // The registry pushed to, for a `FROM` one of its images (the cache sources are pulled above).
+        let credentials = request.registry_auth.as_ref().map(RegistryAuth::credentials_by_host);
+        let mut stream = docker.build_image(options, credentials, Some(bollard::body_try_stream(body)));
         loop {
             match stream.next().await {
                 None => break Ok(()),

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use anyhow::anyhow;
-use bollard::auth::DockerCredentials;
 use bollard::models::{BuildInfo, BuildInfoAux};
 use bollard::query_parameters::{BuildImageOptions, BuilderVersion};
 use http_body_util::BodyExt;
@@ -21,6 +20,7 @@ use super::dockerfile;
 use super::progress::Renderer;
 use super::{conn, filesync, secrets, session};
 use crate::build_plan::CacheTo;
+use crate::docker::RegistryAuth;
 use crate::gha::Console;
 use crate::names::reference_host;
 
@@ -65,20 +65,6 @@ pub(super) fn cache_sources(request: &BuildRequest) -> (Vec<CacheSource>, Option
     (sources, note)
 }
 
-/// Registry credentials the session serves, for each cache source host this deploy's login covers.
-fn session_credentials(request: &BuildRequest, sources: &[CacheSource]) -> HashMap<String, DockerCredentials> {
-    let mut credentials = HashMap::new();
-    let Some(auth) = &request.registry_auth else { return credentials };
-    for source in sources {
-        if let Some(host) = reference_host(&source.reference).filter(|h| auth.serves(h)) {
-            let mut creds = auth.docker_credentials();
-            creds.serveraddress = Some(host.to_owned());
-            credentials.insert(host.to_owned(), creds);
-        }
-    }
-    credentials
-}
-
 /// Runs a BuildKit build to its end.
 pub(super) async fn build(request: &BuildRequest, prepared: &Prepared, console: &Console) -> Result<Finished, Failure> {
     secrets::mask_values(&request.plan.secrets, console).map_err(Failure::Other)?;
@@ -98,7 +84,8 @@ pub(super) async fn build(request: &BuildRequest, prepared: &Prepared, console: 
     if request.plan.cache_to == CacheTo::Inline {
         build_args.entry(INLINE_CACHE_ARG.to_owned()).or_insert_with(|| "1".to_owned());
     }
-    let credentials = session_credentials(request, &sources);
+    // The registry pushed to, for the cache sources on it and for a `FROM` one of its images.
+    let credentials = request.registry_auth.as_ref().map(RegistryAuth::credentials_by_host).unwrap_or_default();
     // The daemon finds this build's session by its id; one per build.
     let session_id = format!("eb-deploy-{}", random_hex(12));
     let options = BuildImageOptions {
@@ -413,10 +400,6 @@ mod tests {
         assert_eq!(sources[2].origin, "the image the environment runs now");
         assert_eq!(sources[3].origin, "version v1");
         assert!(note.is_none());
-        // Credentials go to our registry only, never to another host.
-        let creds = session_credentials(&request, &sources);
-        assert_eq!(creds.keys().collect::<Vec<_>>(), ["127.0.0.1:5000"]);
-        assert_eq!(creds["127.0.0.1:5000"].password.as_deref(), Some("pw"));
 
         request.running_image = Some("123456789012.dkr.ecr.eu-west-1.amazonaws.com/app@sha256:feed".into());
         request.earlier_images.clear();

@@ -12,7 +12,7 @@ mod support;
 
 use std::fs;
 
-use eb_deploy::build_plan::Builder;
+use eb_deploy::build_plan::{Builder, CacheTo};
 use eb_deploy::image;
 use eb_deploy::registry;
 use stackkit::MUTATING;
@@ -293,6 +293,80 @@ async fn a_base_image_from_the_registry_pushed_to_is_pulled_with_its_login() {
         // The step ran on the base's files: the pull went through with the login.
         let inspect = fresh_docker.inspect_image(&built.id).await.expect("the image is on the fresh daemon");
         assert_eq!(inspect.root_fs.and_then(|r| r.layers).map(|l| l.len()), Some(3), "{builder:?}");
+    }
+}
+
+/// `cache-from` lines under BuildKit: one that exists serves a fresh daemon its layers; one missing from the
+/// registry and one on a host that does not answer are one warning each, and the build goes on (with either
+/// builder). `cache-to: none` pushes an image without BuildKit's cache metadata.
+#[tokio::test(flavor = "multi_thread")]
+async fn cache_from_lines_are_used_and_unreadable_ones_are_one_warning_each() {
+    let registry_host = std::env::var("LOCAL_REGISTRY").expect("LOCAL_REGISTRY: source .local-stack/env");
+    let ecr = aws_sdk_ecr::Client::new(&aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await);
+    let (login, _) = console();
+    let auth = registry::ecr_login(&ecr, Some(&registry_host), &login).await.expect("ECR login against moto");
+    let password = auth.expose_password().to_owned();
+    let repo = unique("eb-deploy-e2e/cache-from");
+    let marker = unique("slow");
+    let dockerfile = format!(
+        "FROM scratch\nCOPY --chmod=755 busybox /bin/busybox\n\
+         RUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo {marker}; /bin/busybox sleep 2; echo done > /slow\"]\nCOPY www/ /www/\n"
+    );
+    let mut app = App::new(&[("Dockerfile", &dockerfile), ("www/index.html", "one")]);
+
+    // The cache image: built with inline cache metadata (the default) and pushed.
+    let local = app.image(unique("ebd-cache-src") + ":x");
+    let mut request = app.request(Builder::BuildKit, local);
+    request.registry_auth = Some(auth.clone());
+    let (console_a, out) = console();
+    let built =
+        image::build(&docker().await, &request, &console_a).await.unwrap_or_else(|e| panic!("{e:#}\n{}", out.text()));
+    registry::push(&docker().await, &auth, &built.id, &repo, "cache", &login).await.expect("push the cache image");
+    app.image(format!("{registry_host}/{repo}:cache"));
+
+    let missing = format!("{registry_host}/{repo}:missing");
+    let unreachable = "127.0.0.1:9/nowhere/app:1".to_owned();
+    let source = format!("{registry_host}/{repo}:cache");
+    app.write("www/index.html", "two");
+    for builder in [Builder::BuildKit, Builder::Classic] {
+        // The classic builder runs no COPY --chmod: it gets the same sources with a Dockerfile it can build.
+        if builder == Builder::Classic {
+            app.write("Dockerfile", "FROM scratch\nCOPY www/ /www/\n");
+        }
+        let fresh = FreshDaemon::start();
+        let mut request = app.request(builder, unique("ebd-cache-use") + ":x");
+        request.docker_host = Some(fresh.host.clone());
+        request.registry_auth = Some(auth.clone());
+        request.plan.cache_from = vec![missing.clone(), unreachable.clone(), source.clone()];
+        request.plan.cache_to = CacheTo::None;
+        let (console_b, out) = console();
+        let fresh_docker = fresh.docker().await;
+        let built = image::build(&fresh_docker, &request, &console_b)
+            .await
+            .unwrap_or_else(|e| panic!("{builder:?}: {e:#}\n{}", out.text()));
+        let text = out.text();
+        let warnings: Vec<&str> = text.lines().filter(|l| l.starts_with("::warning")).collect();
+        assert_eq!(warnings.len(), 2, "{builder:?}: one warning per unreadable source:\n{text}");
+        assert!(warnings.iter().any(|w| w.contains(&missing)), "{builder:?}: {warnings:?}");
+        assert!(warnings.iter().any(|w| w.contains(&unreachable)), "{builder:?}: {warnings:?}");
+        assert!(!text.contains("::error"), "{builder:?}:\n{text}");
+        if builder == Builder::Classic {
+            continue;
+        }
+        // The source that exists served the slow step to a daemon that never ran it.
+        let slow = text.lines().find(|l| l.contains("/bin/busybox sleep 2")).expect("the slow step in the log");
+        assert!(slow.ends_with(" CACHED"), "{slow}\n{text}");
+        assert!(!text.contains(&format!(" {marker}\n")), "the slow step did not run:\n{text}");
+
+        // cache-to: none: the pushed config has no BuildKit cache metadata.
+        let tag = unique("nocache");
+        registry::push(&fresh_docker, &auth, &built.id, &repo, &tag, &login).await.expect("push");
+        let (_, manifest) = registry_get(&registry_host, &format!("/v2/{repo}/manifests/{tag}"), &password);
+        let manifest: serde_json::Value = serde_json::from_str(&manifest).expect("manifest JSON");
+        let config_digest = manifest["config"]["digest"].as_str().expect("config digest");
+        let (_, config) = registry_get(&registry_host, &format!("/v2/{repo}/blobs/{config_digest}"), &password);
+        assert!(config.contains("\"rootfs\""), "{config}");
+        assert!(!config.contains("moby.buildkit.cache.v0"), "cache-to: none wrote cache metadata: {config}");
     }
 }
 

@@ -14,7 +14,7 @@ use bollard::models::{BuildInfo, BuildInfoAux};
 use bollard::query_parameters::{BuildImageOptions, BuilderVersion, CreateImageOptions};
 use futures_util::StreamExt;
 
-use super::builder::{self, Choice, DaemonFacts};
+use super::builder::{self, Choice, DaemonFacts, Refusal};
 use super::context::{self, ContextSpec, ContextStats, ExtraDockerfile};
 use super::dockerfile;
 use super::dockerignore::Matcher;
@@ -127,21 +127,39 @@ impl Failure {
 /// streaming the log into a log group.
 pub async fn build(docker: &Docker, request: &BuildRequest, console: &Console) -> Result<BuiltImage> {
     let prepared = prepare(&request.plan)?;
-    let choice = builder::choose(request.plan.builder, &DaemonFacts::of(docker).await)?;
+    let mut choice = builder::choose(request.plan.builder, &DaemonFacts::of(docker).await)?;
     let group = console.group(format!("Build image {}", request.tag));
     console.info(choice.to_string());
     let docker = docker.clone().with_timeout(BUILD_TIMEOUT);
-    let outcome = if choice.buildkit {
-        super::buildkit::build(request, &prepared, console).await
-    } else if !request.plan.secrets.is_empty() {
-        drop(group);
-        bail!(
-            "failed to build the image: input `secrets` needs BuildKit, and this build uses the classic builder ({}); \
-             set `builder: auto` on a daemon with BuildKit",
-            choice.reason
-        );
-    } else {
-        build_classic(&docker, request, &prepared, &choice, console).await
+    let mut outcome = None;
+    if choice.buildkit {
+        let buildkit = super::buildkit::build(request, &prepared, console).await;
+        // Refused before anything of the build ran: `auto` builds with the classic builder instead.
+        match buildkit.as_ref().err().and_then(Refusal::of) {
+            Some(refusal) => match builder::after_refusal(request.plan.builder, &refusal) {
+                Ok(classic) => {
+                    choice = classic;
+                    console.info(choice.to_string());
+                }
+                Err(err) => {
+                    drop(group);
+                    return Err(err);
+                }
+            },
+            None => outcome = Some(buildkit),
+        }
+    }
+    let outcome = match outcome {
+        Some(outcome) => outcome,
+        None if !request.plan.secrets.is_empty() => {
+            drop(group);
+            bail!(
+                "failed to build the image: input `secrets` needs BuildKit, and this build uses the classic builder \
+                 ({}); set `builder: auto` on a daemon with BuildKit",
+                choice.reason
+            );
+        }
+        None => build_classic(&docker, request, &prepared, &choice, console).await,
     };
     let finished = match outcome {
         Ok(finished) => finished,

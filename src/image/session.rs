@@ -73,7 +73,7 @@ pub(super) async fn start(
         ("X-Docker-Expose-Session-Sharedkey", shared_key),
     ];
     headers.extend(METHODS.iter().map(|m| ("X-Docker-Expose-Session-Grpc-Method", (*m).to_owned())));
-    let stream = conn::upgrade(docker_host, "/session", &headers).await?;
+    let stream = conn::upgrade(docker_host, "/session", &headers).await.map_err(Unavailable::from)?;
     let router = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(KEEPALIVE))
         .http2_keepalive_timeout(Some(KEEPALIVE))
@@ -96,6 +96,32 @@ pub(super) async fn start(
     });
     Ok(Session { end: Some(end) })
 }
+
+/// The session could not be opened: the daemon, or a proxy in front of it, refused `POST /session` or dropped
+/// the connection. Nothing of the build has run; `builder: auto` then builds with the classic builder.
+#[derive(Debug)]
+pub(super) struct Unavailable {
+    /// What the daemon answered, e.g. `POST /session answered 404 Not Found (page not found)`.
+    pub answer: String,
+}
+
+impl From<anyhow::Error> for Unavailable {
+    fn from(err: anyhow::Error) -> Self {
+        let answer = match err.downcast_ref::<conn::Refused>() {
+            Some(refused) => format!("POST {} answered {}", refused.path, refused.answer),
+            None => format!("{err:#}"),
+        };
+        Self { answer }
+    }
+}
+
+impl std::fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the daemon refused a BuildKit session: {}", self.answer)
+    }
+}
+
+impl std::error::Error for Unavailable {}
 
 struct Healthy;
 

@@ -194,12 +194,33 @@ async fn build_classic(
     console: &Console,
 ) -> Result<Finished, Failure> {
     let features = dockerfile::buildkit_features(&prepared.dockerfile_text);
-    for feature in features.iter().filter(|f| f.ignored_by_classic()) {
-        console.warning(
-            format!(
-                "{} (line {}) is ignored by the classic builder: the layer is copied as usual",
-                feature.what, feature.line
+    let what_to_do = if request.plan.builder == Builder::Classic {
+        "set `builder: auto` to build with BuildKit".to_owned()
+    } else {
+        format!("this Docker daemon has none ({})", choice.reason)
+    };
+    // What the classic builder would build into another image without an error is refused before it starts.
+    let mut misbuilt = features.iter().filter_map(|f| match f.classic {
+        dockerfile::Classic::Misbuilds(instead) if !f.given_by(&request.plan.build_args) => Some((f, instead)),
+        _ => None,
+    });
+    if let Some((first, instead)) = misbuilt.next() {
+        let others: Vec<String> = misbuilt.map(|(f, _)| format!("{} (line {})", f.what, f.line)).collect();
+        let others = if others.is_empty() { String::new() } else { format!("; so would {}", others.join(", ")) };
+        return Err(Failure::Daemon {
+            message: format!(
+                "{} (line {}) needs BuildKit: {instead}, and succeed all the same{others}",
+                first.what, first.line
             ),
+            step: None,
+            line: Some(first.line),
+            hint: Some(what_to_do),
+        });
+    }
+    for feature in features.iter().filter(|f| f.ignored_by_classic()) {
+        let dockerfile::Classic::Ignores(why) = feature.classic else { continue };
+        console.warning(
+            format!("{} (line {}) is ignored by the classic builder: {why}", feature.what, feature.line),
             Some(&Annotation {
                 title: Some("Dockerfile".to_owned()),
                 file: Some(prepared.dockerfile_display.clone()),
@@ -256,13 +277,8 @@ async fn build_classic(
     if let Err(err) = outcome {
         let mut failure = classic_failure(err, upload.err(), log.step, prepared);
         if let Failure::Daemon { hint, .. } = &mut failure
-            && let Some(feature) = features.iter().find(|f| !f.ignored_by_classic())
+            && let Some(feature) = features.iter().find(|f| f.classic == dockerfile::Classic::Refuses)
         {
-            let what_to_do = if request.plan.builder == Builder::Classic {
-                "set `builder: auto` to build with BuildKit".to_owned()
-            } else {
-                format!("this Docker daemon has none ({})", choice.reason)
-            };
             *hint = Some(format!("{} (line {}) needs BuildKit: {what_to_do}", feature.what, feature.line));
         }
         return Err(failure);

@@ -198,41 +198,117 @@ pub struct BuildKitFeature {
     pub line: u32,
     /// What it is, as a user would search for it (`RUN --mount`, `COPY --chmod`, `a heredoc`).
     pub what: String,
+    /// What the classic builder does with it.
+    pub classic: Classic,
+}
+
+/// What the classic builder of Engine 23 and later does with a BuildKit feature, as tried on Docker 26.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Classic {
+    /// The daemon fails the build with a message of its own (`the --chmod option requires BuildKit`,
+    /// `unknown flag: parents`, a COPY heredoc's `no source files were specified`).
+    Refuses,
+    /// Accepted and ignored, with the same image as a result: why it is the same.
+    Ignores(&'static str),
+    /// Accepted, and built into a different image without an error: what the classic builder would do.
+    Misbuilds(&'static str),
 }
 
 impl BuildKitFeature {
     /// True for features the classic builder of Engine 23+ accepts and ignores (the result is the same).
     pub fn ignored_by_classic(&self) -> bool {
-        self.what.ends_with("--link")
+        matches!(self.classic, Classic::Ignores(_))
+    }
+
+    /// True for an automatic platform ARG (`ARG TARGETARCH`) that the build args give a value: the
+    /// classic builder then has one too.
+    pub fn given_by(&self, build_args: &[(String, String)]) -> bool {
+        self.what.strip_prefix("ARG ").is_some_and(|name| build_args.iter().any(|(k, _)| k == name))
     }
 }
+
+/// The ARGs BuildKit sets to the build's platforms; the classic builder leaves them empty.
+const PLATFORM_ARGS: [&str; 8] = [
+    "TARGETPLATFORM",
+    "TARGETOS",
+    "TARGETARCH",
+    "TARGETVARIANT",
+    "BUILDPLATFORM",
+    "BUILDOS",
+    "BUILDARCH",
+    "BUILDVARIANT",
+];
 
 /// The features in `text` that need BuildKit, in order.
 pub fn buildkit_features(text: &str) -> Vec<BuildKitFeature> {
     let mut found = Vec::new();
+    if let Some((line, frontend)) = syntax_directive(text) {
+        let name = frontend.strip_prefix("docker.io/").unwrap_or(&frontend);
+        let dockerfile = ["docker/dockerfile", "docker/dockerfile-upstream"]
+            .iter()
+            .any(|image| name.strip_prefix(image).is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '@'])));
+        let classic = if dockerfile {
+            Classic::Ignores("it reads the file with its own Dockerfile parser")
+        } else {
+            Classic::Misbuilds("the classic builder would ignore it and read the file as a plain Dockerfile")
+        };
+        found.push(BuildKitFeature { line, what: format!("# syntax={frontend}"), classic });
+    }
     for instruction in instructions(text) {
         let keyword = instruction.keyword.as_str();
+        let line = instruction.line;
+        if keyword == "ARG" {
+            for word in instruction.args.split_whitespace() {
+                if PLATFORM_ARGS.contains(&word) {
+                    let classic =
+                        Classic::Misbuilds("the classic builder would leave it empty (unless `build-args` sets it)");
+                    found.push(BuildKitFeature { line, what: format!("ARG {word}"), classic });
+                }
+            }
+            continue;
+        }
         if !matches!(keyword, "RUN" | "COPY" | "ADD") {
             continue;
         }
-        for word in instruction.args.split_whitespace() {
-            let Some(flag) = word.strip_prefix("--") else {
-                if word.contains("<<") {
-                    found.push(BuildKitFeature { line: instruction.line, what: format!("a heredoc in {keyword}") });
-                }
-                continue;
-            };
+        // Flags come before the command or the sources; a `--word` after them is the command's own.
+        for flag in instruction.args.split_whitespace().map_while(|w| w.strip_prefix("--")) {
             let flag = flag.split('=').next().unwrap_or_default();
-            let buildkit_only = match keyword {
-                "RUN" => matches!(flag, "mount" | "network" | "security"),
-                _ => matches!(flag, "chmod" | "link" | "parents" | "exclude" | "checksum" | "keep-git-dir"),
+            let classic = match (keyword, flag) {
+                ("RUN", "mount" | "network" | "security") => Classic::Refuses,
+                ("COPY" | "ADD", "link") => Classic::Ignores("the layer is copied as usual"),
+                ("ADD", "checksum") => {
+                    Classic::Misbuilds("the classic builder would add the source without verifying its checksum")
+                }
+                ("ADD", "keep-git-dir") => {
+                    Classic::Misbuilds("the classic builder would ignore it (it clones no Git repository)")
+                }
+                ("COPY" | "ADD", "chmod" | "parents" | "exclude" | "checksum" | "keep-git-dir") => Classic::Refuses,
+                _ => continue,
             };
-            if buildkit_only {
-                found.push(BuildKitFeature { line: instruction.line, what: format!("{keyword} --{flag}") });
-            }
+            found.push(BuildKitFeature { line, what: format!("{keyword} --{flag}"), classic });
+        }
+        if !heredoc_terminators(&instruction).is_empty() {
+            let classic = if keyword == "RUN" {
+                Classic::Misbuilds("the classic builder would run the command without the heredoc's body")
+            } else {
+                Classic::Refuses
+            };
+            found.push(BuildKitFeature { line, what: format!("a heredoc in {keyword}"), classic });
         }
     }
     found
+}
+
+/// The `# syntax=` parser directive and its line, if the Dockerfile starts with one.
+fn syntax_directive(text: &str) -> Option<(u32, String)> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    for (index, line) in text.split('\n').enumerate() {
+        let (name, value) = parse_directive(line.trim())?;
+        if name.eq_ignore_ascii_case("syntax") {
+            return Some((u32::try_from(index + 1).unwrap_or(u32::MAX), value.to_owned()));
+        }
+    }
+    None
 }
 
 /// `# name=value` at the top of a Dockerfile.
@@ -404,5 +480,72 @@ mod tests {
             ]
         );
         assert!(buildkit_features("FROM scratch\nCOPY --link a /a\n")[0].ignored_by_classic());
+    }
+
+    /// As Docker 26's classic builder (`DOCKER_BUILDKIT=0`) treats each: refused by the daemon, ignored with the
+    /// same image, or built into another image without an error.
+    #[test]
+    fn what_the_classic_builder_does_with_each() {
+        let treat = |text: &str| -> Vec<(u32, String, &'static str)> {
+            buildkit_features(text)
+                .into_iter()
+                .map(|f| {
+                    let kind = match f.classic {
+                        Classic::Refuses => "refuses",
+                        Classic::Ignores(_) => "ignores",
+                        Classic::Misbuilds(_) => "misbuilds",
+                    };
+                    (f.line, f.what, kind)
+                })
+                .collect()
+        };
+        let text = "# syntax=docker/dockerfile:1.7\nFROM scratch\nRUN <<EOF\necho hello > /hello\nEOF\n\
+                    RUN cat <<-EOT > /out\n\tbody\n\tEOT\nADD <<EOF /x\nbody\nEOF\n\
+                    ADD --checksum=sha256:00 https://example.com/a /a\nADD --keep-git-dir=true https://example.com/r.git /r\n\
+                    COPY --parents a/b /c/\nCOPY --exclude=*.md . /app\nCOPY --checksum=sha256:00 a /a\n\
+                    RUN --security=insecure x\nADD --link a /a\n";
+        assert_eq!(
+            treat(text),
+            vec![
+                (1, "# syntax=docker/dockerfile:1.7".to_owned(), "ignores"),
+                (3, "a heredoc in RUN".to_owned(), "misbuilds"),
+                (6, "a heredoc in RUN".to_owned(), "misbuilds"),
+                (9, "a heredoc in ADD".to_owned(), "refuses"),
+                (12, "ADD --checksum".to_owned(), "misbuilds"),
+                (13, "ADD --keep-git-dir".to_owned(), "misbuilds"),
+                (14, "COPY --parents".to_owned(), "refuses"),
+                (15, "COPY --exclude".to_owned(), "refuses"),
+                (16, "COPY --checksum".to_owned(), "refuses"),
+                (17, "RUN --security".to_owned(), "refuses"),
+                (18, "ADD --link".to_owned(), "ignores"),
+            ]
+        );
+        // Another frontend than the Dockerfile's is a different language: the classic builder reads it as one.
+        assert_eq!(
+            treat("# escape=`\n# syntax=example.com/frontend:2\nFROM scratch\n"),
+            vec![(2, "# syntax=example.com/frontend:2".to_owned(), "misbuilds")]
+        );
+        for ignored in
+            ["docker/dockerfile", "docker.io/docker/dockerfile:1-labs", "docker/dockerfile-upstream@sha256:ab"]
+        {
+            assert_eq!(treat(&format!("# syntax={ignored}\nFROM scratch\n"))[0].2, "ignores", "{ignored}");
+        }
+        // Not a directive once an instruction or a comment came first.
+        assert!(treat("FROM scratch\n# syntax=example.com/frontend:2\n").is_empty());
+        assert!(treat("# hello\n# syntax=example.com/frontend:2\nFROM scratch\n").is_empty());
+
+        // BuildKit's automatic platform ARGs are empty under the classic builder, unless the build args set them.
+        let args = "ARG TARGETARCH\nFROM scratch\nARG BUILDPLATFORM TARGETOS=linux\nARG VERSION\n";
+        let found = buildkit_features(args);
+        assert_eq!(
+            treat(args),
+            vec![(1, "ARG TARGETARCH".to_owned(), "misbuilds"), (3, "ARG BUILDPLATFORM".to_owned(), "misbuilds")]
+        );
+        let given = [("TARGETARCH".to_owned(), "amd64".to_owned())];
+        assert!(found[0].given_by(&given) && !found[1].given_by(&given));
+
+        // `<<` that opens no heredoc, and flags after the command, are the command's own.
+        let plain = "FROM scratch\nRUN echo $((1 << 2)) && echo $((4<<1)) > /x\nRUN pip install --network x --link y\n";
+        assert!(treat(plain).is_empty(), "{:?}", treat(plain));
     }
 }

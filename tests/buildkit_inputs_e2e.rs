@@ -1,15 +1,18 @@
 //! BuildKit's inputs end to end on the local stack: what the classic builder refuses (with the daemon's
-//! message), every input the classic builder takes kept working under BuildKit, and build secrets.
+//! message, or before the build when it would build another image without an error), every input the classic
+//! builder takes kept working under BuildKit, build secrets, and `COPY --link`'s layer.
 #![cfg(feature = "e2e")]
 
 mod support;
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
 use eb_deploy::build_plan::{BuildPlan, Builder, oci_labels};
 use eb_deploy::image::{self, BuildRequest};
 use eb_deploy::registry;
+use stackkit::MUTATING;
 use support::console::console;
 use support::image::{App, SERVE, docker, docker_host, image_files, registry_get, sparse};
 use support::{Stack, unique};
@@ -61,6 +64,182 @@ async fn the_classic_builder_refuses_them_with_the_daemons_message() {
         }
         Err(err) => assert!(format!("{err:#}").contains("Unknown flag: link"), "{err:#}"),
     }
+}
+
+/// What Docker 26's classic builder accepts and builds into another image without an error (tried with
+/// `DOCKER_BUILDKIT=0`: a RUN heredoc's body is dropped, `ADD --checksum` is not verified, `ADD --keep-git-dir` is
+/// ignored, BuildKit's platform ARGs are empty, another frontend's file is read as a Dockerfile) is refused
+/// before the build starts, at its line; what it ignores with the same result builds, with a warning.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_classic_builder_is_not_given_what_it_would_build_wrong() {
+    let docker = docker().await;
+    let base = "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n";
+    let zeros = "0".repeat(64);
+    let cases = [
+        (
+            format!("{base}RUN <<EOF\necho hello > /hello\nEOF\n"),
+            4,
+            "a heredoc in RUN (line 4) needs BuildKit: the classic builder would run the command without the \
+             heredoc's body, and succeed all the same",
+        ),
+        (
+            format!("{base}ADD --checksum=sha256:{zeros} busybox /copy\n"),
+            4,
+            "ADD --checksum (line 4) needs BuildKit: the classic builder would add the source without verifying its \
+             checksum, and succeed all the same",
+        ),
+        (
+            format!("{base}ADD --keep-git-dir=true busybox /copy\n"),
+            4,
+            "ADD --keep-git-dir (line 4) needs BuildKit: the classic builder would ignore it",
+        ),
+        (
+            format!("{base}ARG TARGETARCH\nCOPY busybox /bin/busybox-${{TARGETARCH}}\nRUN <<EOF\ntrue\nEOF\n"),
+            4,
+            "ARG TARGETARCH (line 4) needs BuildKit: the classic builder would leave it empty (unless `build-args` \
+             sets it), and succeed all the same; so would a heredoc in RUN (line 6)",
+        ),
+        (
+            format!("# syntax=example.com/frontend:1\n{base}"),
+            1,
+            "# syntax=example.com/frontend:1 (line 1) needs BuildKit: the classic builder would ignore it and read \
+             the file as a plain Dockerfile",
+        ),
+    ];
+    for (dockerfile, line, refusal) in cases {
+        let mut app = App::new(&[("Dockerfile", &dockerfile)]);
+        fs::set_permissions(app.dir.join("busybox"), fs::Permissions::from_mode(0o755)).unwrap();
+        let tag = app.image(unique("ebd-classic-misbuild") + ":x");
+        let (console, out) = console();
+        let request = app.request(Builder::Classic, tag.clone());
+        let err = format!("{:#}", image::build(&docker, &request, &console).await.unwrap_err());
+        assert!(err.starts_with(&format!("failed to build the image: {refusal}")), "{err}");
+        assert!(err.ends_with(&format!("/Dockerfile:{line}); set `builder: auto` to build with BuildKit")), "{err}");
+        let text = out.text();
+        let annotation = text.lines().find(|l| l.starts_with("::error ")).expect("an annotation");
+        assert!(
+            annotation.contains(&format!("/Dockerfile,line={line},title=Docker build failed::{refusal}")),
+            "{text}"
+        );
+        // Refused before the build: the daemon was not asked, and made no image.
+        assert!(!text.contains("Step 1/"), "{text}");
+        assert!(docker.inspect_image(&tag).await.is_err(), "{tag} was built");
+    }
+
+    // The same ARG given by the build args, and a `# syntax=` for the Dockerfile frontend itself (which the classic
+    // builder's own parser stands in for): built, with a warning at the directive's line.
+    let mut app = App::new(&[(
+        "Dockerfile",
+        &format!("# syntax=docker/dockerfile:1\n{base}ARG TARGETARCH\nCOPY busybox /bin/busybox-${{TARGETARCH}}\n"),
+    )]);
+    fs::set_permissions(app.dir.join("busybox"), fs::Permissions::from_mode(0o755)).unwrap();
+    let tag = app.image(unique("ebd-classic-given") + ":x");
+    let mut request = app.request(Builder::Classic, tag);
+    request.plan.build_args = vec![("TARGETARCH".into(), "amd64".into())];
+    let (console, out) = console();
+    let built = image::build(&docker, &request, &console).await.unwrap_or_else(|e| panic!("{e:#}\n{}", out.text()));
+    let text = out.text();
+    let warning = text.lines().find(|l| l.starts_with("::warning")).expect("a warning for the directive");
+    assert!(
+        warning.contains("line=1")
+            && warning.ends_with("is ignored by the classic builder: it reads the file with its own Dockerfile parser"),
+        "{warning}"
+    );
+    let listing = image_files(&built.id, &["/bin"]).await;
+    assert!(listing[0].split_whitespace().any(|f| f == "busybox-amd64"), "{}", listing[0]);
+}
+
+/// The modern Dockerfile of `buildkit_e2e.rs`, cut to what the classic builder trips on: `COPY --chmod` first.
+fn modern_dockerfile() -> String {
+    format!(
+        r#"FROM scratch AS base
+COPY --chmod=755 busybox /bin/busybox
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+
+FROM base AS build
+RUN --mount=type=cache,target=/cache mkdir -p /out && echo built > /out/version
+COPY <<EOF /out/heredoc.txt
+written by a heredoc
+EOF
+
+FROM base AS app
+COPY --link www/ /www/
+COPY --from=build /out/ /www/
+{SERVE}
+
+FROM app AS not-built
+RUN exit 1
+"#
+    )
+}
+
+/// Through the action, `builder: classic`: a modern Dockerfile fails with the daemon's message at its line, and a
+/// RUN heredoc, which the classic builder would build without its body, with eb-deploy's refusal at its line;
+/// neither run changes anything in Beanstalk. With BuildKit (the default) the heredoc runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn classic_builds_of_buildkit_dockerfiles_fail_at_their_line_and_deploy_nothing() {
+    let stack = Stack::load();
+    let (name, env) = (unique("classic"), unique("web"));
+    stack.create_environment(&name, &env).await;
+    let heredoc = format!(
+        "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+         RUN <<EOF\nmkdir -p /www\necho 'written by a RUN heredoc' > /www/heredoc.txt\nEOF\nCOPY www/ /www/\n{SERVE}\n"
+    );
+    let app = App::new(&[("Dockerfile", &modern_dockerfile()), ("www/index.html", "<p>classic</p>\n")]);
+    fs::set_permissions(app.dir.join("busybox"), fs::Permissions::from_mode(0o755)).unwrap();
+    let cases = [
+        (
+            modern_dockerfile(),
+            Some("app"),
+            "::error file=Dockerfile,line=2,title=Docker build failed::the --chmod option requires BuildKit",
+            "COPY --chmod (line 2) needs BuildKit: set `builder: auto` to build with BuildKit",
+        ),
+        (
+            heredoc,
+            None,
+            "::error file=Dockerfile,line=4,title=Docker build failed::a heredoc in RUN (line 4) needs BuildKit: the \
+             classic builder would run the command without the heredoc's body",
+            "set `builder: auto` to build with BuildKit",
+        ),
+    ];
+    for (version, (dockerfile, target, annotated, hint)) in cases.into_iter().enumerate() {
+        app.write("Dockerfile", &dockerfile);
+        let label = format!("v{}", version + 1);
+        let mut inputs = vec![
+            ("application-name", name.as_str()),
+            ("environment-name", env.as_str()),
+            ("version-label", label.as_str()),
+            ("builder", "classic"),
+        ];
+        inputs.extend(target.map(|t| ("target", t)));
+        let seq = stack.admin.last_request_seq().await.expect("request log");
+        let run = stack.run(&app.dir, &inputs);
+        assert_eq!(run.code, Some(1), "{}", run.dump());
+        assert_eq!(run.out("result"), "failed");
+        assert!(run.stdout.contains("Builder: classic builder (builder: classic)"), "{}", run.stdout);
+        let annotation = run.stdout.lines().find(|l| l.starts_with("::error file=")).expect("an annotation");
+        assert!(annotation.starts_with(annotated), "{annotation}");
+        assert!(annotation.contains(hint), "{annotation}");
+        assert!(run.out("image").is_empty());
+        let mutations: Vec<String> = stack
+            .admin
+            .requests_since(seq)
+            .await
+            .expect("request log")
+            .into_iter()
+            .filter(|r| MUTATING.contains(&r.op.as_str()) && r.params.values().any(|v| *v == name))
+            .map(|r| r.op)
+            .collect();
+        assert!(mutations.is_empty(), "a failed build changes nothing in Beanstalk: {mutations:?}");
+    }
+
+    let run = stack.run(&app.dir, &[("application-name", &name), ("environment-name", &env), ("version-label", "v3")]);
+    assert_eq!(run.code, Some(0), "{}", run.dump());
+    assert_eq!(run.out("result"), "deployed");
+    assert!(run.stdout.contains("Builder: BuildKit (builder: auto;"), "{}", run.stdout);
+    let files = image_files(run.out("image"), &["/www/heredoc.txt"]).await;
+    assert_eq!(files, ["written by a RUN heredoc"]);
+    assert_eq!(stack.fetch(&env, "/heredoc.txt").await.trim(), "written by a RUN heredoc");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -3,7 +3,8 @@
 //! what it is told to refuse (`POST /session`, a `version=2` build) or to answer itself (`/version` of an
 //! old engine or of Windows), as a Docker socket proxy in front of a CI daemon, or such a daemon, would.
 //! `auto` then builds with the classic builder and says why in one line; `builder: buildkit` fails naming
-//! the input; a failing step is a failure, never a reason to build again.
+//! the input; a failing step is a failure, never a reason to build again. An ignored test runs eb-deploy's
+//! BuildKit session on another engine (`EB_DEPLOY_ENGINE_HOST`), e.g. Debian 12's Engine 20.10.
 #![cfg(feature = "e2e")]
 
 mod support;

@@ -252,6 +252,25 @@ async fn buildkit_keeps_every_classic_input_working() {
     let password = auth.expose_password().to_owned();
     let repo = unique("eb-deploy-e2e/buildkit");
 
+    // The base image is in the registry: one with a marker, then a newer one under the same tag, while the daemon
+    // keeps the older one under that name (as a runner that pulled it before).
+    let base_repo = unique("eb-deploy-e2e/base");
+    let base_ref = format!("{registry}/{base_repo}:1");
+    let (old_marker, new_marker) = (unique("old-base"), unique("new-base"));
+    let mut base = App::new(&[("Dockerfile", "FROM scratch\nCOPY marker /marker\n")]);
+    let (setup, _) = support::console::console();
+    let mut base_ids = Vec::new();
+    for marker in [&old_marker, &new_marker] {
+        base.write("marker", marker);
+        let local = base.image(unique("ebd-base") + ":x");
+        let built = image::build(&docker, &base.request(Builder::BuildKit, local), &setup).await.expect("base image");
+        registry::push(&docker, &auth, &built.id, &base_repo, "1", &setup).await.expect("push the base image");
+        base_ids.push(built.id);
+    }
+    base.image(base_ref.clone());
+    let tagged = Command::new("docker").args(["tag", &base_ids[0], &base_ref]).output().unwrap();
+    assert!(tagged.status.success(), "{}", String::from_utf8_lossy(&tagged.stderr));
+
     // The Dockerfile lives outside the context; `.dockerignore` keeps a file and a big tree out.
     let mut app = App::new(&[
         ("ctx/keep.txt", "kept"),
@@ -259,9 +278,11 @@ async fn buildkit_keeps_every_classic_input_working() {
         ("ctx/.dockerignore", "secret.env\nbig/\n"),
         (
             "Dockerfile.outside",
-            "FROM scratch AS base\nCOPY --chmod=755 busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
-             ARG GREETING\nRUN echo \"$GREETING\" > /greeting && ls / > /listing\nCOPY . /ctx/\n\
-             FROM base AS extra\nRUN exit 1\nFROM base\n",
+            &format!(
+                "FROM {base_ref} AS base\nCOPY --chmod=755 busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+                 ARG GREETING\nRUN echo \"$GREETING\" > /greeting && ls / > /listing\nCOPY . /ctx/\n\
+                 FROM base AS extra\nRUN exit 1\nFROM base\n"
+            ),
         ),
     ]);
     fs::rename(app.dir.join("busybox"), app.dir.join("ctx/busybox")).unwrap();
@@ -304,9 +325,10 @@ async fn buildkit_keeps_every_classic_input_working() {
         config.labels.unwrap_or_default().get("org.opencontainers.image.revision").map(String::as_str),
         Some("abc123")
     );
-    // What the image holds: the build arg's value, the kept file, nothing .dockerignore excludes.
-    let files = image_files(&built.id, &["/greeting", "/ctx/keep.txt"]).await;
-    assert_eq!(files, ["hello from a build arg", "kept"]);
+    // What the image holds: the build arg's value, the kept file, nothing .dockerignore excludes, and the base
+    // image the registry has now (`pull: true`), not the daemon's older copy.
+    let files = image_files(&built.id, &["/greeting", "/ctx/keep.txt", "/marker"]).await;
+    assert_eq!(files, ["hello from a build arg", "kept", new_marker.as_str()]);
     let listing = image_files(&built.id, &["/ctx"]).await;
     assert!(!listing[0].contains("secret.env") && !listing[0].contains("big"), "{}", listing[0]);
     // The Dockerfile from outside travels apart from the context, as with `docker build`: COPY . misses it.
@@ -325,6 +347,35 @@ async fn buildkit_keeps_every_classic_input_working() {
 
     let shown = out.text().replace(&format!("::add-mask::{password}"), "");
     assert!(!shown.contains(&password), "the registry password leaked into the log");
+
+    // `no_cache: true`: built again, no step comes from the cache; the same build without it takes them all
+    // from there.
+    let cached_steps = |text: &str| text.lines().filter(|l| l.ends_with(" CACHED")).count();
+    let (again, out) = support::console::console();
+    image::build(&docker, &request, &again).await.expect("BuildKit build without the cache, again");
+    assert_eq!(cached_steps(&out.text()), 0, "no_cache: true, yet:\n{}", out.text());
+    let mut cached = request.clone();
+    cached.plan.no_cache = false;
+    let (again, out) = support::console::console();
+    image::build(&docker, &cached, &again).await.expect("BuildKit build with the cache");
+    assert!(cached_steps(&out.text()) >= 4, "the steps come from the cache:\n{}", out.text());
+
+    // `pull: false`: BuildKit on Docker 26 takes the daemon's copy of the base image when it has one.
+    let mut local = cached;
+    local.plan.pull = false;
+    let (again, out) = support::console::console();
+    let kept = image::build(&docker, &local, &again).await.unwrap_or_else(|e| panic!("{e:#}\n{}", out.text()));
+    assert_eq!(image_files(&kept.id, &["/marker"]).await, [old_marker.as_str()]);
+
+    // `platform`: another architecture than the daemon's, with no step to run on it.
+    let mut arm = App::new(&[("Dockerfile", "FROM scratch\nCOPY busybox /busybox\n")]);
+    let tag = arm.image(unique("ebd-arm64") + ":x");
+    let mut request = arm.request(Builder::BuildKit, tag);
+    request.plan.platform = Some("linux/arm64".into());
+    let (again, out) = support::console::console();
+    let built = image::build(&docker, &request, &again).await.unwrap_or_else(|e| panic!("{e:#}\n{}", out.text()));
+    let inspect = docker.inspect_image(&built.id).await.unwrap();
+    assert_eq!((inspect.os.as_deref(), inspect.architecture.as_deref()), (Some("linux"), Some("arm64")));
 }
 
 /// A secret the `secrets` input does not name: the mount is absent (BuildKit's default) and the build goes

@@ -414,6 +414,7 @@ async fn secrets_reach_the_build_and_nothing_else() {
          RUN --mount=type=secret,id=token --mount=type=secret,id=config mkdir -p /www \\\n \
          && echo \"token sha $(sha256sum < /run/secrets/token | cut -c1-16)\" > /www/secrets.txt \\\n \
          && echo \"config $(wc -l < /run/secrets/config) lines\" >> /www/secrets.txt \\\n \
+         && echo \"printed token [$(cat /run/secrets/token)] config [$(head -n 1 /run/secrets/config)]\" \\\n \
          && echo \"the build used its secrets ({name})\"\nCOPY www/ /www/\n{SERVE}\n"
     );
     let app = App::new(&[
@@ -444,8 +445,11 @@ async fn secrets_reach_the_build_and_nothing_else() {
     let served = stack.fetch(&env, "/secrets.txt").await;
     assert_eq!(served, format!("token sha {}\nconfig 2 lines\n", &digest[..16]));
 
+    // A step that prints the values: eb-deploy's log shows `***` in their place, as the runner's masks would.
+    assert!(run.stdout.contains(" printed token [***] config [***]\n"), "{}", run.stdout);
+
     // Neither value is anywhere but in the runner's mask commands: not in the log, the outputs, the summary,
-    // the image's history or config.
+    // the image's history or config, locally or as pushed.
     let secret_line = config.lines().next().unwrap().to_owned();
     for value in [&token, &secret_line] {
         for line in run.stdout.lines().chain(run.stderr.lines()) {
@@ -453,12 +457,79 @@ async fn secrets_reach_the_build_and_nothing_else() {
         }
         assert!(!format!("{:?}{}", run.outputs, run.summary).contains(value.as_str()));
     }
-    let image =
-        format!("{}/{}:v1", std::env::var("LOCAL_REGISTRY").unwrap(), eb_deploy::names::ecr_repository_name(&name));
+    let registry_host = std::env::var("LOCAL_REGISTRY").expect("LOCAL_REGISTRY: source .local-stack/env");
+    let repo = eb_deploy::names::ecr_repository_name(&name);
+    let image = format!("{registry_host}/{repo}:v1");
     for args in [["history", "--no-trunc"], ["image", "inspect"]] {
         let out = Command::new("docker").args(args).arg(&image).output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(!text.contains(&token) && !text.contains(&secret_line), "a secret is in the image: {text}");
     }
+    let password = registry_password(&registry_host).await;
+    let (_, manifest) = registry_get(&registry_host, &format!("/v2/{repo}/manifests/v1"), &password);
+    let manifest: serde_json::Value = serde_json::from_str(&manifest).expect("manifest JSON");
+    let config_digest = manifest["config"]["digest"].as_str().expect("config digest");
+    let (_, pushed) = registry_get(&registry_host, &format!("/v2/{repo}/blobs/{config_digest}"), &password);
+    let step = format!("the build used its secrets ({name})");
+    assert!(pushed.contains(&step), "the config blob has the build's history: {pushed}");
+    assert!(!pushed.contains(&token) && !pushed.contains(&secret_line), "a secret is in the pushed config: {pushed}");
+}
+
+/// `COPY --link` under BuildKit: a new base under the linked layer leaves that layer the same (the same diff id in
+/// both images, so a push finds the registry has it), and a plain `COPY` after a changed base runs again.
+///
+/// Docker 26 does not take the linked step from the cache either: its BuildKit has no merge op (moby's graph
+/// driver controller disables it, "only enabled with containerd image store backend"; moby/moby#45111), so the
+/// Dockerfile frontend builds `COPY --link` as a plain `COPY`, for `docker build` as for eb-deploy.
+#[tokio::test(flavor = "multi_thread")]
+async fn copy_link_keeps_its_layer_when_the_base_changes() {
+    let docker = docker().await;
+    let www = unique("www");
+    let mut app = App::new(&[("www/index.html", &format!("<p>{www}</p>\n")), ("base.txt", &unique("base one"))]);
+    let dockerfile = |copy: &str| {
+        format!(
+            "FROM scratch AS base\nCOPY --chmod=755 busybox /bin/busybox\nCOPY base.txt /base.txt\nFROM base\n\
+             {copy} www/ /www/\n"
+        )
+    };
+    let tag = app.image(unique("ebd-link") + ":x");
+    let request = app.request(Builder::BuildKit, tag);
+    let layers = |inspect: bollard::models::ImageInspect| inspect.root_fs.and_then(|r| r.layers).unwrap_or_default();
+
+    app.write("Dockerfile", &dockerfile("COPY --link"));
+    let (log, out) = console();
+    let first = image::build(&docker, &request, &log).await.unwrap_or_else(|e| panic!("{e:#}\n{}", out.text()));
+    let first_layers = layers(docker.inspect_image(&first.id).await.unwrap());
+
+    app.write("base.txt", &unique("base two"));
+    let (log, out) = console();
+    let second = image::build(&docker, &request, &log).await.unwrap_or_else(|e| panic!("{e:#}\n{}", out.text()));
+    let text = out.text();
+    assert!(text.contains("] COPY --link www/ /www/"), "{text}");
+    let rebuilt = text.lines().find(|l| l.contains("] COPY base.txt /base.txt")).expect("the base's step");
+    assert!(!rebuilt.ends_with(" CACHED"), "the base changed: {rebuilt}");
+    let second_layers = layers(docker.inspect_image(&second.id).await.unwrap());
+    assert_eq!(first_layers.len(), 3, "{first_layers:?}");
+    assert_ne!(first_layers[1], second_layers[1], "the base changed");
+    assert_eq!(first_layers[2], second_layers[2], "the linked layer is the same");
+
+    // The control: the same change under a plain COPY runs it again.
+    app.write("Dockerfile", &dockerfile("COPY"));
+    let (log, out) = console();
+    image::build(&docker, &request, &log).await.unwrap_or_else(|e| panic!("{e:#}\n{}", out.text()));
+    app.write("base.txt", &unique("base three"));
+    let (log, out) = console();
+    image::build(&docker, &request, &log).await.unwrap_or_else(|e| panic!("{e:#}\n{}", out.text()));
+    let text = out.text();
+    let step = text.lines().find(|l| l.contains("] COPY www/ /www/")).expect("the plain step");
+    assert!(!step.ends_with(" CACHED"), "{step}\n{text}");
+}
+
+/// The local registry's password: the one in moto's ECR token, as eb-deploy logs in.
+async fn registry_password(registry_host: &str) -> String {
+    let ecr = aws_sdk_ecr::Client::new(&aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await);
+    let (console, _) = console();
+    let auth = registry::ecr_login(&ecr, Some(registry_host), &console).await.expect("ECR login against moto");
+    auth.expose_password().to_owned()
 }

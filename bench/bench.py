@@ -270,10 +270,13 @@ class Deployer:
         )
         return env
 
-    def run_eb_deploy(self, run_dir, ws, tag, app_version, label=None, registry=None, expect="deployed"):
+    def run_eb_deploy(self, run_dir, ws, tag, app_version, label=None, registry=None, expect="deployed",
+                      docker_host=None):
         label = label or f"eb-{tag}"
         files = os.path.join(run_dir, "files")
         env = self.eb_deploy_env(run_dir, tag, app_version, label, registry)
+        if docker_host:
+            env["DOCKER_HOST"] = docker_host
         start, end, code, _ = run_measured([self.tools["eb_deploy"]], env, ws, os.path.join(run_dir, "log"))
         outputs = parse_file_commands(open(os.path.join(files, "output")).read())
         phases = parse_phases(open(os.path.join(files, "summary")).read())
@@ -900,14 +903,15 @@ def bench_build(workdir, tools, sizes, runs, builders=("classic",)):
 
 # --- rebuild on a fresh runner ------------------------------------------------------------------
 
-# An app whose dependency layer takes about 20 s (a `pip install`'s worth), then the code. Built FROM scratch
-# around busybox, as everything here; the dependency step names the benchmark run, so no earlier run's build
-# cache can stand in for it.
+# An app whose dependency layer takes about 20 s and writes 64 MiB (a `pip install`'s worth), then the code.
+# Built FROM scratch around busybox, as everything here; the dependency step names the benchmark run, so no
+# earlier run's build cache can stand in for it.
 FRESH_DOCKERFILE = """FROM scratch
 COPY --chmod=755 busybox /bin/busybox
 RUN ["/bin/busybox", "--install", "-s", "/bin"]
-# The dependency layer: about 20 s of work, the same for every code change.
-RUN echo "installing dependencies for {run}" && sleep 20 && mkdir -p /deps && echo installed > /deps/marker
+# The dependency layer: about 20 s of work and 64 MiB of files, the same for every code change.
+RUN echo "installing dependencies for {run}" && sleep 20 && mkdir -p /deps \\
+ && head -c 67108864 /dev/urandom > /deps/packages && echo installed > /deps/marker
 COPY www/ /www/
 ARG APP_VERSION=dev
 RUN echo "$APP_VERSION" > /www/version
@@ -931,15 +935,33 @@ def fresh_workspace(root, run_tag, code):
     return ws
 
 
-def empty_daemon(env, repository, local_tag_repo):
-    """A fresh runner: no build cache, and none of the app's images in the daemon (the environment's running
-    container keeps its own image's layers; on a runner those come from ECR, a few kB here)."""
-    empty_build_cache(env)
-    lines = subprocess.run(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"], env=env,
-                           capture_output=True, text=True).stdout.splitlines()
-    ours = [l for l in lines if l.rsplit(":", 1)[0].endswith("/" + repository) or l.startswith(local_tag_repo + ":")]
-    if ours:
-        subprocess.run(["docker", "rmi", "-f", *ours], env=env, capture_output=True)
+class FreshDaemon:
+    """A Docker Engine with nothing in it, as on a new runner (`scripts/fresh-daemon`): no image, layer, build
+    cache or build history. The stack's daemon keeps the layers of the environment's running container and of
+    BuildKit's content store, whatever `docker builder prune` and `docker rmi` remove."""
+
+    def __enter__(self):
+        self.dir = tempfile.mkdtemp(prefix="ebd-fresh-")
+        res = subprocess.run([os.path.join(ROOT, "scripts/fresh-daemon"), "start", self.dir],
+                             capture_output=True, text=True)
+        if res.returncode != 0:
+            raise BenchError(f"scripts/fresh-daemon start failed: {res.stderr.strip()}")
+        self.host = res.stdout.strip()
+        return self
+
+    def __exit__(self, *exc):
+        subprocess.run([os.path.join(ROOT, "scripts/fresh-daemon"), "stop", self.dir], capture_output=True)
+
+
+def registry_blob_bytes(log_path, offset):
+    """Bytes of the blobs the local registry served (`GET .../blobs/...`, 200) after `offset` of its log."""
+    with open(log_path, "rb") as f:
+        f.seek(offset)
+        text = f.read().decode(errors="replace")
+    total = 0
+    for m in re.finditer(r'"GET /v2/\S+/blobs/sha256:[0-9a-f]+ HTTP/[0-9.]+" 200 (\d+)', text):
+        total += int(m.group(1))
+    return total
 
 
 def step_cached(build_log, marker):
@@ -957,9 +979,9 @@ def step_cached(build_log, marker):
 
 def bench_fresh_rebuild(stack, workdir, tools, runs):
     """eb-deploy (default settings) vs the pipeline's `docker build` (BuildKit) after a code-only change, each
-    on an emptied daemon, alternating; eb-deploy deploys each time, so the environment always runs its last
-    image, which is what a fresh runner's eb-deploy takes as cache source."""
-    docker_env = dict(os.environ, DOCKER_HOST=stack["DOCKER_HOST"], DOCKER_BUILDKIT="1")
+    on a fresh daemon of its own, alternating; eb-deploy deploys each time, so the environment always runs its
+    last image, which is what a fresh runner's eb-deploy takes as cache source (and downloads its layers of)."""
+    registry_log = os.path.join(stack["LOCAL_STACK_DIR"], "logs/registry.log")
     sim = Ebsim("fresh", workdir, ["--timing", "fast"])
     try:
         suffix = "%06x" % random.getrandbits(24)
@@ -983,29 +1005,33 @@ def bench_fresh_rebuild(stack, workdir, tools, runs):
                 ws = fresh_workspace(root, suffix, code)
                 run_dir = os.path.join(root, f"run-{n:02d}-{contender}")
                 os.makedirs(run_dir)
-                empty_daemon(docker_env, "bench-fresh", "bench-fresh-pipeline")
-                subprocess.run(["sync"])
-                load_at_start = load1()
-                if contender == "eb-deploy":
-                    r = d.run_eb_deploy(run_dir, ws, f"f{n:02d}", code, label=f"fresh-{code}")
-                    seconds = r["phases"]["Build and push image"]
-                    served = http_text(f"http://{sim.environment(env_name)['endpoint']}/version").strip()
-                    if served != code:
-                        raise BenchError(f"fresh rebuild {code}: the environment serves {served!r}")
-                else:
-                    args = ["docker", "build", "-t", f"bench-fresh-pipeline:{code}", "--build-arg",
-                            f"APP_VERSION={code}", "."]
-                    start, end, exit_code, _ = run_measured(args, docker_env, ws, os.path.join(run_dir, "log"))
-                    if exit_code != 0:
-                        raise BenchError(f"fresh rebuild: docker build exited {exit_code}: see {run_dir}/log")
-                    seconds = end - start
+                with FreshDaemon() as fresh:
+                    docker_env = dict(os.environ, DOCKER_HOST=fresh.host, DOCKER_BUILDKIT="1")
+                    subprocess.run(["sync"])
+                    load_at_start = load1()
+                    log_offset = os.path.getsize(registry_log)
+                    if contender == "eb-deploy":
+                        r = d.run_eb_deploy(run_dir, ws, f"f{n:02d}", code, label=f"fresh-{code}",
+                                            docker_host=fresh.host)
+                        seconds = r["phases"]["Build and push image"]
+                        served = http_text(f"http://{sim.environment(env_name)['endpoint']}/version").strip()
+                        if served != code:
+                            raise BenchError(f"fresh rebuild {code}: the environment serves {served!r}")
+                    else:
+                        args = ["docker", "build", "-t", f"bench-fresh-pipeline:{code}", "--build-arg",
+                                f"APP_VERSION={code}", "."]
+                        start, end, exit_code, _ = run_measured(args, docker_env, ws, os.path.join(run_dir, "log"))
+                        if exit_code != 0:
+                            raise BenchError(f"fresh rebuild: docker build exited {exit_code}: see {run_dir}/log")
+                        seconds = end - start
+                    downloaded = registry_blob_bytes(registry_log, log_offset)
                 cached = step_cached(open(os.path.join(run_dir, "log"), errors="replace").read(),
                                      "installing dependencies for")
                 results.append(dict(contender=contender, seconds=seconds, dependency_cached=cached,
-                                    load=load_at_start))
+                                    downloaded=downloaded, load=load_at_start))
                 log(f"fresh rebuild {n} {contender}: {seconds:.1f} s, dependency layer "
-                    f"{'CACHED' if cached else 'rebuilt'} (load {load_at_start:.2f})")
-        empty_daemon(docker_env, "bench-fresh", "bench-fresh-pipeline")
+                    f"{'CACHED' if cached else 'rebuilt'}, {downloaded / MIB:.1f} MiB of blobs downloaded "
+                    f"(load {load_at_start:.2f})")
         return results
     finally:
         sim.stop()
@@ -1152,8 +1178,10 @@ def build_tables(deploys, long_runs, builds, startup, rerun, meta, fresh=None, f
         fp = [r for r in fresh if r["contender"] == "pipeline"]
         te, tp = median([r["seconds"] for r in fe]), median([r["seconds"] for r in fp])
         cached = f"{sum(r['dependency_cached'] for r in fe)} of {len(fe)}"
-        rows.append(("Rebuild on a fresh runner, code-only change, ~20 s dependency layer: median build time "
-                     f"(eb-deploy: Build and push image, dependency layer CACHED in {cached} runs)", fmt(te), fmt(tp),
+        got = median([r.get("downloaded", 0) for r in fe]) / MIB
+        rows.append(("Rebuild on a fresh runner, code-only change, ~20 s and 64 MiB dependency layer: median build "
+                     f"time (eb-deploy: Build and push image, dependency layer CACHED in {cached} runs, "
+                     f"{got:.0f} MiB of layers downloaded from the registry)", fmt(te), fmt(tp),
                      f"ratio ≤ 0.30 (measured {te / tp:.2f})", verdict(te / tp <= 0.3)))
     fleet_detail = fleet_rows(fleets, rows, notes)
     recover_detail = recovery_rows(recovery, meta, rows)
@@ -1195,10 +1223,10 @@ def build_tables(deploys, long_runs, builds, startup, rerun, meta, fresh=None, f
         f"{r['rss'] / MIB:.1f} | {r.get('log_lines', '—')} | {r['load']:.2f} |\n"
         for r in builds)
     if fresh:
-        build_detail += ("\n| Fresh rebuild | Contender | Build s | Dependency layer | Load (1 min) |\n"
-                         "|---|---|---:|---|---:|\n") + "".join(
+        build_detail += ("\n| Fresh rebuild | Contender | Build s | Dependency layer | Downloaded MiB | Load (1 min) |\n"
+                         "|---|---|---:|---|---:|---:|\n") + "".join(
             f"| {i} | {r['contender']} | {r['seconds']:.1f} | {'CACHED' if r['dependency_cached'] else 'rebuilt'} | "
-            f"{r['load']:.2f} |\n" for i, r in enumerate(fresh, 1))
+            f"{r.get('downloaded', 0) / MIB:.1f} | {r['load']:.2f} |\n" for i, r in enumerate(fresh, 1))
     startup_detail = ""
     if startup:
         startup_detail = ("| Start-up run | Tool | ms to first AWS request | First request | Load (1 min) |\n"
@@ -1354,15 +1382,15 @@ a script editing `Dockerrun.aws.json`, `zip`, `aws s3 cp`, `create-application-v
   and CPU time are the client process's (`wait4`'s `ru_maxrss`, `ru_utime` +
   `ru_stime`); the daemon's work is the same for both. Contexts and images are removed afterwards.
 - **Rebuild on a fresh runner.** An app `FROM scratch` whose dependency step works about 20 s (`sleep 20`, named
-  after the benchmark run so no earlier run's cache serves it), then its code (`COPY www/`). eb-deploy deploys it
-  once (untimed); then, alternating, each contender builds a code-only change on an emptied daemon (`docker
-  builder prune -af` and the app's images removed first, as on a new runner): the pipeline's `docker build` with
-  BuildKit, and eb-deploy with default settings, which finds the image the environment runs from its current
-  version's `Dockerrun.aws.json`, uses it as cache source (inline cache metadata, written by its previous build)
-  and deploys. eb-deploy's figure is its whole `Build and push image` phase (ECR login and push of the new layer
-  included); the pipeline's is the `docker build` alone. The environment's running container keeps its image's
-  layers in the daemon: on a runner eb-deploy downloads the matching layers from ECR instead (the step's
-  output here is a few bytes; a real dependency layer adds its download time, still far below rebuilding it).
+  after the benchmark run so no earlier run's cache serves it) and writes 64 MiB of random bytes, then its code
+  (`COPY www/`). eb-deploy deploys it once (untimed); then, alternating, each contender builds a code-only change
+  on a Docker Engine started for that build alone with nothing in it (`scripts/fresh-daemon`: no image, layer,
+  build cache or build history, as on a new runner): the pipeline's `docker build` with BuildKit, and eb-deploy
+  with default settings, which finds the image the environment runs from its current version's
+  `Dockerrun.aws.json`, uses it as cache source (inline cache metadata, written by its previous build), downloads
+  the matching layers from the registry (the figure in the row is what the registry's access log says it served)
+  and deploys. eb-deploy's figure is its whole `Build and push image` phase (ECR login, the download, and the
+  push of the new layer included); the pipeline's is the `docker build` alone.
 - **BuildKit context transfer.** The build-context contexts again, eb-deploy with `builder: buildkit` vs `docker
   build` with BuildKit, both sending the context through the build session's file sync. The daemon's build cache is emptied before each build: `docker build` keeps the
   last transfer of a directory and sends only what changed, which a fresh runner never has. Log lines count
@@ -1548,7 +1576,7 @@ def main():
             gib = float(s)
             sizes.append((f"{gib:g} GiB", int(20000 * gib), int(gib * GIB)))
         if opts.fresh_runs > 0:
-            log("rebuild on a fresh runner: a code-only change on an emptied daemon")
+            log("rebuild on a fresh runner: a code-only change on a daemon with nothing in it")
             fresh = bench_fresh_rebuild(stack, workdir, tools, opts.fresh_runs)
         if sizes:
             builders = tuple(b for b in opts.build_builders.split(",") if b)

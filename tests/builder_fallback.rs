@@ -148,6 +148,8 @@ async fn serve(mut client: UnixStream, upstream: String, rules: Rules, seen: Arc
 const PAGE_NOT_FOUND: &str = r#"{"message":"page not found"}"#;
 
 /// A Dockerfile either builder builds (the busybox of `App` arrives not executable, so nothing runs).
+/// Its `app.txt` is unique to each build: the classic builder's cache never hands one test a layer of an image
+/// another test is removing.
 const PLAIN: &str = "FROM scratch\nCOPY app.txt /app.txt\nCOPY busybox /bin/busybox\n";
 
 /// Builds `app` through `proxy`; returns the outcome and the log.
@@ -181,7 +183,7 @@ async fn auto_builds_with_the_classic_builder_when_the_session_is_refused() {
     ];
     for (refusal, says) in refusals {
         let proxy = Proxy::start(Rules { session: Some(refusal), ..Rules::default() });
-        let mut app = App::new(&[("Dockerfile", PLAIN), ("app.txt", "app")]);
+        let mut app = App::new(&[("Dockerfile", PLAIN), ("app.txt", &unique("app"))]);
         let (built, log) = build_through(&proxy, &mut app, Builder::Auto).await;
         eprintln!("{log}");
         let built = built.unwrap_or_else(|e| panic!("{e:#}\n{log}"));
@@ -202,7 +204,7 @@ async fn auto_builds_with_the_classic_builder_when_a_buildkit_build_is_refused()
     let page = "<html><body><h1>403 Forbidden</h1>\nRequest forbidden by administrative rules.\n</body></html>\n";
     let proxy =
         Proxy::start(Rules { buildkit_build: Some(answer("403 Forbidden", "text/html", page)), ..Rules::default() });
-    let mut app = App::new(&[("Dockerfile", PLAIN), ("app.txt", "app")]);
+    let mut app = App::new(&[("Dockerfile", PLAIN), ("app.txt", &unique("app"))]);
     let (built, log) = build_through(&proxy, &mut app, Builder::Auto).await;
     eprintln!("{log}");
     built.unwrap_or_else(|e| panic!("{e:#}\n{log}"));
@@ -224,7 +226,7 @@ async fn auto_builds_with_the_classic_builder_when_a_buildkit_build_is_refused()
 async fn builder_buildkit_fails_naming_the_input_when_the_daemon_refuses() {
     let refused = answer("404 Not Found", "application/json", PAGE_NOT_FOUND);
     let proxy = Proxy::start(Rules { session: Some(refused), ..Rules::default() });
-    let mut app = App::new(&[("Dockerfile", PLAIN), ("app.txt", "app")]);
+    let mut app = App::new(&[("Dockerfile", PLAIN), ("app.txt", &unique("app"))]);
     let (built, log) = build_through(&proxy, &mut app, Builder::BuildKit).await;
     let err = format!("{:#}", built.expect_err("builder: buildkit does not fall back"));
     assert_eq!(
@@ -274,7 +276,7 @@ async fn auto_decides_from_what_the_daemon_says_it_is() {
     ];
     for (version, says) in cases {
         let proxy = Proxy::start(Rules { version: Some(version.to_owned()), ..Rules::default() });
-        let mut app = App::new(&[("Dockerfile", PLAIN), ("app.txt", "app")]);
+        let mut app = App::new(&[("Dockerfile", PLAIN), ("app.txt", &unique("app"))]);
         let (built, log) = build_through(&proxy, &mut app, Builder::Auto).await;
         eprintln!("{log}");
         built.unwrap_or_else(|e| panic!("{e:#}\n{log}"));
@@ -287,7 +289,7 @@ async fn auto_decides_from_what_the_daemon_says_it_is() {
     }
     // Where sessions exist but eb-deploy's is unconfirmed, `builder: buildkit` tries it.
     let proxy = Proxy::start(Rules { version: Some(unconfirmed.to_owned()), ..Rules::default() });
-    let mut app = App::new(&[("Dockerfile", PLAIN), ("app.txt", "app")]);
+    let mut app = App::new(&[("Dockerfile", PLAIN), ("app.txt", &unique("app"))]);
     let (built, log) = build_through(&proxy, &mut app, Builder::BuildKit).await;
     built.unwrap_or_else(|e| panic!("{e:#}\n{log}"));
     assert!(

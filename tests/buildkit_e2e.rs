@@ -17,7 +17,7 @@ use eb_deploy::image;
 use eb_deploy::registry;
 use stackkit::MUTATING;
 use support::console::console;
-use support::image::{App, FreshDaemon, RegistryLog, SERVE, docker, image_files, registry_get};
+use support::image::{App, FreshDaemon, RegistryLog, SERVE, docker, image_files, registry_get, registry_login};
 use support::{Stack, unique};
 
 /// Each line needs BuildKit: `--chmod` (busybox arrives not executable), a cache mount that outlives the
@@ -217,7 +217,7 @@ async fn a_fresh_daemon_reuses_the_running_images_layers() {
     // The dependency layer's blob, the third layer of what v1 pushed.
     let registry_host = std::env::var("LOCAL_REGISTRY").expect("LOCAL_REGISTRY: source .local-stack/env");
     let repo = eb_deploy::names::ecr_repository_name(&name);
-    let password = registry_password(&registry_host).await;
+    let password = registry_login().await.1.expose_password().to_owned();
     let (_, manifest) = registry_get(&registry_host, &format!("/v2/{repo}/manifests/v1"), &password);
     let manifest: serde_json::Value = serde_json::from_str(&manifest).expect("manifest JSON");
     let deps_layer = manifest["layers"][2]["digest"].as_str().expect("a third layer").to_owned();
@@ -258,10 +258,8 @@ async fn a_fresh_daemon_reuses_the_running_images_layers() {
 /// session, as `docker build` after `docker login` gets them.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_base_image_from_the_registry_pushed_to_is_pulled_with_its_login() {
-    let registry_host = std::env::var("LOCAL_REGISTRY").expect("LOCAL_REGISTRY: source .local-stack/env");
-    let ecr = aws_sdk_ecr::Client::new(&aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await);
+    let (registry_host, auth) = registry_login().await;
     let (login, out) = console();
-    let auth = registry::ecr_login(&ecr, Some(&registry_host), &login).await.expect("ECR login against moto");
     let base_repo = unique("eb-deploy-e2e/base");
     let marker = unique("base");
     let mut base = App::new(&[
@@ -301,10 +299,8 @@ async fn a_base_image_from_the_registry_pushed_to_is_pulled_with_its_login() {
 /// builder). `cache-to: none` pushes an image without BuildKit's cache metadata.
 #[tokio::test(flavor = "multi_thread")]
 async fn cache_from_lines_are_used_and_unreadable_ones_are_one_warning_each() {
-    let registry_host = std::env::var("LOCAL_REGISTRY").expect("LOCAL_REGISTRY: source .local-stack/env");
-    let ecr = aws_sdk_ecr::Client::new(&aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await);
+    let (registry_host, auth) = registry_login().await;
     let (login, _) = console();
-    let auth = registry::ecr_login(&ecr, Some(&registry_host), &login).await.expect("ECR login against moto");
     let password = auth.expose_password().to_owned();
     let repo = unique("eb-deploy-e2e/cache-from");
     let marker = unique("slow");
@@ -368,12 +364,4 @@ async fn cache_from_lines_are_used_and_unreadable_ones_are_one_warning_each() {
         assert!(config.contains("\"rootfs\""), "{config}");
         assert!(!config.contains("moby.buildkit.cache.v0"), "cache-to: none wrote cache metadata: {config}");
     }
-}
-
-/// The local registry's password: the one in moto's ECR token, as eb-deploy logs in.
-async fn registry_password(registry_host: &str) -> String {
-    let ecr = aws_sdk_ecr::Client::new(&aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await);
-    let (console, _) = console();
-    let auth = registry::ecr_login(&ecr, Some(registry_host), &console).await.expect("ECR login against moto");
-    auth.expose_password().to_owned()
 }

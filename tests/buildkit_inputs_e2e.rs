@@ -14,7 +14,7 @@ use eb_deploy::image::{self, BuildRequest};
 use eb_deploy::registry;
 use stackkit::MUTATING;
 use support::console::console;
-use support::image::{App, SERVE, docker, docker_host, image_files, registry_get, sparse};
+use support::image::{App, SERVE, docker, docker_host, image_files, registry_get, registry_login, sparse};
 use support::{Stack, unique};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -245,10 +245,8 @@ async fn classic_builds_of_buildkit_dockerfiles_fail_at_their_line_and_deploy_no
 #[tokio::test(flavor = "multi_thread")]
 async fn buildkit_keeps_every_classic_input_working() {
     let docker = docker().await;
-    let registry = std::env::var("LOCAL_REGISTRY").expect("LOCAL_REGISTRY: source .local-stack/env");
-    let ecr = aws_sdk_ecr::Client::new(&aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await);
+    let (registry, auth) = registry_login().await;
     let (console, out) = console();
-    let auth = registry::ecr_login(&ecr, Some(&registry), &console).await.expect("ECR login against moto");
     let password = auth.expose_password().to_owned();
     let repo = unique("eb-deploy-e2e/buildkit");
 
@@ -466,7 +464,7 @@ async fn secrets_reach_the_build_and_nothing_else() {
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(!text.contains(&token) && !text.contains(&secret_line), "a secret is in the image: {text}");
     }
-    let password = registry_password(&registry_host).await;
+    let password = registry_login().await.1.expose_password().to_owned();
     let (_, manifest) = registry_get(&registry_host, &format!("/v2/{repo}/manifests/v1"), &password);
     let manifest: serde_json::Value = serde_json::from_str(&manifest).expect("manifest JSON");
     let config_digest = manifest["config"]["digest"].as_str().expect("config digest");
@@ -524,12 +522,4 @@ async fn copy_link_keeps_its_layer_when_the_base_changes() {
     let text = out.text();
     let step = text.lines().find(|l| l.contains("] COPY www/ /www/")).expect("the plain step");
     assert!(!step.ends_with(" CACHED"), "{step}\n{text}");
-}
-
-/// The local registry's password: the one in moto's ECR token, as eb-deploy logs in.
-async fn registry_password(registry_host: &str) -> String {
-    let ecr = aws_sdk_ecr::Client::new(&aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await);
-    let (console, _) = console();
-    let auth = registry::ecr_login(&ecr, Some(registry_host), &console).await.expect("ECR login against moto");
-    auth.expose_password().to_owned()
 }

@@ -178,3 +178,12 @@ impl RegistryLog {
             .collect()
     }
 }
+
+/// The local registry (`LOCAL_REGISTRY`) and eb-deploy's login to it, from moto's ECR token as a deploy gets it.
+pub async fn registry_login() -> (String, eb_deploy::docker::RegistryAuth) {
+    let host = std::env::var("LOCAL_REGISTRY").expect("LOCAL_REGISTRY: source .local-stack/env");
+    let ecr = aws_sdk_ecr::Client::new(&aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await);
+    let (console, _) = super::console::console();
+    let auth = eb_deploy::registry::ecr_login(&ecr, Some(&host), &console).await.expect("ECR login against moto");
+    (host, auth)
+}

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use eb_deploy::build_plan::Builder;
 use eb_deploy::image;
 use support::console::console;
-use support::image::{App, docker_host};
+use support::image::{App, BUSYBOX, docker_host};
 use support::unique;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
@@ -316,7 +316,7 @@ async fn buildkit_through_the_session_on_the_engine_at_eb_deploy_engine_host() {
     let value = unique("value");
     std::fs::write(&secret, &value).unwrap();
     let dockerfile = format!(
-        "FROM scratch\nCOPY --chmod=755 busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+        "{BUSYBOX}\
          COPY . /ctx\nRUN --mount=type=cache,target=/cache --mount=type=secret,id=token,required=true \\\n    \
          test \"$(cat /run/secrets/token)\" = {value} && test ! -e /ctx/ignored.txt && test ! -e /ctx/Dockerfile \\\n    \
          && echo run >> /cache/runs && cp /cache/runs /runs\n"

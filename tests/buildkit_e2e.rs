@@ -15,9 +15,10 @@ use std::fs;
 use eb_deploy::build_plan::{Builder, CacheTo};
 use eb_deploy::image;
 use eb_deploy::registry;
-use stackkit::MUTATING;
 use support::console::console;
-use support::image::{App, FreshDaemon, RegistryLog, SERVE, docker, image_files, registry_get, registry_login};
+use support::image::{
+    App, BUSYBOX, FreshDaemon, RegistryLog, SERVE, docker, image_files, registry_get, registry_login,
+};
 use support::{Stack, unique};
 
 /// Each line needs BuildKit: `--chmod` (busybox arrives not executable), a cache mount that outlives the
@@ -104,7 +105,7 @@ async fn failing_run_is_annotated_at_its_line_and_nothing_is_deployed() {
     let app = App::new(&[(
         "Dockerfile",
         &format!(
-            "FROM scratch\nCOPY --chmod=755 busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\n\
+            "{BUSYBOX}\n\
              RUN echo {marker} && \\\n    exit 3\nCOPY Dockerfile /never\n"
         ),
     )]);
@@ -120,15 +121,7 @@ async fn failing_run_is_annotated_at_its_line_and_nothing_is_deployed() {
     assert!(annotation.contains("did not complete successfully: exit code: 3"), "{annotation}");
     assert!(run.stdout.contains(&format!(" {marker}\n")), "the step's own output is in the log:\n{}", run.stdout);
     assert!(run.out("image").is_empty());
-    let mutations: Vec<String> = stack
-        .admin
-        .requests_since(seq)
-        .await
-        .expect("request log")
-        .into_iter()
-        .filter(|r| MUTATING.contains(&r.op.as_str()) && r.params.values().any(|v| *v == name))
-        .map(|r| r.op)
-        .collect();
+    let mutations = stack.mutations_since(seq, &name).await;
     assert!(mutations.is_empty(), "a failed build changes nothing in Beanstalk: {mutations:?}");
 }
 
@@ -137,14 +130,7 @@ async fn failing_run_is_annotated_at_its_line_and_nothing_is_deployed() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rebuild_sends_only_the_files_that_changed() {
     let docker = docker().await;
-    let mut app = App::new(&[
-        (
-            "Dockerfile",
-            "FROM scratch\nCOPY --chmod=755 busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
-             COPY app/ /app/\n",
-        ),
-        ("app/version", "one"),
-    ]);
+    let mut app = App::new(&[("Dockerfile", &format!("{BUSYBOX}COPY app/ /app/\n")), ("app/version", "one")]);
     let noise: Vec<u8> = (0..(3u32 << 20)).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
     fs::write(app.dir.join("app/data.bin"), noise).unwrap();
     let tag = app.image(unique("eb-deploy-e2e/resync").to_lowercase() + ":local");
@@ -170,7 +156,7 @@ async fn a_rebuild_sends_only_the_files_that_changed() {
 #[tokio::test(flavor = "multi_thread")]
 async fn copy_sources_by_glob_through_a_symlink_and_by_a_second_name_arrive() {
     let docker = docker().await;
-    let base = "FROM scratch\nCOPY --chmod=755 busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n";
+    let base = BUSYBOX;
     let mut app =
         App::new(&[("app/a.txt", "a"), ("app/b.txt", "b"), ("app/c.bin", "c"), ("releases/v2/version", "v2")]);
     std::os::unix::fs::symlink("releases/v2", app.dir.join("current")).unwrap();
@@ -202,7 +188,7 @@ async fn a_fresh_daemon_reuses_the_running_images_layers() {
     stack.create_environment(&name, &env).await;
     let marker = unique("deps");
     let dockerfile = format!(
-        "FROM scratch\nCOPY --chmod=755 busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+        "{BUSYBOX}\
          # The dependency layer: slow, and it writes a value no second run could reproduce.\n\
          RUN echo {marker} && sleep 3 && mkdir -p /www && head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \\n' > /www/deps\n\
          COPY www/ /www/\n{SERVE}\n"

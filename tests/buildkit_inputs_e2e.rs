@@ -12,9 +12,8 @@ use std::process::Command;
 use eb_deploy::build_plan::{BuildPlan, Builder, oci_labels};
 use eb_deploy::image::{self, BuildRequest};
 use eb_deploy::registry;
-use stackkit::MUTATING;
 use support::console::console;
-use support::image::{App, SERVE, docker, docker_host, image_files, registry_get, registry_login, sparse};
+use support::image::{App, BUSYBOX, SERVE, docker, docker_host, image_files, registry_get, registry_login, sparse};
 use support::{Stack, unique};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -221,15 +220,7 @@ async fn classic_builds_of_buildkit_dockerfiles_fail_at_their_line_and_deploy_no
         assert!(annotation.starts_with(annotated), "{annotation}");
         assert!(annotation.contains(hint), "{annotation}");
         assert!(run.out("image").is_empty());
-        let mutations: Vec<String> = stack
-            .admin
-            .requests_since(seq)
-            .await
-            .expect("request log")
-            .into_iter()
-            .filter(|r| MUTATING.contains(&r.op.as_str()) && r.params.values().any(|v| *v == name))
-            .map(|r| r.op)
-            .collect();
+        let mutations = stack.mutations_since(seq, &name).await;
         assert!(mutations.is_empty(), "a failed build changes nothing in Beanstalk: {mutations:?}");
     }
 
@@ -381,7 +372,7 @@ async fn buildkit_keeps_every_classic_input_working() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_secret_the_input_does_not_name_is_absent_or_fails_a_required_mount() {
     let docker = docker().await;
-    let base = "FROM scratch\nCOPY --chmod=755 busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n";
+    let base = BUSYBOX;
     let mut app = App::new(&[(
         "Dockerfile",
         &format!("{base}RUN --mount=type=secret,id=pip test ! -e /run/secrets/pip && echo {}\n", unique("optional")),
@@ -408,7 +399,7 @@ async fn secrets_reach_the_build_and_nothing_else() {
     let token = unique("s3cr3t-token-value");
     let config = format!("password={}\nuser=app\n", unique("file-secret"));
     let dockerfile = format!(
-        "FROM scratch\nCOPY --chmod=755 busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+        "{BUSYBOX}\
          RUN --mount=type=secret,id=token --mount=type=secret,id=config mkdir -p /www \\\n \
          && echo \"token sha $(sha256sum < /run/secrets/token | cut -c1-16)\" > /www/secrets.txt \\\n \
          && echo \"config $(wc -l < /run/secrets/config) lines\" >> /www/secrets.txt \\\n \

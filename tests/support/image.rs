@@ -71,6 +71,10 @@ impl Drop for App {
     }
 }
 
+/// The start of most test Dockerfiles: busybox, made executable by `COPY --chmod` (BuildKit), and its applets.
+pub const BUSYBOX: &str =
+    "FROM scratch\nCOPY --chmod=755 busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n";
+
 pub const SERVE: &str = r#"CMD ["/bin/sh", "-c", "httpd -f -v -p 80 -h /www & trap 'kill $!; exit 0' TERM INT; wait"]"#;
 
 /// The daemon's address, for the connections a BuildKit build opens itself (its session).

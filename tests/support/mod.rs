@@ -303,6 +303,19 @@ impl Stack {
         self.admin.environment(env).await.expect("admin").expect("environment exists").endpoint
     }
 
+    /// The Beanstalk writes (`stackkit::MUTATING`) ebsim answered after request `since` that name `name` in a
+    /// parameter (an application or environment).
+    pub async fn mutations_since(&self, since: u64, name: &str) -> Vec<String> {
+        self.admin
+            .requests_since(since)
+            .await
+            .expect("request log")
+            .into_iter()
+            .filter(|r| stackkit::MUTATING.contains(&r.op.as_str()) && r.params.values().any(|v| v == name))
+            .map(|r| r.op)
+            .collect()
+    }
+
     /// The page the environment serves at `path`.
     pub async fn fetch(&self, env: &str, path: &str) -> String {
         let endpoint = self.endpoint(env).await;

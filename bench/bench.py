@@ -1472,7 +1472,7 @@ def main():
     # best case instead of its average one.
     ap.add_argument("--long-step-ms", type=int, default=38000, help="ebsim step for the long deploy; 0 skips it")
     ap.add_argument("--startup-runs", type=int, default=10, help="start-up measurements per tool")
-    ap.add_argument("--build-runs", type=int, default=5)
+    ap.add_argument("--build-runs", type=int, default=7)
     ap.add_argument("--build-sizes", default="0.5,1.0", help="GiB, comma-separated; empty skips the build benchmark")
     ap.add_argument("--build-builders", default="classic,buildkit",
                     help="builders of the build-context benchmark, comma-separated (classic, buildkit)")

@@ -143,6 +143,34 @@ impl StackEnv {
     }
 }
 
+/// The file [`discard_images`] lists images in, and `scripts/local-stack sweep` reads.
+pub const DISCARDED_IMAGES: &str = "discarded-images";
+
+/// Marks images a test is done with, for `scripts/local-stack sweep` to remove when no test runs (after the
+/// suite, and at `down`). Tests never remove images while other tests build: the classic builder probes its
+/// cache by listing the daemon's images and then reading each, so an image removed in between fails that build
+/// with `unable to find image "sha256:…"` (moby/moby#29011). Without a stack directory (`LOCAL_STACK_DIR`, or
+/// the one `StackEnv::load` finds) the images are removed at once.
+pub fn discard_images<S: AsRef<str>>(refs: &[S]) {
+    if refs.is_empty() {
+        return;
+    }
+    let dir = std::env::var_os("LOCAL_STACK_DIR")
+        .map(PathBuf::from)
+        .or_else(|| StackEnv::load().ok().and_then(|env| env.path().parent().map(Path::to_path_buf)));
+    if dir.is_none_or(|dir| list_discarded(&dir, refs).is_err()) {
+        let _ = std::process::Command::new("docker").args(["rmi", "-f"]).args(refs.iter().map(AsRef::as_ref)).output();
+    }
+}
+
+/// Appends `refs` to the discarded-images list in `dir`, in one write: lines from tests running at once never
+/// interleave.
+fn list_discarded<S: AsRef<str>>(dir: &Path, refs: &[S]) -> std::io::Result<()> {
+    let lines: String = refs.iter().map(|r| format!("{}\n", r.as_ref())).collect();
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(dir.join(DISCARDED_IMAGES))?;
+    std::io::Write::write_all(&mut file, lines.as_bytes())
+}
+
 fn find_env_file(start: &Path) -> Option<PathBuf> {
     for dir in start.ancestors() {
         let candidate = dir.join(".local-stack").join("env.json");
@@ -177,5 +205,28 @@ mod tests {
         std::fs::write(&found, "export X=1\n").unwrap();
         assert!(StackEnv::from_file(&found).is_err(), "only JSON is read");
         let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn discarded_images_from_threads_at_once_are_whole_lines() {
+        let dir = std::env::temp_dir().join(format!("stackkit-discard-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let dir = &dir;
+                s.spawn(move || {
+                    for i in 0..50 {
+                        let refs = [format!("ebd-test/t{t}:{i}"), format!("sha256:{t:032}{i:032}")];
+                        list_discarded(dir, &refs).unwrap();
+                    }
+                });
+            }
+        });
+        let text = std::fs::read_to_string(dir.join(DISCARDED_IMAGES)).unwrap();
+        let lines: std::collections::BTreeSet<&str> = text.lines().collect();
+        assert_eq!(text.lines().count(), 8 * 50 * 2);
+        assert_eq!(lines.len(), 8 * 50 * 2, "every line whole and distinct");
+        assert!(lines.contains("ebd-test/t7:49"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -17,7 +17,7 @@ use std::process::Command;
 
 use bollard::Docker;
 use bollard::models::ContainerCreateBody;
-use bollard::query_parameters::{RemoveContainerOptions, RemoveImageOptions};
+use bollard::query_parameters::RemoveContainerOptions;
 use eb_deploy::build_plan::{BuildPlan, Builder};
 use eb_deploy::gha::Console;
 use eb_deploy::image::{self, BuildRequest};
@@ -486,10 +486,6 @@ fn cli_build(
     if output.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&output.stderr).into_owned()) }
 }
 
-async fn remove_image(docker: &Docker, tag: &str) {
-    let _ = docker.remove_image(tag, Some(RemoveImageOptions { force: true, ..Default::default() }), None).await;
-}
-
 /// Hard links come out of `docker export` as links to whichever name the layer stored first;
 /// the file behind them is what matters, so compare them as the file they point to.
 fn resolve_hardlinks(files: &BTreeMap<String, Listed>) -> BTreeMap<String, Listed> {
@@ -548,13 +544,12 @@ async fn conformance(builder: Builder) {
         }
         if let Err(err) = cli_build(builder, docker_host.as_deref(), &theirs, &ctx, dockerfile.as_deref()) {
             failures.push(format!("{}: docker CLI build failed: {err}", case.name));
-            remove_image(&docker, &ours).await;
+            stackkit::discard_images(&[&ours]);
             continue;
         }
         let ours_files = resolve_hardlinks(&files_under_ctx(&docker, &ours).await);
         let mut cli_files = resolve_hardlinks(&files_under_ctx(&docker, &theirs).await);
-        remove_image(&docker, &ours).await;
-        remove_image(&docker, &theirs).await;
+        stackkit::discard_images(&[&ours, &theirs]);
 
         // Known, deliberate difference: add what the CLI skips, then the trees must be equal.
         let cli_misses = if builder == Builder::Classic { case.cli_misses } else { &[] };

@@ -9,7 +9,6 @@ mod support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 
 use aws_config::BehaviorVersion;
@@ -22,6 +21,7 @@ use eb_deploy::gha::Console;
 use eb_deploy::image::{self, BuildRequest};
 use eb_deploy::registry::{self, RepositoryState};
 use support::console::{Captured, console};
+use support::image::FreshDaemon;
 use support::unique;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -97,7 +97,8 @@ fn assert_no_secret(what: &str, text: &str, secrets: &[&str]) {
     }
 }
 
-/// A temporary build context, removed (with the images the test tagged) when dropped.
+/// A temporary build context, removed when dropped; the images the test tagged are discarded
+/// (`stackkit::discard_images`).
 struct Scratch {
     dir: PathBuf,
     images: Vec<String>,
@@ -131,9 +132,7 @@ impl Scratch {
 impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.dir);
-        if !self.images.is_empty() {
-            let _ = Command::new("docker").args(["rmi", "-f"]).args(&self.images).output();
-        }
+        stackkit::discard_images(&self.images);
     }
 }
 
@@ -265,7 +264,7 @@ async fn failing_run_step_is_annotated_at_its_line() {
     assert!(message.contains("returned a non-zero code: 3"), "{message}");
     assert!(message.ends_with("Dockerfile:6)"), "{message}");
     let text = out.text();
-    // Steps before the failure left images nothing is tagged with: remove those this build made.
+    // Steps before the failure left images nothing is tagged with: discard those this build made.
     ctx.images.extend(created_step_images(&text));
     assert!(text.contains(&marker), "the RUN output is in the log:\n{text}");
     let annotation = text.lines().find(|l| l.starts_with("::error ")).expect("an error annotation");
@@ -417,12 +416,10 @@ async fn cache_from_is_pulled_and_a_missing_one_only_warns() {
     let remote = first.image(format!("{registry}/{repo}:cache"));
     let built = image::build(&docker, &classic(first.dir.clone(), first_tag), &console).await.unwrap();
     registry::push(&docker, &auth, &built.id, &repo, "cache", &console).await.unwrap();
-    // Forget the image locally, so only the registry has it.
-    let status = Command::new("docker").args(["rmi", "-f", &built.id]).output().unwrap();
-    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
 
-    let mut second = Scratch::new(&[("Dockerfile", SIMPLE_DOCKERFILE), ("hello.txt", &content)]);
-    let second_tag = second.image(unique("ebd-e2e-cache") + ":2");
+    // The rebuild runs on a daemon with nothing in it (a new runner's), so only the registry has the image.
+    let fresh = FreshDaemon::start();
+    let second = Scratch::new(&[("Dockerfile", SIMPLE_DOCKERFILE), ("hello.txt", &content)]);
     let missing = format!("{registry}/{repo}:does-not-exist");
     let request = BuildRequest {
         plan: BuildPlan {
@@ -431,11 +428,14 @@ async fn cache_from_is_pulled_and_a_missing_one_only_warns() {
             builder: Builder::Classic,
             ..Default::default()
         },
-        tag: second_tag,
+        tag: unique("ebd-e2e-cache") + ":2",
         registry_auth: Some(auth.clone()),
+        docker_host: Some(fresh.host.clone()),
         ..Default::default()
     };
-    let rebuilt = image::build(&docker, &request, &console).await.unwrap();
+    let fresh_docker = fresh.docker().await;
+    assert!(fresh_docker.inspect_image(&built.id).await.is_err(), "the fresh daemon starts without the image");
+    let rebuilt = image::build(&fresh_docker, &request, &console).await.unwrap();
     let text = out.text();
     let warning = text.lines().find(|l| l.starts_with("::warning")).expect("a warning for the missing cache source");
     assert!(warning.contains(&missing), "{warning}");

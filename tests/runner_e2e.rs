@@ -122,7 +122,7 @@ impl Drop for ActionImage {
                 let _ = docker().args(["rm", "-f"]).args(&ids).output();
             }
         }
-        let _ = docker().args(["rmi", "-f", &self.tag]).output();
+        stackkit::discard_images(&[&self.tag]);
     }
 }
 
@@ -460,7 +460,7 @@ async fn the_action_image_deploys_rolls_back_and_cancels_as_the_runner_runs_it()
     ps.args(["ps", "-aq", "--filter", &format!("label={LABEL}")]);
     assert_eq!(run_ok(ps, "docker ps").trim(), "", "containers of this test are left behind");
 
-    // Terminate the environment (ebsim removes its instance container), then drop the app's images.
+    // Terminate the environment (ebsim removes its instance container), then discard the app's images.
     stack.admin.terminate(&env).await.expect("terminate");
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
@@ -469,11 +469,11 @@ async fn the_action_image_deploys_rolls_back_and_cancels_as_the_runner_runs_it()
             _ => break,
         }
     }
-    remove_app_images(&app);
+    discard_app_images(&app);
 }
 
-/// The images the runs built and pushed (tagged `REGISTRY/APP:LABEL`), unless something still uses them.
-fn remove_app_images(app: &str) {
+/// The images the runs built and pushed (tagged `REGISTRY/APP:LABEL`), for the suite's sweep.
+fn discard_app_images(app: &str) {
     let mut ls = docker();
     ls.args(["images", "--format", "{{.Repository}}:{{.Tag}}"]);
     let Ok(out) = ls.output() else { return };
@@ -482,7 +482,5 @@ fn remove_app_images(app: &str) {
         .filter(|r| r.rsplit_once(':').is_some_and(|(repo, _)| repo.ends_with(&format!("/{app}"))))
         .map(str::to_owned)
         .collect();
-    if !refs.is_empty() {
-        let _ = docker().arg("rmi").args(&refs).output();
-    }
+    stackkit::discard_images(&refs);
 }

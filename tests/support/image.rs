@@ -21,7 +21,7 @@ pub fn busybox() -> PathBuf {
 }
 
 /// An app directory: `files` plus a static busybox that is *not* executable, so only `COPY --chmod`
-/// makes it runnable. Removed when dropped, with the images the test names.
+/// makes it runnable. Removed when dropped; the images the test names are discarded for the suite's sweep.
 pub struct App {
     pub dir: PathBuf,
     pub images: Vec<String>,
@@ -65,9 +65,7 @@ impl App {
 impl Drop for App {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.dir);
-        if !self.images.is_empty() {
-            let _ = Command::new("docker").args(["rmi", "-f"]).args(&self.images).output();
-        }
+        stackkit::discard_images(&self.images);
     }
 }
 

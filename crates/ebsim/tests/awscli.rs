@@ -154,7 +154,13 @@ impl Ctx {
         login.stdin.take().unwrap().write_all(decoded.password.as_bytes()).unwrap();
         assert!(login.wait().unwrap().success(), "docker login to {registry} failed");
         run(Command::new("docker").args(["--config", cfg.to_str().unwrap(), "push", &local]));
-        let _ = Command::new("docker").args(["rmi", &local]).output();
+        // Untag what ebsim would find locally (the tag, and with it the repository's digest), so that ebsim pulls
+        // it. A keeper tag keeps the image itself for the suite's sweep: removing images while other tests build
+        // fails their builds.
+        let keeper = format!("ebsim-e2e-keep/{}-{repo}:{tag}", self.suffix);
+        run(Command::new("docker").args(["tag", &local, &keeper]));
+        run(Command::new("docker").args(["rmi", &local]));
+        stackkit::discard_images(&[keeper]);
         // Name it as ECR would when ebsim maps the ECR host to the local registry.
         let cfg = self.admin.config().await.unwrap();
         let ecr_host =
@@ -223,16 +229,14 @@ impl Ctx {
 impl Drop for Ctx {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.tmp);
-        // The images ebsim pulled for this test (by digest) are of no further use.
+        // The images ebsim pulled for this test (by digest) are of no further use: the suite's sweep removes them.
         for repo in self.repos.lock().map(|r| r.clone()).unwrap_or_default() {
             let ids = Command::new("docker").args(["images", "-q", "--filter", &format!("reference={repo}")]).output();
             if let Ok(out) = ids {
                 let mut ids: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
                 ids.sort();
                 ids.dedup();
-                if !ids.is_empty() {
-                    let _ = Command::new("docker").arg("rmi").arg("-f").args(&ids).output();
-                }
+                stackkit::discard_images(&ids);
             }
         }
     }

@@ -202,24 +202,50 @@ async fn auto_builds_with_the_classic_builder_when_the_session_is_refused() {
 #[tokio::test(flavor = "multi_thread")]
 async fn auto_builds_with_the_classic_builder_when_a_buildkit_build_is_refused() {
     let page = "<html><body><h1>403 Forbidden</h1>\nRequest forbidden by administrative rules.\n</body></html>\n";
-    let proxy =
-        Proxy::start(Rules { buildkit_build: Some(answer("403 Forbidden", "text/html", page)), ..Rules::default() });
+    // What the Engine answers when its authorization plugin denies the request: its own JSON, status 403.
+    let denied = r#"{"message":"authorization denied by plugin authz-broker: BuildKit builds are not allowed"}"#;
+    let refusals = [
+        (answer("403 Forbidden", "text/html", page), "403 Forbidden: <html><body><h1>403 Forbidden</h1> Request"),
+        (
+            answer("403 Forbidden", "application/json", denied),
+            "403 Forbidden: authorization denied by plugin authz-broker: BuildKit builds are not allowed)",
+        ),
+    ];
+    for (refusal, said) in refusals {
+        let proxy = Proxy::start(Rules { buildkit_build: Some(refusal), ..Rules::default() });
+        let mut app = App::new(&[("Dockerfile", PLAIN), ("app.txt", &unique("app"))]);
+        let (built, log) = build_through(&proxy, &mut app, Builder::Auto).await;
+        eprintln!("{log}");
+        built.unwrap_or_else(|e| panic!("{e:#}\n{log}"));
+        let fallback: Vec<&str> = log.lines().filter(|l| l.starts_with("Builder: classic builder")).collect();
+        assert_eq!(fallback.len(), 1, "{log}");
+        let line = format!("Builder: classic builder (builder: auto; the daemon refused a BuildKit build: {said}");
+        assert!(fallback[0].starts_with(&line), "{line}\n{log}");
+        assert!(classic_built(&log), "{log}");
+        let builds = proxy.builds();
+        assert_eq!(builds.len(), 2, "{builds:?}");
+        assert!(builds[0].contains("version=2") && builds[1].contains("version=1"), "{builds:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_engines_reason_about_a_build_is_a_failure_not_a_refusal() {
+    // A 400 with the Engine's reason is about this build: the classic builder would not fix it.
+    let reason = r#"{"message":"failed to parse platform : \"\" is an invalid component of \"\""}"#;
+    let proxy = Proxy::start(Rules {
+        buildkit_build: Some(answer("400 Bad Request", "application/json", reason)),
+        ..Rules::default()
+    });
     let mut app = App::new(&[("Dockerfile", PLAIN), ("app.txt", &unique("app"))]);
     let (built, log) = build_through(&proxy, &mut app, Builder::Auto).await;
-    eprintln!("{log}");
-    built.unwrap_or_else(|e| panic!("{e:#}\n{log}"));
-    let fallback: Vec<&str> = log.lines().filter(|l| l.starts_with("Builder: classic builder")).collect();
-    assert_eq!(fallback.len(), 1, "{log}");
-    assert!(
-        fallback[0].starts_with(
-            "Builder: classic builder (builder: auto; the daemon refused a BuildKit build: 403 Forbidden: <html>"
-        ),
+    let err = format!("{:#}", built.expect_err("the build fails"));
+    assert_eq!(
+        err, r#"failed to build the image: failed to parse platform : "" is an invalid component of """#,
         "{log}"
     );
-    assert!(classic_built(&log), "{log}");
+    assert!(!log.contains("Builder: classic builder"), "{log}");
     let builds = proxy.builds();
-    assert_eq!(builds.len(), 2, "{builds:?}");
-    assert!(builds[0].contains("version=2") && builds[1].contains("version=1"), "{builds:?}");
+    assert!(builds.len() == 1 && builds[0].contains("version=2"), "{builds:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -10,6 +10,7 @@ use anyhow::{Result, bail};
 use bollard::Docker;
 
 use super::build::Failure;
+use super::buildkit::BuildRefused;
 use super::session::Unavailable;
 use crate::build_plan::Builder;
 
@@ -145,15 +146,22 @@ impl Refusal {
     /// Dockerfile, or that lost its connection midway is not: the classic builder would not fix it.
     pub(super) fn of(failure: &Failure) -> Option<Refusal> {
         match failure {
-            Failure::Other(err) => err.downcast_ref::<Unavailable>().map(|u| Refusal::Session(u.answer.clone())),
+            Failure::Other(err) => match (err.downcast_ref::<Unavailable>(), err.downcast_ref::<BuildRefused>()) {
+                (Some(session), _) => Some(Refusal::Session(session.answer.clone())),
+                (None, Some(build)) => Some(Refusal::Build(one_line(&build.answer))),
+                (None, None) => None,
+            },
             Failure::Daemon { message, step: None, line: None, hint: None } if refuses_buildkit(message) => {
-                // One line for the log, however long the page that said it.
-                let words = message.split_whitespace().collect::<Vec<_>>().join(" ");
-                Some(Refusal::Build(words.chars().take(300).collect()))
+                Some(Refusal::Build(one_line(message)))
             }
             Failure::Daemon { .. } => None,
         }
     }
+}
+
+/// One line for the log, however long the page that said it.
+fn one_line(answer: &str) -> String {
+    answer.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(300).collect()
 }
 
 /// Whether the daemon's answer to a `version=2` build refuses BuildKit itself. Such an answer comes before
@@ -293,6 +301,13 @@ mod tests {
             let refusal = Refusal::of(&daemon(message, None, None, None));
             assert_eq!(refusal, Some(Refusal::Build(said.to_owned())), "{message}");
         }
+        // As the BuildKit build reports a status that refuses the request itself (here an authorization plugin's).
+        let answer = "403 Forbidden: authorization denied by plugin authz:\n  no BuildKit".to_owned();
+        let refusal = Refusal::of(&Failure::Other(anyhow::Error::new(BuildRefused { answer })));
+        assert_eq!(
+            refusal,
+            Some(Refusal::Build("403 Forbidden: authorization denied by plugin authz: no BuildKit".into()))
+        );
         let build_failures = [
             // A failing RUN, a Dockerfile error at a line, one without, a lost session, a lost connection.
             daemon(

@@ -152,14 +152,39 @@ pub(super) async fn build(request: &BuildRequest, prepared: &Prepared, console: 
     Ok(Finished { image_id, stats, note: cached_note(&renderer) })
 }
 
+/// A `POST /build` the daemon refused for who asks or for what, before anything of the build ran.
+#[derive(Debug)]
+pub(super) struct BuildRefused {
+    /// The status and what came with it, e.g. `403 Forbidden: authorization denied by plugin authz: …`.
+    pub answer: String,
+}
+
+impl std::fmt::Display for BuildRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the daemon refused the build: {}", self.answer)
+    }
+}
+
+impl std::error::Error for BuildRefused {}
+
+/// Whether a status answering `POST /build` refuses the request itself rather than this build: not allowed
+/// (401, 403, 407: an authorization plugin or a proxy), or not there (404, 405, 501). A 400 or a 500 comes with
+/// the Engine's reason about this build, which the classic builder would not fix.
+fn refuses_the_request(status: hyper::StatusCode) -> bool {
+    matches!(status.as_u16(), 401 | 403 | 404 | 405 | 407 | 501)
+}
+
 /// How the build's `remote` parameter names a context that comes through the session.
 const SESSION_REMOTE: &str = "client-session";
 
 /// Why a build's answer ended in error.
 #[derive(Debug)]
 enum Ended {
-    /// The daemon's message: the request refused, or an error in the build's stream.
+    /// The daemon's message: an error in the build's stream.
     Daemon(String),
+    /// `POST /build` answered `status`, not 2xx: nothing of the build ran. `message` is the Engine's own when the
+    /// answer is the Engine API's JSON (`engine`), else the answer's body.
+    Refused { status: hyper::StatusCode, message: String, engine: bool },
     /// No answer, or one that is not the Engine API's.
     Lost(anyhow::Error),
     /// Still building when the build's time was up.
@@ -201,13 +226,15 @@ async fn follow_build(
     let rest = lines.rest();
     if !status.is_success() {
         #[derive(serde::Deserialize)]
-        struct Refusal {
+        struct EngineError {
             message: String,
         }
-        let message = serde_json::from_slice::<Refusal>(&rest)
-            .map(|r| r.message)
-            .unwrap_or_else(|_| format!("{status}: {}", String::from_utf8_lossy(&rest).trim()));
-        return Err(Ended::Daemon(message));
+        return Err(match serde_json::from_slice::<EngineError>(&rest) {
+            Ok(answer) => Ended::Refused { status, message: answer.message, engine: true },
+            Err(_) => {
+                Ended::Refused { status, message: String::from_utf8_lossy(&rest).trim().to_owned(), engine: false }
+            }
+        });
     }
     if !rest.iter().all(u8::is_ascii_whitespace) {
         take_message(&rest, &mut each)?;
@@ -311,6 +338,13 @@ fn failure(ended: Ended, unreadable: Option<String>, renderer: &Renderer<'_>, pr
     }
     let message = match ended {
         Ended::Daemon(message) => message,
+        // Refused for who asks or for what: by an authorization plugin, a proxy in front of the daemon, or a
+        // daemon without this endpoint. `auto` then builds with the classic builder.
+        Ended::Refused { status, message, .. } if refuses_the_request(status) => {
+            return Failure::Other(anyhow::Error::new(BuildRefused { answer: format!("{status}: {message}") }));
+        }
+        Ended::Refused { message, engine: true, .. } => message,
+        Ended::Refused { status, message, engine: false } => format!("{status}: {message}"),
         Ended::Lost(err) => {
             return Failure::Other(err.context("lost the connection to the Docker daemon during the build"));
         }

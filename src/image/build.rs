@@ -395,6 +395,19 @@ async fn pull_cache_from(docker: &Docker, request: &BuildRequest, console: &Cons
     request.plan.cache_from.clone()
 }
 
+/// What to do when an image a classic build was using disappeared midway.
+const LOST_IMAGE_HINT: &str = "an image this build was using was removed while it ran (another job removing images \
+     on this Docker daemon, such as `docker image prune`); run the deploy again, and keep image cleanup apart from \
+     builds on a shared daemon";
+
+/// Whether the classic builder failed because an image it was using was removed while it ran: it lists the
+/// daemon's images to probe its cache and then reads each, and reads each step's parent again (moby/moby#29011).
+fn lost_image(message: &str) -> bool {
+    ["unable to find image \"sha256:", "No such image: sha256:", "unknown parent image ID sha256:"]
+        .iter()
+        .any(|words| message.contains(words))
+}
+
 /// What a failed classic build means: the daemon's message at the step's line, or the upload's error.
 fn classic_failure(
     err: DockerError,
@@ -407,7 +420,7 @@ fn classic_failure(
             message: error.clone(),
             step: None,
             line: step.and_then(|s| dockerfile::step_line(&prepared.dockerfile_text, s)),
-            hint: None,
+            hint: lost_image(error).then(|| LOST_IMAGE_HINT.to_owned()),
         },
         DockerError::DockerResponseServerError { message, .. } => Failure::Daemon {
             message: message.clone(),
@@ -698,6 +711,15 @@ mod tests {
         };
         let err = report_failure(parse, None, None, &prepared, &console);
         assert!(err.to_string().contains("unknown instruction: COPPY (app/Dockerfile:3)"), "{err}");
+
+        // An image removed under the build (a cleanup job on a shared daemon): the message says to run again.
+        let lost = "unable to find image \"sha256:8eabefbb55628cb06ec94dabaa8c601cd96a71559ec7a5030ccc2d23704e60be\"";
+        let err =
+            report_failure(DockerError::DockerStreamError { error: lost.into() }, None, Some(2), &prepared, &console);
+        assert_eq!(err.to_string(), format!("failed to build the image: {lost} (app/Dockerfile:3); {LOST_IMAGE_HINT}"));
+        let other = DockerError::DockerStreamError { error: "COPY failed: file not found in build context".into() };
+        let err = report_failure(other, None, Some(2), &prepared, &console);
+        assert!(!err.to_string().contains(LOST_IMAGE_HINT), "{err}");
 
         let upload = anyhow!("failed to read /ctx/secret in the build context: check its permissions");
         let err = report_failure(DockerError::RequestTimeoutError, Some(upload), Some(1), &prepared, &console);
